@@ -1,0 +1,295 @@
+//! Command-line definitions (clap derive) and their conversion into each
+//! command's `Options`. No analysis happens here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::drift::{FailOn, StatTest, Window};
+use crate::error::{Error, Result};
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  every gate passed
+  1  a gate failed (drift found, regression, budget exceeded)
+  2  bad usage or bad input (the message names the file, column or flag)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mlctl",
+    version,
+    about = "Keep machine-learning models honest in production",
+    long_about = "Keep machine-learning models honest in production: one binary for the checks a CI job runs on a model and its data.",
+    after_help = EXIT_CODES,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html).
+    #[arg(long, global = true, value_enum)]
+    pub format: Option<Format>,
+
+    /// Print nothing on success (the exit code and any -o file still tell the result).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Settings file (default: ./mlctl.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Markdown,
+    Html,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Detect data and prediction drift between a baseline and current data
+    Drift(DriftArgs),
+    /// Profile a training set once (or merge partition profiles) for fast drift checks
+    Baseline(BaselineArgs),
+    /// Print shell completions (bash, zsh, fish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    #[command(name = "manpage")]
+    ManPage,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct DriftArgs {
+    /// Current data: parquet or CSV (a prediction log, a batch of features)
+    pub current: PathBuf,
+
+    /// Reference data: parquet, CSV, or a profile from `mlctl baseline`
+    #[arg(long, short = 'b', value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// Write the report to FILE (atomically) instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Test for every column: ks, chisquare, z, psi, jensenshannon, wasserstein, hellinger, kl_div, anderson, cramer_von_mises (default: Evidently's per-column choice)
+    #[arg(long, value_name = "TEST")]
+    pub stattest: Option<String>,
+
+    /// Test for one column, COLUMN=TEST (repeatable)
+    #[arg(long = "column-stattest", value_name = "COLUMN=TEST")]
+    pub column_stattest: Vec<String>,
+
+    /// Threshold for every column (p-value for tests, distance for distances; default 0.05 / 0.1)
+    #[arg(long, value_name = "X")]
+    pub threshold: Option<f64>,
+
+    /// Threshold for one column, COLUMN=X (repeatable)
+    #[arg(long = "column-threshold", value_name = "COLUMN=X")]
+    pub column_threshold: Vec<String>,
+
+    /// Dataset drift when at least this share of columns drift [default: 0.5]
+    #[arg(long, value_name = "SHARE")]
+    pub drift_share: Option<f64>,
+
+    /// When to exit 1 [default: drift]
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOnArg>,
+
+    /// Also report each window of the current data: 1d, 6h, 30m, 1w, or 10000rows
+    #[arg(long, value_name = "SIZE")]
+    pub window: Option<String>,
+
+    /// Timestamp column for --window [default: `timestamp`, else the first datetime column]
+    #[arg(long, value_name = "COLUMN")]
+    pub timestamp: Option<String>,
+
+    /// Only these columns (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub columns: Vec<String>,
+
+    /// Leave these columns out (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub exclude: Vec<String>,
+
+    /// Treat these columns as categorical (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub categorical: Vec<String>,
+
+    /// Treat these columns as numerical (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub numerical: Vec<String>,
+
+    /// Prediction column [default: prediction]
+    #[arg(long, value_name = "COLUMN")]
+    pub prediction: Option<String>,
+
+    /// Confidence column [default: confidence]
+    #[arg(long, value_name = "COLUMN")]
+    pub confidence: Option<String>,
+
+    /// Label column, possibly arriving late (null until known) [default: label]
+    #[arg(long, value_name = "COLUMN")]
+    pub label: Option<String>,
+
+    /// Distinct values kept exactly per baseline column before summarising [default: 100000]
+    #[arg(long, value_name = "N")]
+    pub exact_cap: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOnArg {
+    /// the whole current data set drifted
+    Drift,
+    /// the whole data set or any window drifted
+    AnyWindow,
+    /// never: report only
+    Never,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct BaselineArgs {
+    /// Training data (parquet or CSV; several files are partitions of one set), or profiles with --merge
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+
+    /// The profile to write (atomically)
+    #[arg(short, long, value_name = "FILE", required = true)]
+    pub output: PathBuf,
+
+    /// The inputs are profiles to merge
+    #[arg(long)]
+    pub merge: bool,
+
+    /// Distinct values kept exactly per column before summarising
+    #[arg(long, value_name = "N", default_value_t = crate::stats::profile::DEFAULT_EXACT_CAP)]
+    pub exact_cap: usize,
+}
+
+fn parse_pairs<T>(items: &[String], flag: &str, parse: impl Fn(&str) -> std::result::Result<T, String>) -> Result<BTreeMap<String, T>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let (col, value) = item
+            .split_once('=')
+            .ok_or_else(|| Error::usage(format!("{flag} expects COLUMN=VALUE, got '{item}'")))?;
+        let value = parse(value.trim()).map_err(|e| Error::usage(format!("{flag} {item}: {e}")))?;
+        out.insert(col.trim().to_string(), value);
+    }
+    Ok(out)
+}
+
+fn parse_test(s: &str) -> std::result::Result<StatTest, String> {
+    s.parse()
+}
+
+fn parse_f64(s: &str) -> std::result::Result<f64, String> {
+    s.parse::<f64>().map_err(|_| format!("'{s}' is not a number"))
+}
+
+/// Builds the drift options: command-line flags over `[drift]` in the config.
+pub fn drift_options(args: &DriftArgs, config: &Config, show_progress: bool) -> Result<crate::drift::Options> {
+    let file = &config.drift;
+    let baseline = args
+        .baseline
+        .clone()
+        .or_else(|| file.baseline.as_ref().map(PathBuf::from))
+        .ok_or_else(|| Error::usage("drift needs a baseline: --baseline FILE (or `baseline` under [drift] in mlctl.toml)"))?;
+    let mut o = crate::drift::Options::new(args.current.clone(), baseline);
+    let stattest = args.stattest.as_ref().or(file.stattest.as_ref());
+    o.stattest = stattest.map(|s| parse_test(s)).transpose().map_err(Error::usage)?;
+    for (col, c) in &file.column {
+        if let Some(t) = &c.stattest {
+            o.column_stattest.insert(col.clone(), parse_test(t).map_err(|e| Error::usage(format!("[drift.column.{col}] {e}")))?);
+        }
+        if let Some(t) = c.threshold {
+            o.column_threshold.insert(col.clone(), t);
+        }
+    }
+    o.column_stattest.extend(parse_pairs(&args.column_stattest, "--column-stattest", parse_test)?);
+    o.column_threshold.extend(parse_pairs(&args.column_threshold, "--column-threshold", parse_f64)?);
+    o.threshold = args.threshold.or(file.threshold);
+    o.drift_share = args.drift_share.or(file.drift_share).unwrap_or(0.5);
+    o.fail_on = match args.fail_on {
+        Some(FailOnArg::Drift) => FailOn::Drift,
+        Some(FailOnArg::AnyWindow) => FailOn::AnyWindow,
+        Some(FailOnArg::Never) => FailOn::Never,
+        None => match file.fail_on.as_deref() {
+            None | Some("drift") => FailOn::Drift,
+            Some("any-window") => FailOn::AnyWindow,
+            Some("never") => FailOn::Never,
+            Some(other) => {
+                return Err(Error::usage(format!(
+                    "[drift] fail_on = '{other}': expected drift, any-window or never"
+                )))
+            }
+        },
+    };
+    o.window = args
+        .window
+        .as_ref()
+        .or(file.window.as_ref())
+        .map(|w| w.parse::<Window>())
+        .transpose()
+        .map_err(Error::usage)?;
+    o.timestamp = args.timestamp.clone().or_else(|| file.timestamp.clone());
+    o.columns = if args.columns.is_empty() { file.columns.clone() } else { args.columns.clone() };
+    o.exclude = if args.exclude.is_empty() { file.exclude.clone() } else { args.exclude.clone() };
+    o.categorical = if args.categorical.is_empty() { file.categorical.clone() } else { args.categorical.clone() };
+    o.numerical = if args.numerical.is_empty() { file.numerical.clone() } else { args.numerical.clone() };
+    if let Some(p) = args.prediction.clone().or_else(|| file.prediction.clone()) {
+        o.prediction = p;
+    }
+    if let Some(c) = args.confidence.clone().or_else(|| file.confidence.clone()) {
+        o.confidence = c;
+    }
+    if let Some(l) = args.label.clone().or_else(|| file.label.clone()) {
+        o.label = l;
+    }
+    if let Some(cap) = args.exact_cap.or(file.exact_cap) {
+        if cap < 2 {
+            return Err(Error::usage("--exact-cap must be at least 2"));
+        }
+        o.exact_cap = cap;
+    }
+    o.show_progress = show_progress;
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let cli = Cli::parse_from(["mlctl", "drift", "cur.parquet", "--baseline", "b.parquet", "--stattest", "ks", "--column-threshold", "a=0.01"]);
+        let Command::Drift(args) = cli.command else { panic!() };
+        let mut config = Config::default();
+        config.drift.stattest = Some("psi".into());
+        config.drift.drift_share = Some(0.3);
+        let o = drift_options(&args, &config, false).unwrap();
+        assert_eq!(o.stattest, Some(StatTest::Ks));
+        assert_eq!(o.drift_share, 0.3);
+        assert_eq!(o.column_threshold["a"], 0.01);
+    }
+
+    #[test]
+    fn a_bad_pair_names_the_flag() {
+        let e = parse_pairs(&["nothing".to_string()], "--column-stattest", parse_test).unwrap_err();
+        assert!(e.to_string().contains("--column-stattest"));
+    }
+}

@@ -1,0 +1,16 @@
+//! mlctl: keeps machine-learning models honest in production.
+//!
+//! Layers (see docs/architecture in the README): the entry layer (`cli`, the
+//! binary) parses and renders; commands (`drift`, `baseline`) return a
+//! `report::Report`; engines (`stats`) compute; the foundation (`data`,
+//! `report`, `error`, `fsio`, `config`) reads, writes and describes.
+
+pub mod baseline;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod drift;
+pub mod error;
+pub mod fsio;
+pub mod report;
+pub mod stats;

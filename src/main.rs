@@ -1,0 +1,118 @@
+//! The entry point: parse, run one command, render its report, exit with the
+//! gate's code (0 pass, 1 gate failed, 2 usage or input error).
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use clap::{CommandFactory, Parser};
+
+use mlctl::cli::{self, Cli, Command, Format};
+use mlctl::error::{Error, Result};
+use mlctl::report::{self, Report};
+
+fn main() {
+    // A bug must still end in one line and exit code 2, never a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("mlctl: internal error{location}: {message} (please report this)");
+    }));
+    let code = match std::panic::catch_unwind(run) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("mlctl: {e}");
+            2
+        }
+        Err(_) => 2,
+    };
+    std::process::exit(code);
+}
+
+fn run() -> Result<i32> {
+    let cli = Cli::parse();
+    let config = mlctl::config::load(cli.config.as_deref())?;
+    let progress = !cli.quiet && std::io::stderr().is_terminal();
+    let (report, output) = match &cli.command {
+        Command::Drift(args) => {
+            let opts = cli::drift_options(args, &config, progress)?;
+            (mlctl::drift::run(&opts)?, args.output.clone())
+        }
+        Command::Baseline(args) => {
+            let opts = mlctl::baseline::Options {
+                inputs: args.inputs.clone(),
+                output: args.output.clone(),
+                merge: args.merge,
+                exact_cap: args.exact_cap,
+            };
+            (mlctl::baseline::run(&opts)?, None)
+        }
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "mlctl", &mut buf);
+            print_stdout(&buf);
+            return Ok(0);
+        }
+        Command::ManPage => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut buf)
+                .map_err(|e| Error::output("stdout", e))?;
+            print_stdout(&buf);
+            return Ok(0);
+        }
+    };
+    emit(&cli, &report, output.as_deref())?;
+    Ok(report.exit_code())
+}
+
+fn format_for(cli: &Cli, output: Option<&Path>) -> Format {
+    if let Some(f) = cli.format {
+        return f;
+    }
+    match output.and_then(|p| p.extension()).and_then(|e| e.to_str()) {
+        Some("json") => Format::Json,
+        Some("md") | Some("markdown") => Format::Markdown,
+        Some("html") | Some("htm") => Format::Html,
+        _ => Format::Table,
+    }
+}
+
+fn emit(cli: &Cli, report: &Report, output: Option<&Path>) -> Result<()> {
+    let format = format_for(cli, output);
+    let color = output.is_none()
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let text = match format {
+        Format::Table => report::render_terminal(report, color),
+        Format::Json => report.to_json(),
+        Format::Markdown => report::render_markdown(report),
+        Format::Html => report::render_html(report),
+    };
+    match output {
+        Some(path) => {
+            mlctl::fsio::write_atomic(path, text.as_bytes())?;
+            if !cli.quiet {
+                eprintln!(
+                    "mlctl: {}: {} (report written to {})",
+                    if report.exit_code() == 0 { "PASS" } else { "FAIL" },
+                    report.gate.message,
+                    path.display()
+                );
+            }
+        }
+        None if cli.quiet && report.exit_code() == 0 => {}
+        None => print_stdout(text.as_bytes()),
+    }
+    Ok(())
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn print_stdout(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes).and_then(|_| out.flush());
+}

@@ -1,0 +1,90 @@
+//! Expected calibration error (Guo et al. 2017) with equal-width confidence
+//! bins: ECE = sum over bins of |accuracy - mean confidence| * share of rows.
+//! A row falls in bin (lo, hi]; confidence 0 joins the first bin.
+
+#[derive(Debug, Clone)]
+pub struct CalibrationBin {
+    pub lower: f64,
+    pub upper: f64,
+    pub count: u64,
+    pub mean_confidence: f64,
+    pub accuracy: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Calibration {
+    pub ece: f64,
+    pub bins: Vec<CalibrationBin>,
+}
+
+/// `confidence[i]` is the model's confidence in its prediction, `correct[i]`
+/// whether that prediction was right. Rows with a non-finite confidence are
+/// skipped. Returns `None` with no usable row.
+pub fn expected_calibration_error(
+    confidence: &[f64],
+    correct: &[bool],
+    n_bins: usize,
+) -> Option<Calibration> {
+    let mut count = vec![0u64; n_bins];
+    let mut conf_sum = vec![0.0; n_bins];
+    let mut hits = vec![0u64; n_bins];
+    let mut total = 0u64;
+    for (&c, &ok) in confidence.iter().zip(correct) {
+        if !c.is_finite() {
+            continue;
+        }
+        let c = c.clamp(0.0, 1.0);
+        let bin = ((c * n_bins as f64).ceil() as usize).clamp(1, n_bins) - 1;
+        count[bin] += 1;
+        conf_sum[bin] += c;
+        hits[bin] += ok as u64;
+        total += 1;
+    }
+    if total == 0 {
+        return None;
+    }
+    let mut ece = 0.0;
+    let mut bins = Vec::with_capacity(n_bins);
+    for b in 0..n_bins {
+        let (mean_confidence, accuracy) = if count[b] > 0 {
+            (
+                conf_sum[b] / count[b] as f64,
+                hits[b] as f64 / count[b] as f64,
+            )
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        if count[b] > 0 {
+            ece += (accuracy - mean_confidence).abs() * count[b] as f64 / total as f64;
+        }
+        bins.push(CalibrationBin {
+            lower: b as f64 / n_bins as f64,
+            upper: (b + 1) as f64 / n_bins as f64,
+            count: count[b],
+            mean_confidence,
+            accuracy,
+        });
+    }
+    Some(Calibration { ece, bins })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perfectly_calibrated_bins_have_zero_error() {
+        let conf = [0.5, 0.5, 1.0, 1.0];
+        let correct = [true, false, true, true];
+        let c = expected_calibration_error(&conf, &correct, 10).unwrap();
+        assert!(c.ece.abs() < 1e-12);
+    }
+
+    #[test]
+    fn overconfidence_is_measured() {
+        // Confidence 0.9, accuracy 0.5 -> ECE 0.4.
+        let c = expected_calibration_error(&[0.9, 0.9], &[true, false], 15).unwrap();
+        assert!((c.ece - 0.4).abs() < 1e-12);
+        assert_eq!(c.bins.iter().map(|b| b.count).sum::<u64>(), 2);
+    }
+}
