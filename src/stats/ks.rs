@@ -152,7 +152,7 @@ fn outer_prob_inside(m: u64, n: u64, g: u64, h: u64) -> f64 {
         }
         curlen = maxj - minj;
         if lastlen > curlen {
-            let start = (maxj - minj) as usize;
+            let start = ((maxj - minj) as usize).min(a.len());
             let end = (start + (lastlen - curlen) as usize).min(a.len());
             for v in &mut a[start..end] {
                 *v = 1.0;
