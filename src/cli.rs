@@ -50,6 +50,8 @@ pub enum Format {
     Html,
 }
 
+// Parsed once per run: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Detect data and prediction drift between a baseline and current data
@@ -175,7 +177,11 @@ pub struct BaselineArgs {
     pub exact_cap: usize,
 }
 
-fn parse_pairs<T>(items: &[String], flag: &str, parse: impl Fn(&str) -> std::result::Result<T, String>) -> Result<BTreeMap<String, T>> {
+fn parse_pairs<T>(
+    items: &[String],
+    flag: &str,
+    parse: impl Fn(&str) -> std::result::Result<T, String>,
+) -> Result<BTreeMap<String, T>> {
     let mut out = BTreeMap::new();
     for item in items {
         let (col, value) = item
@@ -192,11 +198,16 @@ fn parse_test(s: &str) -> std::result::Result<StatTest, String> {
 }
 
 fn parse_f64(s: &str) -> std::result::Result<f64, String> {
-    s.parse::<f64>().map_err(|_| format!("'{s}' is not a number"))
+    s.parse::<f64>()
+        .map_err(|_| format!("'{s}' is not a number"))
 }
 
 /// Builds the drift options: command-line flags over `[drift]` in the config.
-pub fn drift_options(args: &DriftArgs, config: &Config, show_progress: bool) -> Result<crate::drift::Options> {
+pub fn drift_options(
+    args: &DriftArgs,
+    config: &Config,
+    show_progress: bool,
+) -> Result<crate::drift::Options> {
     let file = &config.drift;
     let baseline = args
         .baseline
@@ -205,17 +216,31 @@ pub fn drift_options(args: &DriftArgs, config: &Config, show_progress: bool) -> 
         .ok_or_else(|| Error::usage("drift needs a baseline: --baseline FILE (or `baseline` under [drift] in mlctl.toml)"))?;
     let mut o = crate::drift::Options::new(args.current.clone(), baseline);
     let stattest = args.stattest.as_ref().or(file.stattest.as_ref());
-    o.stattest = stattest.map(|s| parse_test(s)).transpose().map_err(Error::usage)?;
+    o.stattest = stattest
+        .map(|s| parse_test(s))
+        .transpose()
+        .map_err(Error::usage)?;
     for (col, c) in &file.column {
         if let Some(t) = &c.stattest {
-            o.column_stattest.insert(col.clone(), parse_test(t).map_err(|e| Error::usage(format!("[drift.column.{col}] {e}")))?);
+            o.column_stattest.insert(
+                col.clone(),
+                parse_test(t).map_err(|e| Error::usage(format!("[drift.column.{col}] {e}")))?,
+            );
         }
         if let Some(t) = c.threshold {
             o.column_threshold.insert(col.clone(), t);
         }
     }
-    o.column_stattest.extend(parse_pairs(&args.column_stattest, "--column-stattest", parse_test)?);
-    o.column_threshold.extend(parse_pairs(&args.column_threshold, "--column-threshold", parse_f64)?);
+    o.column_stattest.extend(parse_pairs(
+        &args.column_stattest,
+        "--column-stattest",
+        parse_test,
+    )?);
+    o.column_threshold.extend(parse_pairs(
+        &args.column_threshold,
+        "--column-threshold",
+        parse_f64,
+    )?);
     o.threshold = args.threshold.or(file.threshold);
     o.drift_share = args.drift_share.or(file.drift_share).unwrap_or(0.5);
     o.fail_on = match args.fail_on {
@@ -241,10 +266,26 @@ pub fn drift_options(args: &DriftArgs, config: &Config, show_progress: bool) -> 
         .transpose()
         .map_err(Error::usage)?;
     o.timestamp = args.timestamp.clone().or_else(|| file.timestamp.clone());
-    o.columns = if args.columns.is_empty() { file.columns.clone() } else { args.columns.clone() };
-    o.exclude = if args.exclude.is_empty() { file.exclude.clone() } else { args.exclude.clone() };
-    o.categorical = if args.categorical.is_empty() { file.categorical.clone() } else { args.categorical.clone() };
-    o.numerical = if args.numerical.is_empty() { file.numerical.clone() } else { args.numerical.clone() };
+    o.columns = if args.columns.is_empty() {
+        file.columns.clone()
+    } else {
+        args.columns.clone()
+    };
+    o.exclude = if args.exclude.is_empty() {
+        file.exclude.clone()
+    } else {
+        args.exclude.clone()
+    };
+    o.categorical = if args.categorical.is_empty() {
+        file.categorical.clone()
+    } else {
+        args.categorical.clone()
+    };
+    o.numerical = if args.numerical.is_empty() {
+        file.numerical.clone()
+    } else {
+        args.numerical.clone()
+    };
     if let Some(p) = args.prediction.clone().or_else(|| file.prediction.clone()) {
         o.prediction = p;
     }
@@ -276,8 +317,20 @@ mod tests {
 
     #[test]
     fn flags_override_the_config_file() {
-        let cli = Cli::parse_from(["mlctl", "drift", "cur.parquet", "--baseline", "b.parquet", "--stattest", "ks", "--column-threshold", "a=0.01"]);
-        let Command::Drift(args) = cli.command else { panic!() };
+        let cli = Cli::parse_from([
+            "mlctl",
+            "drift",
+            "cur.parquet",
+            "--baseline",
+            "b.parquet",
+            "--stattest",
+            "ks",
+            "--column-threshold",
+            "a=0.01",
+        ]);
+        let Command::Drift(args) = cli.command else {
+            panic!()
+        };
         let mut config = Config::default();
         config.drift.stattest = Some("psi".into());
         config.drift.drift_share = Some(0.3);

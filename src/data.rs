@@ -107,7 +107,10 @@ fn detect_format(path: &Path) -> Result<Format> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::input(path, e))?;
     let meta = file.metadata().map_err(|e| Error::input(path, e))?;
     if meta.is_dir() {
-        return Err(Error::input(path, "is a directory, expected a parquet or CSV file"));
+        return Err(Error::input(
+            path,
+            "is a directory, expected a parquet or CSV file",
+        ));
     }
     if meta.len() == 0 {
         return Err(Error::input(path, "the file is empty"));

@@ -19,7 +19,10 @@ fn main() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown".into());
-        let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
         eprintln!("mlctl: internal error{location}: {message} (please report this)");
     }));
     let code = match std::panic::catch_unwind(run) {
@@ -99,7 +102,11 @@ fn emit(cli: &Cli, report: &Report, output: Option<&Path>) -> Result<()> {
             if !cli.quiet {
                 eprintln!(
                     "mlctl: {}: {} (report written to {})",
-                    if report.exit_code() == 0 { "PASS" } else { "FAIL" },
+                    if report.exit_code() == 0 {
+                        "PASS"
+                    } else {
+                        "FAIL"
+                    },
                     report.gate.message,
                     path.display()
                 );

@@ -13,7 +13,11 @@ fn mlctl() -> Command {
 }
 
 fn json_of(args: &[&str], expected_code: i32) -> Value {
-    let out = mlctl().args(args).args(["--format", "json"]).output().unwrap();
+    let out = mlctl()
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
     assert_eq!(
         out.status.code(),
         Some(expected_code),
@@ -46,7 +50,11 @@ fn fails_cleanly(args: &[&str], needle: &str) {
     let out = mlctl().args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line expected: {stderr}"
+    );
     assert!(stderr.contains(needle), "{needle:?} not in {stderr:?}");
     assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
 }
@@ -65,16 +73,60 @@ fn help_lists_the_working_commands_and_exit_codes() {
 
 #[test]
 fn held_out_test_split_does_not_drift() {
-    let r = json_of(&["drift", "sample_data/test.parquet", "--baseline", "sample_data/train.parquet"], 0);
+    let r = json_of(
+        &[
+            "drift",
+            "sample_data/test.parquet",
+            "--baseline",
+            "sample_data/train.parquet",
+        ],
+        0,
+    );
     assert_eq!(r["gate"]["outcome"], "pass");
     assert_eq!(r["summary"]["dataset_drift"], false);
     assert_eq!(r["summary"]["tested_columns"], 30);
+    // `target` is the label: tested in the predictions section, not a feature.
+    assert_eq!(row(section(&r, "predictions"), "target")["test"], "z");
+}
+
+#[test]
+fn a_log_against_an_earlier_log_skips_identifiers_and_timestamps() {
+    let r = json_of(
+        &[
+            "drift",
+            "sample_data/logs.parquet",
+            "--baseline",
+            "sample_data/logs.parquet",
+        ],
+        0,
+    );
+    let skipped = section(&r, "skipped");
+    assert!(row(skipped, "request_id")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("identifier"));
+    assert!(row(skipped, "timestamp")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("timestamp"));
+    assert_eq!(r["summary"]["drifted_columns"], 0);
+    let predictions = section(&r, "predictions");
+    for column in ["prediction", "confidence", "label"] {
+        assert_eq!(row(predictions, column)["drift"], false, "{column}");
+    }
 }
 
 #[test]
 fn drifting_prediction_log_fails_and_windows_show_when_it_began() {
     let r = json_of(
-        &["drift", "sample_data/logs.parquet", "--baseline", "sample_data/train.parquet", "--window", "1d"],
+        &[
+            "drift",
+            "sample_data/logs.parquet",
+            "--baseline",
+            "sample_data/train.parquet",
+            "--window",
+            "1d",
+        ],
         1,
     );
     assert_eq!(r["gate"]["outcome"], "fail");
@@ -91,20 +143,35 @@ fn drifting_prediction_log_fails_and_windows_show_when_it_began() {
     let area = row(quality, "mean_area");
     assert!(area["outside_range_share"].as_f64().unwrap() > 0.4);
     // The null burst on days 10-11.
-    assert!(row(quality, "mean_texture")["null_rate_current"].as_f64().unwrap() > 4.0);
+    assert!(
+        row(quality, "mean_texture")["null_rate_current"]
+            .as_f64()
+            .unwrap()
+            > 4.0
+    );
     // Labels and calibration from the log; late labels are missing.
     assert_eq!(r["summary"]["labelled_rows"], 3000);
     assert!(r["summary"]["ece"].as_f64().is_some());
     assert!(section(&r, "calibration")["rows"].as_array().unwrap().len() > 1);
-    // Identifiers and timestamps are skipped, with the reason.
+    // Columns the training set does not have are listed, not dropped silently.
     let skipped = section(&r, "skipped");
-    assert!(row(skipped, "request_id")["reason"].as_str().unwrap().contains("identifier"));
+    assert!(row(skipped, "request_id")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not in the baseline"));
 }
 
 #[test]
 fn fail_on_never_reports_without_failing() {
     let r = json_of(
-        &["drift", "sample_data/logs.parquet", "--baseline", "sample_data/train.parquet", "--fail-on", "never"],
+        &[
+            "drift",
+            "sample_data/logs.parquet",
+            "--baseline",
+            "sample_data/train.parquet",
+            "--fail-on",
+            "never",
+        ],
         0,
     );
     assert_eq!(r["summary"]["dataset_drift"], true);
@@ -128,9 +195,16 @@ fn matches_evidentlys_data_drift_preset_column_by_column() {
     for preset in fixtures["presets"].as_array().unwrap() {
         let base = format!("sample_data/{}", preset["baseline"].as_str().unwrap());
         let cur = format!("sample_data/{}", preset["current"].as_str().unwrap());
-        let expected_code = if preset["dataset_drift"].as_bool().unwrap() { 1 } else { 0 };
+        let expected_code = if preset["dataset_drift"].as_bool().unwrap() {
+            1
+        } else {
+            0
+        };
         let r = json_of(&["drift", &cur, "--baseline", &base], expected_code);
-        assert_eq!(r["summary"]["drifted_columns"], preset["drifted_columns"], "{cur}");
+        assert_eq!(
+            r["summary"]["drifted_columns"], preset["drifted_columns"],
+            "{cur}"
+        );
         let columns = section(&r, "columns");
         for (name, ev) in preset["columns"].as_object().unwrap() {
             let mine = row(columns, name);
@@ -160,9 +234,28 @@ fn a_stored_profile_gives_the_same_verdicts_as_the_raw_baseline() {
         .arg(&profile)
         .assert()
         .success();
-    let raw = json_of(&["drift", "sample_data/logs.parquet", "--baseline", "sample_data/train.parquet"], 1);
-    let stored = json_of(&["drift", "sample_data/logs.parquet", "--baseline", profile.to_str().unwrap()], 1);
-    assert_eq!(section(&raw, "columns")["rows"], section(&stored, "columns")["rows"]);
+    let raw = json_of(
+        &[
+            "drift",
+            "sample_data/logs.parquet",
+            "--baseline",
+            "sample_data/train.parquet",
+        ],
+        1,
+    );
+    let stored = json_of(
+        &[
+            "drift",
+            "sample_data/logs.parquet",
+            "--baseline",
+            profile.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert_eq!(
+        section(&raw, "columns")["rows"],
+        section(&stored, "columns")["rows"]
+    );
 }
 
 #[test]
@@ -174,16 +267,36 @@ fn partition_profiles_merge_into_the_profile_of_the_whole() {
         dir.path().join("merged.mlprofile"),
         dir.path().join("whole.mlprofile"),
     );
-    for (input, out) in [("sample_data/flights_2013_01.parquet", &a), ("sample_data/flights_2013_07.parquet", &b)] {
-        mlctl().args(["baseline", input, "-o"]).arg(out).assert().success();
+    for (input, out) in [
+        ("sample_data/flights_2013_01.parquet", &a),
+        ("sample_data/flights_2013_07.parquet", &b),
+    ] {
+        mlctl()
+            .args(["baseline", input, "-o"])
+            .arg(out)
+            .assert()
+            .success();
     }
-    mlctl().args(["baseline", "--merge"]).arg(&a).arg(&b).arg("-o").arg(&merged).assert().success();
     mlctl()
-        .args(["baseline", "sample_data/flights_2013_01.parquet", "sample_data/flights_2013_07.parquet", "-o"])
+        .args(["baseline", "--merge"])
+        .arg(&a)
+        .arg(&b)
+        .arg("-o")
+        .arg(&merged)
+        .assert()
+        .success();
+    mlctl()
+        .args([
+            "baseline",
+            "sample_data/flights_2013_01.parquet",
+            "sample_data/flights_2013_07.parquet",
+            "-o",
+        ])
         .arg(&whole)
         .assert()
         .success();
-    let read = |p: &Path| -> Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
+    let read =
+        |p: &Path| -> Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
     let (m, w) = (read(&merged), read(&whole));
     assert_eq!(m["rows"], 27004 + 29425);
     assert_eq!(m["columns"], w["columns"]);
@@ -192,10 +305,22 @@ fn partition_profiles_merge_into_the_profile_of_the_whole() {
 #[test]
 fn every_format_renders_and_output_files_are_written_whole() {
     let dir = tempfile::tempdir().unwrap();
-    for (ext, marker) in [("json", "\"schema_version\""), ("md", "| Column |"), ("html", "<svg")] {
+    for (ext, marker) in [
+        ("json", "\"schema_version\""),
+        ("md", "| Column |"),
+        ("html", "<svg"),
+    ] {
         let out = dir.path().join(format!("report.{ext}"));
         mlctl()
-            .args(["drift", "sample_data/logs.parquet", "--baseline", "sample_data/train.parquet", "--window", "1d", "-o"])
+            .args([
+                "drift",
+                "sample_data/logs.parquet",
+                "--baseline",
+                "sample_data/train.parquet",
+                "--window",
+                "1d",
+                "-o",
+            ])
             .arg(&out)
             .assert()
             .code(1)
@@ -203,21 +328,35 @@ fn every_format_renders_and_output_files_are_written_whole() {
         let text = std::fs::read_to_string(&out).unwrap();
         assert!(text.contains(marker), "{ext} lacks {marker}");
         if ext == "html" {
-            assert!(!text.contains("http://") && !text.contains("https://") && !text.contains("<script"));
+            assert!(
+                !text.contains("http://")
+                    && !text.contains("https://")
+                    && !text.contains("<script")
+            );
         }
     }
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 3, "temporary files left behind: {names:?}");
 }
 
 #[test]
 fn the_terminal_table_names_columns_and_the_verdict() {
     mlctl()
-        .args(["drift", "sample_data/flights_2013_07.parquet", "--baseline", "sample_data/flights_2013_01.parquet"])
+        .args([
+            "drift",
+            "sample_data/flights_2013_07.parquet",
+            "--baseline",
+            "sample_data/flights_2013_01.parquet",
+        ])
         .assert()
         .success()
         .stdout(predicate::str::contains("dep_delay"))
-        .stdout(predicate::str::contains("PASS: no dataset drift: 5 of 15 columns drifted"));
+        .stdout(predicate::str::contains(
+            "PASS: no dataset drift: 5 of 15 columns drifted",
+        ));
 }
 
 #[test]
@@ -228,18 +367,70 @@ fn bad_input_gets_one_line_and_exit_code_2() {
     let empty = dir.path().join("empty.parquet");
     std::fs::write(&empty, "").unwrap();
     let train = "sample_data/train.parquet";
-    fails_cleanly(&["drift", "missing.parquet", "--baseline", train], "missing.parquet: no such file");
-    fails_cleanly(&["drift", fake.to_str().unwrap(), "--baseline", train], "not a parquet file");
-    fails_cleanly(&["drift", empty.to_str().unwrap(), "--baseline", train], "the file is empty");
     fails_cleanly(
-        &["drift", "sample_data/flights_2013_01.parquet", "--baseline", train],
+        &["drift", "missing.parquet", "--baseline", train],
+        "missing.parquet: no such file",
+    );
+    fails_cleanly(
+        &["drift", fake.to_str().unwrap(), "--baseline", train],
+        "not a parquet file",
+    );
+    fails_cleanly(
+        &["drift", empty.to_str().unwrap(), "--baseline", train],
+        "the file is empty",
+    );
+    fails_cleanly(
+        &[
+            "drift",
+            "sample_data/flights_2013_01.parquet",
+            "--baseline",
+            train,
+        ],
         "no column in common",
     );
-    fails_cleanly(&["drift", "sample_data/test.parquet", "--baseline", train, "--stattest", "t-test"], "unknown statistical test");
-    fails_cleanly(&["drift", "sample_data/test.parquet", "--baseline", train, "--window", "fortnight"], "bad window");
-    fails_cleanly(&["drift", "sample_data/test.parquet", "--baseline", train, "--window", "1d"], "needs a timestamp column");
+    fails_cleanly(
+        &[
+            "drift",
+            "sample_data/test.parquet",
+            "--baseline",
+            train,
+            "--stattest",
+            "t-test",
+        ],
+        "unknown statistical test",
+    );
+    fails_cleanly(
+        &[
+            "drift",
+            "sample_data/test.parquet",
+            "--baseline",
+            train,
+            "--window",
+            "fortnight",
+        ],
+        "bad window",
+    );
+    fails_cleanly(
+        &[
+            "drift",
+            "sample_data/test.parquet",
+            "--baseline",
+            train,
+            "--window",
+            "1d",
+        ],
+        "needs a timestamp column",
+    );
     fails_cleanly(&["drift", "sample_data/test.parquet"], "needs a baseline");
-    fails_cleanly(&["drift", "sample_data/test.parquet", "--baseline", fake.to_str().unwrap()], "not a parquet file");
+    fails_cleanly(
+        &[
+            "drift",
+            "sample_data/test.parquet",
+            "--baseline",
+            fake.to_str().unwrap(),
+        ],
+        "not a parquet file",
+    );
 }
 
 #[test]
@@ -250,25 +441,53 @@ fn awkward_columns_become_error_rows_not_crashes() {
     let mut b = String::from("num,mixed,empty,weird,many\n");
     let mut c = String::from("num,mixed,empty,weird,many\n");
     for i in 0..200 {
-        b.push_str(&format!("{},{},,{},c{}\n", i % 17, i, i as f64 / 3.0, i % 50));
+        b.push_str(&format!(
+            "{},{},,{},c{}\n",
+            i % 17,
+            i,
+            i as f64 / 3.0,
+            i % 50
+        ));
         let weird = match i % 10 {
             0 => "NaN".to_string(),
             1 => "inf".to_string(),
             2 => "-inf".to_string(),
             _ => format!("{}", i as f64 / 2.0),
         };
-        c.push_str(&format!("{},text{},,{},c{}\n", (i % 17) + 3, i, weird, 100_000 + i));
+        c.push_str(&format!(
+            "{},text{},,{},c{}\n",
+            (i % 17) + 3,
+            i,
+            weird,
+            100_000 + i
+        ));
     }
     std::fs::write(&base, b).unwrap();
     std::fs::write(&cur, c).unwrap();
-    let r = json_of(&["drift", cur.to_str().unwrap(), "--baseline", base.to_str().unwrap(), "--fail-on", "never"], 0);
+    let r = json_of(
+        &[
+            "drift",
+            cur.to_str().unwrap(),
+            "--baseline",
+            base.to_str().unwrap(),
+            "--fail-on",
+            "never",
+        ],
+        0,
+    );
     let skipped = section(&r, "skipped");
-    assert!(row(skipped, "mixed")["reason"].as_str().unwrap().contains("type differs"));
+    assert!(row(skipped, "mixed")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("type differs"));
     let columns = section(&r, "columns");
     assert_eq!(row(columns, "empty")["status"], "error");
     assert_eq!(row(columns, "num")["status"], "drift");
     let quality = section(&r, "quality");
-    assert!(row(quality, "weird")["flags"].as_str().unwrap().contains("NaN or infinite"));
+    assert!(row(quality, "weird")["flags"]
+        .as_str()
+        .unwrap()
+        .contains("NaN or infinite"));
     assert_eq!(row(quality, "many")["unseen_categories"], 200);
 }
 
@@ -284,7 +503,17 @@ fn a_hundred_thousand_categories_are_fine() {
     }
     std::fs::write(&base, b).unwrap();
     std::fs::write(&cur, c).unwrap();
-    let r = json_of(&["drift", cur.to_str().unwrap(), "--baseline", base.to_str().unwrap(), "--fail-on", "never"], 0);
+    let r = json_of(
+        &[
+            "drift",
+            cur.to_str().unwrap(),
+            "--baseline",
+            base.to_str().unwrap(),
+            "--fail-on",
+            "never",
+        ],
+        0,
+    );
     assert_eq!(row(section(&r, "columns"), "user")["test"], "jensenshannon");
 }
 
@@ -305,5 +534,9 @@ fn committed_completions_are_up_to_date() {
         );
     }
     let man = mlctl().arg("manpage").output().unwrap();
-    assert_eq!(std::fs::read("completions/mlctl.1").unwrap_or_default(), man.stdout, "completions/mlctl.1 is stale");
+    assert_eq!(
+        std::fs::read("completions/mlctl.1").unwrap_or_default(),
+        man.stdout,
+        "completions/mlctl.1 is stale"
+    );
 }

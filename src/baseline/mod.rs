@@ -51,12 +51,19 @@ pub fn run(opts: &Options) -> Result<Report> {
     let json = serde_json::to_string(&profile).expect("profile JSON");
     crate::fsio::write_atomic(&opts.output, json.as_bytes())?;
 
-    let mut report = Report::new("baseline", format!("Baseline profile {}", opts.output.display()));
+    let mut report = Report::new(
+        "baseline",
+        format!("Baseline profile {}", opts.output.display()),
+    );
     report.figure("rows", "Rows", profile.rows);
     report.figure("columns", "Columns", profile.columns.len());
     report.figure("sources", "Source files", profile.sources.len());
     report.figure("bytes", "Profile size (bytes)", json.len());
-    report.setting("exact_cap", "Exact distinct values kept per column", profile.exact_cap);
+    report.setting(
+        "exact_cap",
+        "Exact distinct values kept per column",
+        profile.exact_cap,
+    );
     let mut s = Section::new(
         "columns",
         "Columns",

@@ -100,7 +100,9 @@ impl Options {
         }
         for t in self.threshold.iter().chain(self.column_threshold.values()) {
             if !t.is_finite() || *t < 0.0 {
-                return Err(Error::usage(format!("thresholds must be non-negative, got {t}")));
+                return Err(Error::usage(format!(
+                    "thresholds must be non-negative, got {t}"
+                )));
             }
         }
         Ok(())
@@ -147,6 +149,23 @@ pub fn read_profile(path: &Path) -> Result<TableProfile> {
     Ok(profile)
 }
 
+/// Data sets for training often call the label `target` (scikit-learn,
+/// Evidently): without a `label` column, a `target` column is the label.
+fn with_label_column(opts: &Options) -> Options {
+    let mut o = opts.clone();
+    if o.label == "label" {
+        let has = |path: &Path, name: &str| {
+            Table::open(path)
+                .map(|t| t.value_type(name).is_some())
+                .unwrap_or(false)
+        };
+        if !has(&o.current, "label") && has(&o.current, "target") {
+            o.label = "target".into();
+        }
+    }
+    o
+}
+
 /// What a column is for in this comparison.
 #[derive(Debug, Clone)]
 enum Role {
@@ -160,9 +179,17 @@ fn is_id_name(name: &str) -> bool {
     n == "id" || n.ends_with("_id") || n.ends_with("uuid")
 }
 
-fn role_of(opts: &Options, reference: &ColumnProfile, current_type: ValueType, timestamp: Option<&str>) -> Role {
+fn role_of(
+    opts: &Options,
+    reference: &ColumnProfile,
+    current_type: ValueType,
+    timestamp: Option<&str>,
+) -> Role {
     let name = reference.name.as_str();
-    if Some(name) == timestamp || current_type == ValueType::Time || reference.value_type == "timestamp" {
+    if Some(name) == timestamp
+        || current_type == ValueType::Time
+        || reference.value_type == "timestamp"
+    {
         return Role::Skipped("timestamp column".into());
     }
     let ref_numeric = reference.numbers.is_some();
@@ -174,23 +201,26 @@ fn role_of(opts: &Options, reference: &ColumnProfile, current_type: ValueType, t
             current_type.name()
         ));
     }
-    let model_column = name == opts.prediction || name == opts.confidence;
-    if name == opts.label {
-        return Role::Skipped("label: scored in the predictions section".into());
-    }
+    let model_column = name == opts.prediction || name == opts.confidence || name == opts.label;
     let forced_cat = opts.categorical.iter().any(|c| c == name);
     let forced_num = opts.numerical.iter().any(|c| c == name);
     if !model_column && !forced_cat && !forced_num && is_id_name(name) {
         return Role::Skipped("identifier column".into());
     }
-    if !model_column && !forced_cat && reference.categories.is_some() && reference.usable() >= 50 && reference.n_distinct() as u64 == reference.usable() {
+    if !model_column
+        && !forced_cat
+        && reference.categories.is_some()
+        && reference.usable() >= 50
+        && reference.n_distinct() as u64 == reference.usable()
+    {
         return Role::Skipped("identifier column: every value is distinct".into());
     }
     let kind = if forced_num && ref_numeric {
         Kind::Numerical
-    } else if forced_cat || !ref_numeric {
-        Kind::Categorical
-    } else if reference.value_type == "integer" && reference.n_distinct() <= MAX_CATEGORICAL_INTEGERS {
+    } else if forced_cat
+        || !ref_numeric
+        || (reference.value_type == "integer" && reference.n_distinct() <= MAX_CATEGORICAL_INTEGERS)
+    {
         Kind::Categorical
     } else {
         Kind::Numerical
@@ -240,7 +270,9 @@ fn test_column(
             current.rows, current.nulls
         ))
     } else if test.numeric_only() && kind == Kind::Categorical && reference.numbers.is_none() {
-        Err(format!("{test} needs a numeric column; this one is categorical"))
+        Err(format!(
+            "{test} needs a numeric column; this one is categorical"
+        ))
     } else {
         select::run_test(test, threshold, kind, reference, current)
     };
@@ -262,7 +294,12 @@ fn drift_share_of(results: &[ColumnResult]) -> (usize, usize) {
     (drifted, tested)
 }
 
-fn histogram_chart(name: &str, kind: Kind, reference: &ColumnProfile, current: &ColumnProfile) -> Option<Chart> {
+fn histogram_chart(
+    name: &str,
+    kind: Kind,
+    reference: &ColumnProfile,
+    current: &ColumnProfile,
+) -> Option<Chart> {
     let (bins, r, c) = match (kind, &reference.numbers, &current.numbers) {
         (Kind::Numerical, Some(a), Some(b)) if !a.is_empty() && !b.is_empty() => {
             let binned = bin_numeric(a, b, false);
@@ -270,14 +307,24 @@ fn histogram_chart(name: &str, kind: Kind, reference: &ColumnProfile, current: &
         }
         (_, Some(a), Some(b)) if !a.is_empty() || !b.is_empty() => {
             let (keys, ca, cb) = crate::stats::binning::align_values(a, b);
-            let labels = keys.iter().map(|k| crate::report::format_float(*k)).collect();
-            (labels, crate::stats::binning::shares(&ca), crate::stats::binning::shares(&cb))
+            let labels = keys
+                .iter()
+                .map(|k| crate::report::format_float(*k))
+                .collect();
+            (
+                labels,
+                crate::stats::binning::shares(&ca),
+                crate::stats::binning::shares(&cb),
+            )
         }
         _ => {
             let empty = BTreeMap::new();
             let a = reference.categories.as_ref().unwrap_or(&empty);
             let b = current.categories.as_ref().unwrap_or(&empty);
-            let (na, nb) = (reference.usable().max(1) as f64, current.usable().max(1) as f64);
+            let (na, nb) = (
+                reference.usable().max(1) as f64,
+                current.usable().max(1) as f64,
+            );
             let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
             keys.sort();
             keys.dedup();
@@ -286,8 +333,14 @@ fn histogram_chart(name: &str, kind: Kind, reference: &ColumnProfile, current: &
             });
             let shown = keys.len().min(CHART_CATEGORIES);
             let mut labels: Vec<String> = keys[..shown].iter().map(|k| k.to_string()).collect();
-            let mut r: Vec<f64> = keys[..shown].iter().map(|k| a.get(*k).copied().unwrap_or(0) as f64 / na).collect();
-            let mut c: Vec<f64> = keys[..shown].iter().map(|k| b.get(*k).copied().unwrap_or(0) as f64 / nb).collect();
+            let mut r: Vec<f64> = keys[..shown]
+                .iter()
+                .map(|k| a.get(*k).copied().unwrap_or(0) as f64 / na)
+                .collect();
+            let mut c: Vec<f64> = keys[..shown]
+                .iter()
+                .map(|k| b.get(*k).copied().unwrap_or(0) as f64 / nb)
+                .collect();
             if keys.len() > shown {
                 labels.push("(other)".into());
                 r.push(1.0 - r.iter().sum::<f64>());
@@ -303,8 +356,14 @@ fn histogram_chart(name: &str, kind: Kind, reference: &ColumnProfile, current: &
         title: name.to_string(),
         bins,
         series: vec![
-            Series { name: "baseline".into(), values: r },
-            Series { name: "current".into(), values: c },
+            Series {
+                name: "baseline".into(),
+                values: r,
+            },
+            Series {
+                name: "current".into(),
+                values: c,
+            },
         ],
     })
 }
@@ -319,6 +378,7 @@ struct WindowResult {
 
 pub fn run(opts: &Options) -> Result<Report> {
     opts.validate()?;
+    let opts = &with_label_column(opts);
     let progress = if opts.show_progress {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -338,14 +398,20 @@ pub fn run(opts: &Options) -> Result<Report> {
         }
     }
     let wanted = |name: &str| {
-        (opts.columns.is_empty() || opts.columns.iter().any(|c| c == name)
-            || [&opts.prediction, &opts.confidence, &opts.label].iter().any(|c| c.as_str() == name))
+        (opts.columns.is_empty()
+            || opts.columns.iter().any(|c| c == name)
+            || [&opts.prediction, &opts.confidence, &opts.label]
+                .iter()
+                .any(|c| c.as_str() == name))
             && !opts.exclude.iter().any(|c| c == name)
     };
     let timestamp: Option<String> = match &opts.timestamp {
         Some(t) => {
             if current.value_type(t).is_none() {
-                return Err(Error::input(&opts.current, format!("no timestamp column '{t}'")));
+                return Err(Error::input(
+                    &opts.current,
+                    format!("no timestamp column '{t}'"),
+                ));
             }
             Some(t.clone())
         }
@@ -367,7 +433,13 @@ pub fn run(opts: &Options) -> Result<Report> {
             format!(
                 "no column in common with the baseline {} (baseline has: {})",
                 opts.baseline.display(),
-                baseline.columns.iter().map(|c| c.name.as_str()).take(10).collect::<Vec<_>>().join(", ")
+                baseline
+                    .columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .take(10)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     }
@@ -390,9 +462,14 @@ pub fn run(opts: &Options) -> Result<Report> {
         .filter(|(_, r)| !matches!(r, Role::Skipped(_)))
         .map(|(c, _)| c.name.clone())
         .collect();
-    for extra in [timestamp.as_ref(), Some(&opts.label), Some(&opts.prediction), Some(&opts.confidence)]
-        .into_iter()
-        .flatten()
+    for extra in [
+        timestamp.as_ref(),
+        Some(&opts.label),
+        Some(&opts.prediction),
+        Some(&opts.confidence),
+    ]
+    .into_iter()
+    .flatten()
     {
         if current.value_type(extra).is_some() && !to_read.contains(extra) {
             to_read.push(extra.clone());
@@ -417,7 +494,12 @@ pub fn run(opts: &Options) -> Result<Report> {
     let whole: Vec<(ColumnProfile, ColumnResult)> = analysed
         .par_iter()
         .map(|(reference, kind, _)| {
-            let cur = sample::profile_values(&reference.name, current_type(&reference.name), &values[&reference.name], None);
+            let cur = sample::profile_values(
+                &reference.name,
+                current_type(&reference.name),
+                &values[&reference.name],
+                None,
+            );
             let result = test_column(opts, &reference.name, *kind, reference, &cur);
             (cur, result)
         })
@@ -434,15 +516,18 @@ pub fn run(opts: &Options) -> Result<Report> {
         let stamps = match (w, &timestamp) {
             (Window::Time(_), None) => {
                 return Err(Error::usage(format!(
-                    "--window {} needs a timestamp column and {} has none (name one with --timestamp)",
-                    "by time",
-                    opts.current.display()
-                )))
+                "--window {} needs a timestamp column and {} has none (name one with --timestamp)",
+                "by time",
+                opts.current.display()
+            )))
             }
             (Window::Time(_), Some(t)) => match &values[t] {
                 Values::Micros(v) => Some(v.as_slice()),
                 _ => {
-                    return Err(Error::input(&opts.current, format!("column '{t}' is not a timestamp")))
+                    return Err(Error::input(
+                        &opts.current,
+                        format!("column '{t}' is not a timestamp"),
+                    ))
                 }
             },
             (Window::Rows(_), _) => None,
@@ -466,7 +551,9 @@ pub fn run(opts: &Options) -> Result<Report> {
                     })
                     .collect();
                 let performance = match (task, prediction_values, label_values) {
-                    (Some(t), Some(p), Some(l)) => Some(predictions::performance(t, p, l, &slice.rows)),
+                    (Some(t), Some(p), Some(l)) => {
+                        Some(predictions::performance(t, p, l, &slice.rows))
+                    }
                     _ => None,
                 };
                 let ece = match (task, prediction_values, label_values, confidence_values) {
@@ -496,12 +583,20 @@ pub fn run(opts: &Options) -> Result<Report> {
         .collect();
     let owned: Vec<ColumnResult> = feature_results.iter().map(|r| (*r).clone()).collect();
     let (drifted, tested) = drift_share_of(&owned);
-    let share = if tested == 0 { 0.0 } else { drifted as f64 / tested as f64 };
+    let share = if tested == 0 {
+        0.0
+    } else {
+        drifted as f64 / tested as f64
+    };
     let dataset_drift = tested > 0 && share >= opts.drift_share;
 
     let mut report = Report::new(
         "drift",
-        format!("Data drift: {} against {}", opts.current.display(), opts.baseline.display()),
+        format!(
+            "Data drift: {} against {}",
+            opts.current.display(),
+            opts.baseline.display()
+        ),
     );
     report.figure("dataset_drift", "Dataset drift", dataset_drift);
     report.figure("drifted_columns", "Drifted columns", drifted);
@@ -528,7 +623,11 @@ pub fn run(opts: &Options) -> Result<Report> {
             None => "test default (p-value tests 0.05, distances 0.1)".to_string(),
         },
     );
-    report.setting("drift_share", "Dataset drift when share of drifted columns >=", opts.drift_share);
+    report.setting(
+        "drift_share",
+        "Dataset drift when share of drifted columns >=",
+        opts.drift_share,
+    );
     report.setting(
         "fail_on",
         "Fail on",
@@ -547,7 +646,11 @@ pub fn run(opts: &Options) -> Result<Report> {
         }),
     );
     report.setting("timestamp", "Timestamp column", timestamp.clone());
-    report.setting("exact_cap", "Exact distinct values kept per baseline column", baseline.exact_cap);
+    report.setting(
+        "exact_cap",
+        "Exact distinct values kept per baseline column",
+        baseline.exact_cap,
+    );
 
     // Columns.
     let mut columns = Section::new(
@@ -616,7 +719,11 @@ pub fn run(opts: &Options) -> Result<Report> {
             q.mean_shift_sd.into(),
             q.flags.join("; ").into(),
         ]);
-        let section = if *feature { &mut columns } else { &mut model_section };
+        let section = if *feature {
+            &mut columns
+        } else {
+            &mut model_section
+        };
         section.push(row);
         if let Some(c) = chart {
             section.charts.push(c);
@@ -638,18 +745,33 @@ pub fn run(opts: &Options) -> Result<Report> {
                     "{} by window ({}{})",
                     reference.name,
                     result.test,
-                    if result.test.uses_p_value() { " p-value" } else { "" }
+                    if result.test.uses_p_value() {
+                        " p-value"
+                    } else {
+                        ""
+                    }
                 ),
                 points: windows.iter().map(|w| w.label.clone()).collect(),
-                series: vec![Series { name: result.test.name().into(), values: stat }],
+                series: vec![Series {
+                    name: result.test.name().into(),
+                    values: stat,
+                }],
                 threshold: Some(result.threshold),
             });
         }
     }
-    report.figure("quality_flagged_columns", "Columns with quality flags", flagged_quality);
+    report.figure(
+        "quality_flagged_columns",
+        "Columns with quality flags",
+        flagged_quality,
+    );
 
     // Skipped columns.
-    let mut skipped = Section::new("skipped", "Columns not tested", &[("column", "Column"), ("reason", "Reason")]);
+    let mut skipped = Section::new(
+        "skipped",
+        "Columns not tested",
+        &[("column", "Column"), ("reason", "Reason")],
+    );
     for (c, role) in &roles {
         if let Role::Skipped(reason) = role {
             skipped.push(vec![c.name.clone().into(), reason.clone().into()]);
@@ -657,7 +779,10 @@ pub fn run(opts: &Options) -> Result<Report> {
     }
     for c in &baseline.columns {
         if current.value_type(&c.name).is_none() && wanted(&c.name) {
-            skipped.push(vec![c.name.clone().into(), "missing from the current data".into()]);
+            skipped.push(vec![
+                c.name.clone().into(),
+                "missing from the current data".into(),
+            ]);
         }
     }
     for (name, _) in &current.columns {
@@ -726,7 +851,9 @@ pub fn run(opts: &Options) -> Result<Report> {
             ],
         );
         if rows_without_time > 0 {
-            s.notes.push(format!("{rows_without_time} rows have no timestamp and are in no window."));
+            s.notes.push(format!(
+                "{rows_without_time} rows have no timestamp and are in no window."
+            ));
         }
         let mut shares = Vec::new();
         let mut accuracy = Vec::new();
@@ -770,25 +897,37 @@ pub fn run(opts: &Options) -> Result<Report> {
         s.charts.push(Chart::Trend {
             title: "Share of drifted columns by window".into(),
             points: points.clone(),
-            series: vec![Series { name: "drift share".into(), values: shares }],
+            series: vec![Series {
+                name: "drift share".into(),
+                values: shares,
+            }],
             threshold: Some(opts.drift_share),
         });
         if accuracy.iter().any(|a| a.is_finite()) {
             s.charts.push(Chart::Trend {
                 title: "Accuracy by window (labelled rows)".into(),
                 points,
-                series: vec![Series { name: "accuracy".into(), values: accuracy }],
+                series: vec![Series {
+                    name: "accuracy".into(),
+                    values: accuracy,
+                }],
                 threshold: None,
             });
         }
         report.figure("drifted_windows", "Drifted windows", drifted_windows.len());
-        report.figure("first_drifted_window", "First drifted window", drifted_windows.first().cloned());
+        report.figure(
+            "first_drifted_window",
+            "First drifted window",
+            drifted_windows.first().cloned(),
+        );
         report.sections.insert(0, s);
     }
 
     let errors = whole.iter().filter(|(_, r)| r.outcome.is_err()).count();
     if errors > 0 {
-        report.warnings.push(format!("{errors} column(s) could not be tested; see the status column"));
+        report.warnings.push(format!(
+            "{errors} column(s) could not be tested; see the status column"
+        ));
     }
     report.sections.insert(0, columns);
     if !model_section.rows.is_empty() {
@@ -814,11 +953,19 @@ pub fn run(opts: &Options) -> Result<Report> {
             },
         },
         FailOn::Drift => Gate {
-            outcome: if dataset_drift { Outcome::Fail } else { Outcome::Pass },
+            outcome: if dataset_drift {
+                Outcome::Fail
+            } else {
+                Outcome::Pass
+            },
             rule,
             message: format!(
                 "{}: {drifted} of {tested} columns drifted (share {})",
-                if dataset_drift { "dataset drift" } else { "no dataset drift" },
+                if dataset_drift {
+                    "dataset drift"
+                } else {
+                    "no dataset drift"
+                },
                 crate::report::format_float(share)
             ),
         },

@@ -138,7 +138,10 @@ mod tests {
     #[test]
     fn fractional_predictions_are_regression() {
         assert_eq!(task_of(&Values::Numbers(vec![Some(0.5)])), Task::Regression);
-        assert_eq!(task_of(&Values::Numbers(vec![Some(1.0)])), Task::Classification);
+        assert_eq!(
+            task_of(&Values::Numbers(vec![Some(1.0)])),
+            Task::Classification
+        );
         let perf = performance(
             Task::Regression,
             &Values::Numbers(vec![Some(1.0), Some(3.0)]),

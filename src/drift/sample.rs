@@ -110,9 +110,18 @@ mod tests {
 
     #[test]
     fn nulls_nan_and_infinities_are_counted_apart() {
-        let v = Values::Numbers(vec![Some(1.0), None, Some(f64::NAN), Some(f64::INFINITY), Some(2.0)]);
+        let v = Values::Numbers(vec![
+            Some(1.0),
+            None,
+            Some(f64::NAN),
+            Some(f64::INFINITY),
+            Some(2.0),
+        ]);
         let p = profile_values("x", ValueType::Float, &v, None);
-        assert_eq!((p.rows, p.nulls, p.nan, p.infinite, p.usable()), (5, 1, 1, 1, 2));
+        assert_eq!(
+            (p.rows, p.nulls, p.nan, p.infinite, p.usable()),
+            (5, 1, 1, 1, 2)
+        );
     }
 
     #[test]

@@ -199,8 +199,12 @@ fn aligned_counts(reference: &ColumnProfile, current: &ColumnProfile) -> (Vec<u6
             keys.sort();
             keys.dedup();
             (
-                keys.iter().map(|k| a.get(*k).copied().unwrap_or(0)).collect(),
-                keys.iter().map(|k| b.get(*k).copied().unwrap_or(0)).collect(),
+                keys.iter()
+                    .map(|k| a.get(*k).copied().unwrap_or(0))
+                    .collect(),
+                keys.iter()
+                    .map(|k| b.get(*k).copied().unwrap_or(0))
+                    .collect(),
             )
         }
     }
@@ -208,10 +212,18 @@ fn aligned_counts(reference: &ColumnProfile, current: &ColumnProfile) -> (Vec<u6
 
 /// Shares for PSI, KL and Jensen-Shannon: Evidently's binning for numbers,
 /// category shares otherwise.
-fn binned_shares(reference: &ColumnProfile, current: &ColumnProfile, kind: Kind) -> (Vec<f64>, Vec<f64>) {
+fn binned_shares(
+    reference: &ColumnProfile,
+    current: &ColumnProfile,
+    kind: Kind,
+) -> (Vec<f64>, Vec<f64>) {
     match (kind, &reference.numbers, &current.numbers) {
         (Kind::Numerical, Some(a), Some(b)) => {
-            let binned = bin_numeric(a, b, reference.value_type == "integer" && reference.nulls == 0 && current.nulls == 0);
+            let binned = bin_numeric(
+                a,
+                b,
+                reference.value_type == "integer" && reference.nulls == 0 && current.nulls == 0,
+            );
             (binned.reference, binned.current)
         }
         _ => {
@@ -221,10 +233,13 @@ fn binned_shares(reference: &ColumnProfile, current: &ColumnProfile, kind: Kind)
     }
 }
 
-fn numbers<'a>(p: &'a ColumnProfile, test: StatTest) -> Result<&'a Runs, String> {
-    p.numbers
-        .as_ref()
-        .ok_or_else(|| format!("{test} needs a numeric column, this one holds {}", p.value_type))
+fn numbers(p: &ColumnProfile, test: StatTest) -> Result<&Runs, String> {
+    p.numbers.as_ref().ok_or_else(|| {
+        format!(
+            "{test} needs a numeric column, this one holds {}",
+            p.value_type
+        )
+    })
 }
 
 /// Runs `test` on one column. Both sides must hold at least one usable value.
@@ -238,7 +253,11 @@ pub fn run_test(
     let p_test = |statistic: f64, p: f64, at_or_below: bool| TestOutcome {
         statistic,
         p_value: Some(p),
-        drift: if at_or_below { p <= threshold } else { p < threshold },
+        drift: if at_or_below {
+            p <= threshold
+        } else {
+            p < threshold
+        },
     };
     let distance = |d: f64| TestOutcome {
         statistic: d,
@@ -323,8 +342,14 @@ mod tests {
         assert_eq!(select_test(Kind::Categorical, 500, 3), StatTest::ChiSquare);
         assert_eq!(select_test(Kind::Categorical, 1000, 2), StatTest::Z);
         assert_eq!(select_test(Kind::Numerical, 1001, 6), StatTest::Wasserstein);
-        assert_eq!(select_test(Kind::Numerical, 5000, 5), StatTest::JensenShannon);
-        assert_eq!(select_test(Kind::Categorical, 5000, 50), StatTest::JensenShannon);
+        assert_eq!(
+            select_test(Kind::Numerical, 5000, 5),
+            StatTest::JensenShannon
+        );
+        assert_eq!(
+            select_test(Kind::Categorical, 5000, 50),
+            StatTest::JensenShannon
+        );
     }
 
     #[test]
@@ -333,6 +358,9 @@ mod tests {
             assert_eq!(t.name().parse::<StatTest>().unwrap(), t);
         }
         assert_eq!("JS".parse::<StatTest>().unwrap(), StatTest::JensenShannon);
-        assert!("t-test".parse::<StatTest>().unwrap_err().contains("expected one of"));
+        assert!("t-test"
+            .parse::<StatTest>()
+            .unwrap_err()
+            .contains("expected one of"));
     }
 }

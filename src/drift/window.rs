@@ -14,10 +14,16 @@ impl FromStr for Window {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let text = s.trim().to_ascii_lowercase();
-        let bad = || format!("bad window '{s}': expected a duration such as 1d, 6h, 30m, 1w, or a row count such as 10000rows");
+        let bad = || {
+            format!("bad window '{s}': expected a duration such as 1d, 6h, 30m, 1w, or a row count such as 10000rows")
+        };
         if let Some(n) = text.strip_suffix("rows") {
             let n: usize = n.trim().parse().map_err(|_| bad())?;
-            return if n == 0 { Err(bad()) } else { Ok(Window::Rows(n)) };
+            return if n == 0 {
+                Err(bad())
+            } else {
+                Ok(Window::Rows(n))
+            };
         }
         let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
         let (num, unit) = text.split_at(split);
@@ -46,7 +52,11 @@ pub struct Slice {
 
 /// Groups rows into windows. For time windows, `timestamps` (microseconds)
 /// must be given; rows with a null timestamp are left out and counted.
-pub fn split(window: Window, n_rows: usize, timestamps: Option<&[Option<i64>]>) -> (Vec<Slice>, usize) {
+pub fn split(
+    window: Window,
+    n_rows: usize,
+    timestamps: Option<&[Option<i64>]>,
+) -> (Vec<Slice>, usize) {
     match window {
         Window::Rows(size) => {
             let slices = (0..n_rows)
@@ -121,8 +131,14 @@ mod tests {
 
     #[test]
     fn parses_durations_and_row_counts() {
-        assert_eq!("1d".parse::<Window>().unwrap(), Window::Time(86_400_000_000));
-        assert_eq!("6h".parse::<Window>().unwrap(), Window::Time(6 * 3_600_000_000));
+        assert_eq!(
+            "1d".parse::<Window>().unwrap(),
+            Window::Time(86_400_000_000)
+        );
+        assert_eq!(
+            "6h".parse::<Window>().unwrap(),
+            Window::Time(6 * 3_600_000_000)
+        );
         assert_eq!("10000rows".parse::<Window>().unwrap(), Window::Rows(10_000));
         assert!("0d".parse::<Window>().is_err());
         assert!("fortnight".parse::<Window>().is_err());

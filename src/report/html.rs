@@ -112,7 +112,11 @@ const BOTTOM: f64 = 40.0;
 
 fn svg_chart(chart: &Chart) -> String {
     match chart {
-        Chart::Histogram { title, bins, series } => histogram(title, bins, series),
+        Chart::Histogram {
+            title,
+            bins,
+            series,
+        } => histogram(title, bins, series),
         Chart::Trend {
             title,
             points,

@@ -10,14 +10,21 @@ pub fn render_markdown(report: &Report) -> String {
         Outcome::Fail => ("❌", "FAIL"),
     };
     out.push_str(&format!("## {}\n\n", escape(&report.title)));
-    out.push_str(&format!("**{icon} {verdict}**: {}\n\n", escape(&report.gate.message)));
+    out.push_str(&format!(
+        "**{icon} {verdict}**: {}\n\n",
+        escape(&report.gate.message)
+    ));
     if !report.gate.rule.is_empty() {
         out.push_str(&format!("_Rule: {}_\n\n", escape(&report.gate.rule)));
     }
     if !report.summary.is_empty() {
         out.push_str("| Figure | Value |\n|---|---|\n");
         for f in &report.summary {
-            out.push_str(&format!("| {} | {} |\n", escape(&f.label), escape(&f.value.display())));
+            out.push_str(&format!(
+                "| {} | {} |\n",
+                escape(&f.label),
+                escape(&f.value.display())
+            ));
         }
         out.push('\n');
     }
@@ -41,7 +48,11 @@ pub fn render_markdown(report: &Report) -> String {
     if !report.settings.is_empty() {
         out.push_str("<details><summary>Settings</summary>\n\n| Setting | Value |\n|---|---|\n");
         for s in &report.settings {
-            out.push_str(&format!("| {} | {} |\n", escape(&s.label), escape(&s.value.display())));
+            out.push_str(&format!(
+                "| {} | {} |\n",
+                escape(&s.label),
+                escape(&s.value.display())
+            ));
         }
         out.push_str("\n</details>\n");
     }

@@ -356,7 +356,11 @@ mod tests {
         let mut r = Report::new("drift", "Data drift");
         r.figure("drifted_columns", "Drifted columns", 2usize);
         r.setting("drift_share", "Drift share", 0.5);
-        let mut s = Section::new("columns", "Columns", &[("column", "Column"), ("p_value", "p")]);
+        let mut s = Section::new(
+            "columns",
+            "Columns",
+            &[("column", "Column"), ("p_value", "p")],
+        );
         s.push(vec!["age".into(), 0.01.into()]);
         s.push(vec!["x|y".into(), Cell::Float(f64::NAN)]);
         r.sections.push(s);

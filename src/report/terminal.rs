@@ -1,7 +1,9 @@
 //! The terminal table: figures first, then one table per section, then the
 //! gate. Colours only when asked for (a terminal without NO_COLOR).
 
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Attribute, Cell as TCell, Color, ContentArrangement, Table};
+use comfy_table::{
+    presets::UTF8_FULL_CONDENSED, Attribute, Cell as TCell, Color, ContentArrangement, Table,
+};
 
 use super::{Cell, Outcome, Report, Status};
 
@@ -57,7 +59,11 @@ pub fn render_terminal(report: &Report, color: bool) -> String {
         Outcome::Fail => "FAIL",
     };
     let verdict = if color {
-        let code = if report.gate.outcome == Outcome::Pass { 32 } else { 31 };
+        let code = if report.gate.outcome == Outcome::Pass {
+            32
+        } else {
+            31
+        };
         format!("\x1b[1;{code}m{verdict}\x1b[0m")
     } else {
         verdict.to_string()

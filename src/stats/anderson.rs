@@ -55,10 +55,13 @@ pub fn anderson_ksamp(a: &Runs, b: &Runs) -> Option<AndersonResult> {
     let bb = (2.0 * g - 4.0) * k * k + 8.0 * h * k + (2.0 * g - 14.0 * h - 4.0) * h_sum - 8.0 * h
         + 4.0 * g
         - 6.0;
-    let c = (6.0 * h + 2.0 * g - 2.0) * k * k + (4.0 * h - 4.0 * g + 6.0) * k + (2.0 * h - 6.0) * h_sum
+    let c = (6.0 * h + 2.0 * g - 2.0) * k * k
+        + (4.0 * h - 4.0 * g + 6.0) * k
+        + (2.0 * h - 6.0) * h_sum
         + 4.0 * h;
     let d = (2.0 * h + 6.0) * k * k - 4.0 * h * k;
-    let sigmasq = (a * nn.powi(3) + bb * nn * nn + c * nn + d) / ((nn - 1.0) * (nn - 2.0) * (nn - 3.0));
+    let sigmasq =
+        (a * nn.powi(3) + bb * nn * nn + c * nn + d) / ((nn - 1.0) * (nn - 2.0) * (nn - 3.0));
     let m = k - 1.0;
     let statistic = (a2akn - m) / sigmasq.sqrt();
     Some(AndersonResult {
@@ -72,7 +75,9 @@ fn p_value(a2: f64, m: f64) -> f64 {
     const B1: [f64; 7] = [-0.245, 0.25, 0.678, 1.149, 1.822, 2.364, 3.615];
     const B2: [f64; 7] = [-0.105, -0.305, -0.362, -0.391, -0.396, -0.345, -0.154];
     const SIG: [f64; 7] = [0.25, 0.1, 0.05, 0.025, 0.01, 0.005, 0.001];
-    let critical: Vec<f64> = (0..7).map(|i| B0[i] + B1[i] / m.sqrt() + B2[i] / m).collect();
+    let critical: Vec<f64> = (0..7)
+        .map(|i| B0[i] + B1[i] / m.sqrt() + B2[i] / m)
+        .collect();
     let lo = critical.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = critical.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if a2.is_nan() {
@@ -123,8 +128,9 @@ fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> [f64; 3] {
         b.swap(col, pivot);
         for row in col + 1..3 {
             let f = a[row][col] / a[col][col];
-            for c in col..3 {
-                a[row][c] -= f * a[col][c];
+            let pivot_row = a[col];
+            for (x, p) in a[row].iter_mut().zip(pivot_row).skip(col) {
+                *x -= f * p;
             }
             b[row] -= f * b[col];
         }

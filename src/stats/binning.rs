@@ -104,14 +104,15 @@ pub fn bin_numeric(reference: &Runs, current: &Runs, integer: bool) -> Binned {
     let n_ref = reference.n() as f64;
     let n_cur = current.n() as f64;
     if reference.n_distinct() > MAX_VALUES_UNBINNED {
-        let pooled_min = reference.min().unwrap().min(current.min().unwrap_or(f64::MAX));
-        let pooled_max = reference.max().unwrap().max(current.max().unwrap_or(f64::MIN));
-        let edges = sturges_edges(
-            pooled_min,
-            pooled_max,
-            reference.n() + current.n(),
-            integer,
-        );
+        let pooled_min = reference
+            .min()
+            .unwrap()
+            .min(current.min().unwrap_or(f64::MAX));
+        let pooled_max = reference
+            .max()
+            .unwrap()
+            .max(current.max().unwrap_or(f64::MIN));
+        let edges = sturges_edges(pooled_min, pooled_max, reference.n() + current.n(), integer);
         let labels = edges
             .windows(2)
             .map(|w| {
@@ -136,7 +137,10 @@ pub fn bin_numeric(reference: &Runs, current: &Runs, integer: bool) -> Binned {
     } else {
         let (keys, ca, cb) = align_values(reference, current);
         Binned {
-            labels: keys.iter().map(|k| crate::report::format_float(*k)).collect(),
+            labels: keys
+                .iter()
+                .map(|k| crate::report::format_float(*k))
+                .collect(),
             reference: ca.into_iter().map(|c| c as f64 / n_ref).collect(),
             current: cb.into_iter().map(|c| c as f64 / n_cur).collect(),
         }

@@ -34,7 +34,9 @@ pub fn chisquare(observed: &[f64], expected: &[f64]) -> ChiSquareResult {
     } else if statistic.is_infinite() {
         0.0
     } else {
-        ChiSquared::new(dof).map(|d| d.sf(statistic)).unwrap_or(f64::NAN)
+        ChiSquared::new(dof)
+            .map(|d| d.sf(statistic))
+            .unwrap_or(f64::NAN)
     };
     ChiSquareResult { statistic, p_value }
 }

@@ -81,7 +81,11 @@ pub fn hellinger_numeric(reference: &Runs, current: &Runs, integer: bool) -> f64
     let lo = edges.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = edges.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let width = (hi - lo) / (edges.len() - 1) as f64;
-    let bc: f64 = h1.iter().zip(&h2).map(|(p, q)| (p * q).sqrt() * width).sum();
+    let bc: f64 = h1
+        .iter()
+        .zip(&h2)
+        .map(|(p, q)| (p * q).sqrt() * width)
+        .sum();
     (1.0 - bc.clamp(0.0, 1.0)).sqrt()
 }
 

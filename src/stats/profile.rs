@@ -139,7 +139,12 @@ pub struct TableProfile {
 }
 
 impl TableProfile {
-    pub fn new(sources: Vec<String>, rows: u64, exact_cap: usize, columns: Vec<ColumnProfile>) -> Self {
+    pub fn new(
+        sources: Vec<String>,
+        rows: u64,
+        exact_cap: usize,
+        columns: Vec<ColumnProfile>,
+    ) -> Self {
         TableProfile {
             format: FORMAT.to_string(),
             version: VERSION,
@@ -174,7 +179,12 @@ impl TableProfile {
             .collect::<Result<Vec<_>, _>>()?;
         let mut sources = self.sources.clone();
         sources.extend(other.sources.iter().cloned());
-        Ok(TableProfile::new(sources, self.rows + other.rows, cap, columns))
+        Ok(TableProfile::new(
+            sources,
+            self.rows + other.rows,
+            cap,
+            columns,
+        ))
     }
 }
 

@@ -4,7 +4,29 @@
 //! the same type serves raw data (exact), a stored baseline profile (exact up
 //! to its cap) and a compressed profile (a bounded-error summary).
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use serde::{Deserialize, Serialize};
+
+/// A fast hasher for f64 bit patterns (a multiplicative hash): the keys are
+/// data values, not attacker-chosen input to a long-lived server.
+#[derive(Default)]
+struct BitsHasher(u64);
+
+impl Hasher for BitsHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Runs {
@@ -16,9 +38,40 @@ pub struct Runs {
 
 impl Runs {
     /// Builds runs from finite values in any order.
+    ///
+    /// Real columns often repeat a few values many times (integer codes,
+    /// rounded measurements, replicated rows): counting them in a hash map
+    /// is much cheaper than sorting every observation. When the values turn
+    /// out to be mostly distinct the counting stops and a sort takes over.
     pub fn from_values(mut values: Vec<f64>) -> Self {
+        const TRY_COUNTING_FROM: usize = 50_000;
+        if values.len() >= TRY_COUNTING_FROM {
+            if let Some(runs) = Self::by_counting(&values, values.len() / 16) {
+                return runs;
+            }
+        }
         values.sort_unstable_by(f64::total_cmp);
         Self::from_sorted(&values)
+    }
+
+    /// Counts distinct values; gives up (None) past `max_distinct`.
+    fn by_counting(values: &[f64], max_distinct: usize) -> Option<Self> {
+        let mut counts: HashMap<u64, u64, BuildHasherDefault<BitsHasher>> = HashMap::default();
+        for &v in values {
+            // -0.0 counts as 0.0, as everywhere else in mlctl.
+            let v = if v == 0.0 { 0.0 } else { v };
+            *counts.entry(v.to_bits()).or_insert(0) += 1;
+            if counts.len() > max_distinct {
+                return None;
+            }
+        }
+        let mut pairs: Vec<(f64, u64)> = counts
+            .into_iter()
+            .map(|(b, c)| (f64::from_bits(b), c))
+            .collect();
+        pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let (values, counts) = pairs.into_iter().unzip();
+        Some(Runs { values, counts })
     }
 
     /// Builds runs from finite values already sorted ascending.
@@ -190,6 +243,18 @@ mod tests {
         let r = Runs::from_values(vec![1.0, 2.0, 3.0, 4.0]);
         assert_eq!(r.mean(), 2.5);
         assert!((r.std() - 1.118033988749895).abs() < 1e-15);
+    }
+
+    #[test]
+    fn counting_and_sorting_build_the_same_runs() {
+        let values: Vec<f64> = (0..200_000)
+            .map(|i| ((i * 7919) % 1000) as f64 - 500.0)
+            .collect();
+        let counted = Runs::from_values(values.clone());
+        let mut sorted = values;
+        sorted.sort_unstable_by(f64::total_cmp);
+        assert_eq!(counted, Runs::from_sorted(&sorted));
+        assert_eq!(counted.n_distinct(), 1000);
     }
 
     #[test]

@@ -17,10 +17,12 @@ pub fn proportions_z_test(reference: &[u64], current: &[u64]) -> ZTestResult {
     let n2: u64 = current.iter().sum();
     let present = |c: &[u64]| c.iter().filter(|&&x| x > 0).count();
     // One and the same value on both sides: no difference to test.
-    if present(reference) == 1 && present(current) == 1 && reference
-        .iter()
-        .zip(current)
-        .all(|(a, b)| (*a > 0) == (*b > 0))
+    if present(reference) == 1
+        && present(current) == 1
+        && reference
+            .iter()
+            .zip(current)
+            .all(|(a, b)| (*a > 0) == (*b > 0))
     {
         return ZTestResult {
             statistic: 0.0,

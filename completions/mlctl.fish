@@ -1,0 +1,99 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_mlctl_global_optspecs
+    string join \n format= q/quiet config= h/help V/version
+end
+
+function __fish_mlctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_mlctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_mlctl_using_subcommand
+    set -l cmd (__fish_mlctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c mlctl -n "__fish_mlctl_needs_command" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+json\t''
+markdown\t''
+html\t''"
+complete -c mlctl -n "__fish_mlctl_needs_command" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
+complete -c mlctl -n "__fish_mlctl_needs_command" -s q -l quiet -d 'Print nothing on success (the exit code and any -o file still tell the result)'
+complete -c mlctl -n "__fish_mlctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mlctl -n "__fish_mlctl_needs_command" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "drift" -d 'Detect data and prediction drift between a baseline and current data'
+complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "baseline" -d 'Profile a training set once (or merge partition profiles) for fast drift checks'
+complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
+complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "manpage" -d 'Print the man page (roff)'
+complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -s b -l baseline -d 'Reference data: parquet, CSV, or a profile from `mlctl baseline`' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -s o -l output -d 'Write the report to FILE (atomically) instead of stdout' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l stattest -d 'Test for every column: ks, chisquare, z, psi, jensenshannon, wasserstein, hellinger, kl_div, anderson, cramer_von_mises (default: Evidently\'s per-column choice)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l column-stattest -d 'Test for one column, COLUMN=TEST (repeatable)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l threshold -d 'Threshold for every column (p-value for tests, distance for distances; default 0.05 / 0.1)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l column-threshold -d 'Threshold for one column, COLUMN=X (repeatable)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l drift-share -d 'Dataset drift when at least this share of columns drift [default: 0.5]' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l fail-on -d 'When to exit 1 [default: drift]' -r -f -a "drift\t'the whole current data set drifted'
+any-window\t'the whole data set or any window drifted'
+never\t'never: report only'"
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l window -d 'Also report each window of the current data: 1d, 6h, 30m, 1w, or 10000rows' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l timestamp -d 'Timestamp column for --window [default: `timestamp`, else the first datetime column]' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l columns -d 'Only these columns (comma-separated)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l exclude -d 'Leave these columns out (comma-separated)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l categorical -d 'Treat these columns as categorical (comma-separated)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l numerical -d 'Treat these columns as numerical (comma-separated)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l prediction -d 'Prediction column [default: prediction]' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l confidence -d 'Confidence column [default: confidence]' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l label -d 'Label column, possibly arriving late (null until known) [default: label]' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l exact-cap -d 'Distinct values kept exactly per baseline column before summarising [default: 100000]' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+json\t''
+markdown\t''
+html\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -s q -l quiet -d 'Print nothing on success (the exit code and any -o file still tell the result)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -s o -l output -d 'The profile to write (atomically)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -l exact-cap -d 'Distinct values kept exactly per column before summarising' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+json\t''
+markdown\t''
+html\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -l merge -d 'The inputs are profiles to merge'
+complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -s q -l quiet -d 'Print nothing on success (the exit code and any -o file still tell the result)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -s h -l help -d 'Print help'
+complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+json\t''
+markdown\t''
+html\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -s q -l quiet -d 'Print nothing on success (the exit code and any -o file still tell the result)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+json\t''
+markdown\t''
+html\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s q -l quiet -d 'Print nothing on success (the exit code and any -o file still tell the result)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s h -l help -d 'Print help'
+complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline completions manpage help" -f -a "drift" -d 'Detect data and prediction drift between a baseline and current data'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline completions manpage help" -f -a "baseline" -d 'Profile a training set once (or merge partition profiles) for fast drift checks'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline completions manpage help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline completions manpage help" -f -a "manpage" -d 'Print the man page (roff)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline completions manpage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
