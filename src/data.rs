@@ -2,11 +2,11 @@
 //! command asks for are read) and CSV. Everything here returns plain Rust
 //! values; no other module touches polars.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
+use polars_core::query_result::QueryResult;
 
 use crate::error::{Error, Result};
 
@@ -66,35 +66,41 @@ pub struct Table {
     pub columns: Vec<(String, ValueType)>,
 }
 
-/// The values of one column, converted for analysis.
+/// How rows are grouped before counting: all together, in consecutive
+/// blocks of rows, or in calendar-aligned time windows (UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grouping {
+    Whole,
+    RowBlocks(usize),
+    Time { column: String, width_micros: i64 },
+}
+
+/// Counts of each distinct value per group. The group is the block or window
+/// number (`None`: the row has no timestamp); the value is `None` for nulls.
 #[derive(Debug, Clone)]
-pub enum Values {
-    /// Numbers as f64 (None = null; NaN and infinities kept as read).
-    Numbers(Vec<Option<f64>>),
-    /// Text and booleans, dictionary-encoded: `codes[i]` indexes `names`,
-    /// `NULL_CODE` marks a null. Counting categories then needs no string
-    /// allocation per row.
-    Text { codes: Vec<u32>, names: Vec<String> },
-    /// Timestamps as microseconds since the Unix epoch (None = null).
-    Micros(Vec<Option<i64>>),
+pub enum ValueCounts {
+    Numbers(Vec<(Option<i64>, Option<f64>, u64)>),
+    Text(Vec<(Option<i64>, Option<String>, u64)>),
+    Micros(Vec<(Option<i64>, Option<i64>, u64)>),
 }
 
-impl Values {
-    pub fn len(&self) -> usize {
-        match self {
-            Values::Numbers(v) => v.len(),
-            Values::Text { codes, .. } => codes.len(),
-            Values::Micros(v) => v.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+/// Per group: rows whose prediction could be checked against a label, and
+/// how many of them were right (classification) or their squared error
+/// (regression).
+#[derive(Debug, Clone, Default)]
+pub struct OutcomeCounts {
+    pub labelled: u64,
+    pub hits: u64,
+    pub squared_error: f64,
 }
 
-/// The code of a null in `Values::Text`.
-pub const NULL_CODE: u32 = u32::MAX;
+/// Per group and confidence bin: rows, summed confidence, correct rows.
+#[derive(Debug, Clone, Default)]
+pub struct ConfidenceBin {
+    pub rows: u64,
+    pub confidence_sum: f64,
+    pub hits: u64,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -137,6 +143,18 @@ fn detect_format(path: &Path) -> Result<Format> {
     }
 }
 
+/// Integer division rounding down (so that times before 1970 fall in the
+/// right window), from truncating division and remainder: polars' own
+/// `floor_div` needs a feature this build leaves out.
+fn floor_div(x: Expr, divisor: i64) -> Expr {
+    let d = lit(divisor);
+    let truncated = x.clone() / d.clone();
+    let adjust = when(x.clone().lt(lit(0i64)).and((x % d).neq(lit(0i64))))
+        .then(lit(1i64))
+        .otherwise(lit(0i64));
+    truncated - adjust
+}
+
 fn polars_error(path: &Path, e: PolarsError) -> Error {
     Error::input(path, e)
 }
@@ -159,13 +177,17 @@ impl Table {
                 LazyFrame::scan_parquet(PlRefPath::new(text), args)
                     .map_err(|e| polars_error(path, e))?
             }
+            // A CSV file is parsed once into memory: every later query
+            // (one per column) would otherwise parse the text again.
             Format::Csv => LazyCsvReader::new(PlRefPath::new(text))
                 .with_has_header(true)
                 .with_glob(false)
                 .with_try_parse_dates(true)
                 .with_infer_schema_length(Some(10_000))
                 .finish()
-                .map_err(|e| polars_error(path, e))?,
+                .and_then(|lf| lf.collect())
+                .map_err(|e| polars_error(path, e))?
+                .lazy(),
         };
         let schema = frame.collect_schema().map_err(|e| polars_error(path, e))?;
         let columns = schema
@@ -186,88 +208,389 @@ impl Table {
             .map(|(_, t)| *t)
     }
 
-    /// Reads the named columns (only those) and converts each to `Values`.
-    pub fn read(&self, names: &[String]) -> Result<HashMap<String, Values>> {
-        if names.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let exprs: Vec<Expr> = names.iter().map(|n| col(n.as_str())).collect();
+    /// Number of rows (from the file's metadata for parquet).
+    pub fn row_count(&self) -> Result<usize> {
         let df = self
             .frame
             .clone()
-            .select(exprs)
+            .select([len().alias("n")])
             .collect()
             .map_err(|e| polars_error(&self.path, e))?;
-        let mut out = HashMap::with_capacity(names.len());
-        for name in names {
-            let column = df
-                .column(name)
-                .map_err(|e| polars_error(&self.path, e))?
-                .as_materialized_series();
-            let values = convert(column)
-                .map_err(|e| Error::input(&self.path, format!("column '{name}': {e}")))?;
-            out.insert(name.clone(), values);
+        let n = df
+            .column("n")
+            .and_then(|c| c.cast(&DataType::UInt64))
+            .map_err(|e| polars_error(&self.path, e))?;
+        let n = n
+            .u64()
+            .map_err(|e| polars_error(&self.path, e))?
+            .get(0)
+            .unwrap_or(0);
+        Ok(n as usize)
+    }
+
+    /// An expression for a time column in microseconds since the epoch.
+    fn micros(&self, column: &str) -> Result<Expr> {
+        let dtype = self
+            .frame
+            .clone()
+            .collect_schema()
+            .map_err(|e| polars_error(&self.path, e))?
+            .get(column)
+            .cloned()
+            .ok_or_else(|| Error::input(&self.path, format!("no column '{column}'")))?;
+        let raw = col(column).cast(DataType::Int64);
+        match dtype {
+            DataType::Datetime(TimeUnit::Microseconds, _) => Ok(raw),
+            DataType::Datetime(TimeUnit::Milliseconds, _) => Ok(raw * lit(1000i64)),
+            DataType::Datetime(TimeUnit::Nanoseconds, _) => Ok(floor_div(raw, 1000)),
+            DataType::Date => Ok(
+                col(column).cast(DataType::Int32).cast(DataType::Int64) * lit(86_400_000_000i64)
+            ),
+            other => Err(Error::input(
+                &self.path,
+                format!("column '{column}' is {other}, not a timestamp"),
+            )),
         }
+    }
+
+    /// The frame with a `__group` column computed per `grouping`.
+    fn grouped(&self, grouping: &Grouping) -> Result<(LazyFrame, Expr)> {
+        Ok(match grouping {
+            Grouping::Whole => (self.frame.clone(), lit(0i64).alias("__group")),
+            Grouping::RowBlocks(size) => (
+                self.frame.clone().with_row_index("__row", None),
+                floor_div(col("__row").cast(DataType::Int64), *size as i64).alias("__group"),
+            ),
+            Grouping::Time {
+                column,
+                width_micros,
+            } => (
+                self.frame.clone(),
+                floor_div(self.micros(column)?, *width_micros).alias("__group"),
+            ),
+        })
+    }
+
+    fn run(&self, frame: LazyFrame) -> Result<DataFrame> {
+        // The streaming engine keeps memory bounded by the groups, not the rows.
+        match frame.collect_with_engine(Engine::Streaming) {
+            Ok(QueryResult::Single(df)) => Ok(df),
+            Ok(QueryResult::Multiple(_)) => {
+                Err(Error::input(&self.path, "unexpected query result"))
+            }
+            Err(e) => Err(polars_error(&self.path, e)),
+        }
+    }
+
+    /// Counts the distinct values of one column per group, streaming.
+    pub fn value_counts(&self, column: &str, grouping: &Grouping) -> Result<ValueCounts> {
+        let value_type = self
+            .value_type(column)
+            .ok_or_else(|| Error::input(&self.path, format!("no column '{column}'")))?;
+        // Group on the column as stored and convert only the (small) counted
+        // result: casting every row first would cost more than the counting.
+        let value = match value_type {
+            ValueType::Time => self.micros(column)?,
+            ValueType::Other => {
+                return Err(Error::input(
+                    &self.path,
+                    format!("column '{column}' has a type mlctl does not analyse"),
+                ))
+            }
+            _ => col(column),
+        };
+        let query = match grouping {
+            Grouping::Whole => self
+                .frame
+                .clone()
+                .select([value.alias("__value")])
+                .group_by([col("__value")])
+                .agg([len().alias("__n")])
+                .with_column(lit(0i64).alias("__group")),
+            _ => {
+                let (frame, group) = self.grouped(grouping)?;
+                frame
+                    .select([group, value.alias("__value")])
+                    .group_by([col("__group"), col("__value")])
+                    .agg([len().alias("__n")])
+            }
+        };
+        let df = self.run(query)?;
+        let err = |e: PolarsError| Error::input(&self.path, format!("column '{column}': {e}"));
+        let groups = df
+            .column("__group")
+            .map_err(err)?
+            .cast(&DataType::Int64)
+            .map_err(err)?;
+        let groups = groups.i64().map_err(err)?;
+        let counts = df
+            .column("__n")
+            .map_err(err)?
+            .cast(&DataType::UInt64)
+            .map_err(err)?;
+        let counts = counts.u64().map_err(err)?;
+        let target = match value_type {
+            ValueType::Integer | ValueType::Float => DataType::Float64,
+            ValueType::Time => DataType::Int64,
+            _ => DataType::String,
+        };
+        let values = df
+            .column("__value")
+            .map_err(err)?
+            .cast(&target)
+            .map_err(err)?;
+        fn triples<K>(
+            groups: &Int64Chunked,
+            keys: Vec<Option<K>>,
+            counts: &UInt64Chunked,
+        ) -> Vec<(Option<i64>, Option<K>, u64)> {
+            groups
+                .iter()
+                .zip(keys)
+                .zip(counts.iter())
+                .map(|((g, k), n)| (g, k, n.unwrap_or(0)))
+                .collect()
+        }
+        Ok(match value_type {
+            ValueType::Integer | ValueType::Float => ValueCounts::Numbers(triples(
+                groups,
+                values.f64().map_err(err)?.iter().collect(),
+                counts,
+            )),
+            ValueType::Time => ValueCounts::Micros(triples(
+                groups,
+                values.i64().map_err(err)?.iter().collect(),
+                counts,
+            )),
+            _ => ValueCounts::Text(triples(
+                groups,
+                values
+                    .str()
+                    .map_err(err)?
+                    .iter()
+                    .map(|v| v.map(str::to_string))
+                    .collect(),
+                counts,
+            )),
+        })
+    }
+
+    /// Rows per group.
+    pub fn group_sizes(&self, grouping: &Grouping) -> Result<Vec<(Option<i64>, u64)>> {
+        let (frame, group) = self.grouped(grouping)?;
+        let df = self.run(
+            frame
+                .select([group])
+                .group_by([col("__group")])
+                .agg([len().alias("__n")]),
+        )?;
+        let err = |e: PolarsError| polars_error(&self.path, e);
+        let groups = df
+            .column("__group")
+            .map_err(err)?
+            .cast(&DataType::Int64)
+            .map_err(err)?;
+        let counts = df
+            .column("__n")
+            .map_err(err)?
+            .cast(&DataType::UInt64)
+            .map_err(err)?;
+        let out = groups
+            .i64()
+            .map_err(err)?
+            .iter()
+            .zip(counts.u64().map_err(err)?.iter())
+            .map(|(g, n)| (g, n.unwrap_or(0)))
+            .collect();
         Ok(out)
     }
-}
 
-fn convert(series: &Series) -> std::result::Result<Values, String> {
-    let err = |e: PolarsError| crate::error::one_line(&e.to_string());
-    match series.dtype() {
-        DataType::Datetime(unit, _) => {
-            let per_micro = match unit {
-                TimeUnit::Nanoseconds => -1000,
-                TimeUnit::Microseconds => 1,
-                TimeUnit::Milliseconds => 1000,
-            };
-            let raw = series.cast(&DataType::Int64).map_err(err)?;
-            let ca = raw.i64().map_err(err)?;
-            Ok(Values::Micros(
-                ca.iter()
-                    .map(|v| {
-                        v.map(|x| {
-                            if per_micro < 0 {
-                                x.div_euclid(1000)
-                            } else {
-                                x * per_micro
-                            }
-                        })
-                    })
-                    .collect(),
-            ))
+    /// Whether the prediction matches the label, row by row, as an
+    /// expression: numbers compare as numbers, anything else as text; null
+    /// when either is missing.
+    fn correct(&self, prediction: &str, label: &str) -> Expr {
+        let numeric = |c: &str| self.value_type(c).is_some_and(ValueType::is_numeric);
+        if numeric(prediction) && numeric(label) {
+            col(prediction)
+                .cast(DataType::Float64)
+                .eq(col(label).cast(DataType::Float64))
+        } else {
+            col(prediction)
+                .cast(DataType::String)
+                .eq(col(label).cast(DataType::String))
         }
-        DataType::Date => {
-            let raw = series.cast(&DataType::Int32).map_err(err)?;
-            let ca = raw.i32().map_err(err)?;
-            Ok(Values::Micros(
-                ca.iter()
-                    .map(|v| v.map(|d| d as i64 * 86_400_000_000))
-                    .collect(),
-            ))
-        }
-        dtype if value_type(dtype).is_numeric() => {
-            let raw = series.cast(&DataType::Float64).map_err(err)?;
-            let ca = raw.f64().map_err(err)?;
-            Ok(Values::Numbers(ca.iter().collect()))
-        }
-        dtype if matches!(value_type(dtype), ValueType::Text | ValueType::Boolean) => {
-            let raw = series.cast(&DataType::String).map_err(err)?;
-            let ca = raw.str().map_err(err)?;
-            let mut index: HashMap<&str, u32> = HashMap::new();
-            let mut names = Vec::new();
-            let mut codes = Vec::with_capacity(ca.len());
-            for v in ca.iter() {
-                codes.push(match v {
-                    None => NULL_CODE,
-                    Some(text) => *index.entry(text).or_insert_with(|| {
-                        names.push(text.to_string());
-                        (names.len() - 1) as u32
-                    }),
-                });
-            }
-            Ok(Values::Text { codes, names })
-        }
-        other => Err(format!("unsupported type {other}")),
+    }
+
+    /// Labelled rows and hits (classification) or squared error (regression)
+    /// per group.
+    pub fn outcomes(
+        &self,
+        prediction: &str,
+        label: &str,
+        regression: bool,
+        grouping: &Grouping,
+    ) -> Result<Vec<(Option<i64>, OutcomeCounts)>> {
+        let (frame, group) = self.grouped(grouping)?;
+        let aggs = if regression {
+            let error =
+                col(prediction).cast(DataType::Float64) - col(label).cast(DataType::Float64);
+            vec![
+                error
+                    .clone()
+                    .is_not_null()
+                    .cast(DataType::UInt64)
+                    .sum()
+                    .alias("__labelled"),
+                lit(0u64).alias("__hits"),
+                (error.clone() * error).sum().alias("__se"),
+            ]
+        } else {
+            let correct = self.correct(prediction, label);
+            vec![
+                correct
+                    .clone()
+                    .is_not_null()
+                    .cast(DataType::UInt64)
+                    .sum()
+                    .alias("__labelled"),
+                correct.cast(DataType::UInt64).sum().alias("__hits"),
+                lit(0f64).alias("__se"),
+            ]
+        };
+        let df = self.run(frame.group_by([group]).agg(aggs))?;
+        let err = |e: PolarsError| polars_error(&self.path, e);
+        let get_u64 = |name: &str| -> Result<Vec<u64>> {
+            let c = df
+                .column(name)
+                .map_err(err)?
+                .cast(&DataType::UInt64)
+                .map_err(err)?;
+            Ok(c.u64()
+                .map_err(err)?
+                .iter()
+                .map(|v| v.unwrap_or(0))
+                .collect())
+        };
+        let groups = df
+            .column("__group")
+            .map_err(err)?
+            .cast(&DataType::Int64)
+            .map_err(err)?;
+        let se = df
+            .column("__se")
+            .map_err(err)?
+            .cast(&DataType::Float64)
+            .map_err(err)?;
+        let (labelled, hits) = (get_u64("__labelled")?, get_u64("__hits")?);
+        Ok(groups
+            .i64()
+            .map_err(err)?
+            .iter()
+            .zip(se.f64().map_err(err)?.iter())
+            .enumerate()
+            .map(|(i, (g, se))| {
+                (
+                    g,
+                    OutcomeCounts {
+                        labelled: labelled[i],
+                        hits: hits[i],
+                        squared_error: se.unwrap_or(0.0),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Rows, confidence and hits per group and per equal-width confidence bin
+    /// (bin b holds confidences in (b/n, (b+1)/n]; 0 joins the first bin).
+    /// Only rows with a label and a finite confidence count.
+    pub fn confidence_bins(
+        &self,
+        prediction: &str,
+        label: &str,
+        confidence: &str,
+        n_bins: usize,
+        grouping: &Grouping,
+    ) -> Result<Vec<(Option<i64>, usize, ConfidenceBin)>> {
+        let (frame, group) = self.grouped(grouping)?;
+        let conf = col(confidence).cast(DataType::Float64);
+        let scaled = conf.clone() * lit(n_bins as f64);
+        let truncated = scaled.clone().cast(DataType::Int64);
+        // ceil(x) - 1 for x > 0, without the rounding feature: trunc(x) plus
+        // one when x has a fractional part.
+        let ceil = when(scaled.gt(truncated.clone().cast(DataType::Float64)))
+            .then(truncated.clone() + lit(1i64))
+            .otherwise(truncated);
+        let bin = when(ceil.clone().lt_eq(lit(1i64)))
+            .then(lit(0i64))
+            .when(ceil.clone().gt_eq(lit(n_bins as i64)))
+            .then(lit(n_bins as i64 - 1))
+            .otherwise(ceil - lit(1i64))
+            .alias("__bin");
+        let correct = self.correct(prediction, label);
+        let usable = correct
+            .clone()
+            .is_not_null()
+            .and(conf.clone().is_not_null())
+            .and(conf.clone().is_finite());
+        let df = self.run(
+            frame.filter(usable).group_by([group, bin]).agg([
+                len().alias("__n"),
+                when(conf.clone().gt(lit(1.0)))
+                    .then(lit(1.0))
+                    .when(conf.clone().lt(lit(0.0)))
+                    .then(lit(0.0))
+                    .otherwise(conf)
+                    .sum()
+                    .alias("__conf"),
+                correct.cast(DataType::UInt64).sum().alias("__hits"),
+            ]),
+        )?;
+        let err = |e: PolarsError| polars_error(&self.path, e);
+        let groups = df
+            .column("__group")
+            .map_err(err)?
+            .cast(&DataType::Int64)
+            .map_err(err)?;
+        let bins = df
+            .column("__bin")
+            .map_err(err)?
+            .cast(&DataType::Int64)
+            .map_err(err)?;
+        let n = df
+            .column("__n")
+            .map_err(err)?
+            .cast(&DataType::UInt64)
+            .map_err(err)?;
+        let c = df
+            .column("__conf")
+            .map_err(err)?
+            .cast(&DataType::Float64)
+            .map_err(err)?;
+        let h = df
+            .column("__hits")
+            .map_err(err)?
+            .cast(&DataType::UInt64)
+            .map_err(err)?;
+        let (groups, bins, n, c, h) = (
+            groups.i64().map_err(err)?,
+            bins.i64().map_err(err)?,
+            n.u64().map_err(err)?,
+            c.f64().map_err(err)?,
+            h.u64().map_err(err)?,
+        );
+        Ok((0..df.height())
+            .map(|i| {
+                (
+                    groups.get(i),
+                    bins.get(i).unwrap_or(0) as usize,
+                    ConfidenceBin {
+                        rows: n.get(i).unwrap_or(0),
+                        confidence_sum: c.get(i).unwrap_or(0.0),
+                        hits: h.get(i).unwrap_or(0),
+                    },
+                )
+            })
+            .collect())
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use mlctl::data::{Table, Values, NULL_CODE};
+use mlctl::data::{Grouping, Table, ValueCounts};
 use mlctl::drift::select::{run_test, Kind, StatTest};
 use mlctl::stats::profile::ColumnProfile;
 use mlctl::stats::{ks, wasserstein, Runs};
@@ -42,15 +42,11 @@ fn categorical_profile(values: Vec<String>) -> ColumnProfile {
     p
 }
 
-/// Reads one column of a bundled file, dropping nulls and non-finite values
-/// as Evidently does.
-fn sample_column(file: &str, column: &str) -> Values {
+/// Counts one column of a bundled file; nulls and non-finite values are left
+/// out, as Evidently does.
+fn sample_column(file: &str, column: &str) -> ValueCounts {
     let table = Table::open(&Path::new("sample_data").join(file)).unwrap();
-    table
-        .read(&[column.to_string()])
-        .unwrap()
-        .remove(column)
-        .unwrap()
+    table.value_counts(column, &Grouping::Whole).unwrap()
 }
 
 fn profiles(case: &Value) -> (ColumnProfile, ColumnProfile, Kind) {
@@ -64,18 +60,22 @@ fn profiles(case: &Value) -> (ColumnProfile, ColumnProfile, Kind) {
         if let Some(src) = case.get("source") {
             let file = src[key].as_str().unwrap();
             match sample_column(file, src["column"].as_str().unwrap()) {
-                Values::Numbers(v) => numeric_profile(
-                    v.into_iter().flatten().filter(|x| x.is_finite()).collect(),
+                ValueCounts::Numbers(v) => numeric_profile(
+                    v.into_iter()
+                        .filter_map(|(_, x, n)| {
+                            x.filter(|x| x.is_finite()).map(|x| vec![x; n as usize])
+                        })
+                        .flatten()
+                        .collect(),
                     integer,
                 ),
-                Values::Text { codes, names } => categorical_profile(
-                    codes
-                        .into_iter()
-                        .filter(|c| *c != NULL_CODE)
-                        .map(|c| names[c as usize].clone())
+                ValueCounts::Text(v) => categorical_profile(
+                    v.into_iter()
+                        .filter_map(|(_, x, n)| x.map(|x| vec![x; n as usize]))
+                        .flatten()
                         .collect(),
                 ),
-                Values::Micros(_) => panic!("timestamp column in a fixture"),
+                ValueCounts::Micros(_) => panic!("timestamp column in a fixture"),
             }
         } else {
             let key = if key == "baseline" {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::data::{Table, ValueType, Values};
+use crate::data::{ConfidenceBin, Grouping, OutcomeCounts, Table, ValueType};
 use crate::error::{Error, Result};
 use crate::report::{Cell, Chart, Gate, Outcome, Report, Section, Series, Status};
 use crate::stats::binning::bin_numeric;
@@ -28,6 +28,9 @@ pub use window::Window;
 
 /// Columns with at most this many distinct integer values are categorical.
 pub const MAX_CATEGORICAL_INTEGERS: usize = 5;
+/// Distinct numbers kept exactly per current-data column (and window); a
+/// column with more is summarised with a stated rank error.
+pub const CURRENT_EXACT_CAP: usize = 1_000_000;
 /// Categories drawn in a chart before the rest are pooled as "(other)".
 const CHART_CATEGORIES: usize = 20;
 
@@ -370,7 +373,7 @@ fn histogram_chart(
 
 struct WindowResult {
     label: String,
-    rows: usize,
+    rows: u64,
     columns: Vec<ColumnResult>,
     performance: Option<predictions::Performance>,
     ece: Option<f64>,
@@ -457,31 +460,40 @@ pub fn run(opts: &Options) -> Result<Report> {
         .collect();
     roles.sort_by_key(|(c, _)| baseline.columns.iter().position(|b| b.name == c.name));
 
-    let mut to_read: Vec<String> = roles
-        .iter()
-        .filter(|(_, r)| !matches!(r, Role::Skipped(_)))
-        .map(|(c, _)| c.name.clone())
-        .collect();
-    for extra in [
-        timestamp.as_ref(),
-        Some(&opts.label),
-        Some(&opts.prediction),
-        Some(&opts.confidence),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if current.value_type(extra).is_some() && !to_read.contains(extra) {
-            to_read.push(extra.clone());
+    let grouping = match (opts.window, &timestamp) {
+        (None, _) => Grouping::Whole,
+        (Some(Window::Rows(n)), _) => Grouping::RowBlocks(n),
+        (Some(Window::Time(_)), None) => return Err(Error::usage(format!(
+            "--window by time needs a timestamp column and {} has none (name one with --timestamp)",
+            opts.current.display()
+        ))),
+        (Some(Window::Time(width)), Some(t)) => {
+            if current.value_type(t) != Some(ValueType::Time) {
+                return Err(Error::input(
+                    &opts.current,
+                    format!("column '{t}' is not a timestamp"),
+                ));
+            }
+            Grouping::Time {
+                column: t.clone(),
+                width_micros: width,
+            }
         }
-    }
-    let values = current.read(&to_read)?;
-    let n_rows = values.values().map(Values::len).next().unwrap_or(0);
+    };
+    let group_sizes = current.group_sizes(&grouping)?;
+    let n_rows: u64 = group_sizes.iter().map(|(_, n)| n).sum();
     if n_rows == 0 {
         return Err(Error::input(&opts.current, "the table has no rows"));
     }
+    let rows_without_time: u64 = group_sizes
+        .iter()
+        .filter(|(g, _)| g.is_none())
+        .map(|(_, n)| n)
+        .sum();
+    let mut window_ids: Vec<i64> = group_sizes.iter().filter_map(|(g, _)| *g).collect();
+    window_ids.sort_unstable();
 
-    progress.set_message("testing columns");
+    progress.set_message("counting values");
     let analysed: Vec<(&ColumnProfile, Kind, bool)> = roles
         .iter()
         .filter_map(|(c, r)| match r {
@@ -490,84 +502,106 @@ pub fn run(opts: &Options) -> Result<Report> {
             Role::Skipped(_) => None,
         })
         .collect();
-    let current_type = |name: &str| current.value_type(name).unwrap();
+    let mut profiles: Vec<sample::GroupedProfiles> = Vec::with_capacity(analysed.len());
+    for (reference, _, _) in &analysed {
+        let value_type = current.value_type(&reference.name).expect("shared column");
+        let counts = current.value_counts(&reference.name, &grouping)?;
+        profiles.push(sample::profiles_from_counts(
+            &reference.name,
+            value_type,
+            &counts,
+            CURRENT_EXACT_CAP,
+        ));
+    }
+    progress.set_message("testing columns");
     let whole: Vec<(ColumnProfile, ColumnResult)> = analysed
         .par_iter()
-        .map(|(reference, kind, _)| {
-            let cur = sample::profile_values(
-                &reference.name,
-                current_type(&reference.name),
-                &values[&reference.name],
-                None,
-            );
-            let result = test_column(opts, &reference.name, *kind, reference, &cur);
-            (cur, result)
+        .zip(profiles.par_iter())
+        .map(|((reference, kind, _), p)| {
+            let result = test_column(opts, &reference.name, *kind, reference, &p.whole);
+            (p.whole.clone(), result)
         })
         .collect();
 
-    // Windows.
-    let mut windows: Vec<WindowResult> = Vec::new();
-    let mut rows_without_time = 0;
-    let prediction_values = values.get(&opts.prediction);
-    let label_values = values.get(&opts.label);
-    let confidence_values = values.get(&opts.confidence);
-    let task = prediction_values.map(predictions::task_of);
-    if let Some(w) = opts.window {
-        let stamps = match (w, &timestamp) {
-            (Window::Time(_), None) => {
-                return Err(Error::usage(format!(
-                "--window {} needs a timestamp column and {} has none (name one with --timestamp)",
-                "by time",
-                opts.current.display()
-            )))
+    // Performance from labels, per window and in all.
+    let has = |c: &str| current.value_type(c).is_some();
+    let task = if has(&opts.prediction) && has(&opts.label) {
+        Some(predictions::task_of(
+            &current.value_counts(&opts.prediction, &Grouping::Whole)?,
+        ))
+    } else {
+        None
+    };
+    let mut outcomes: BTreeMap<Option<i64>, OutcomeCounts> = BTreeMap::new();
+    let mut bins: BTreeMap<Option<i64>, Vec<ConfidenceBin>> = BTreeMap::new();
+    if let Some(t) = task {
+        progress.set_message("scoring predictions");
+        for (g, c) in current.outcomes(
+            &opts.prediction,
+            &opts.label,
+            t == predictions::Task::Regression,
+            &grouping,
+        )? {
+            outcomes.insert(g, c);
+        }
+        if t == predictions::Task::Classification && has(&opts.confidence) {
+            for (g, b, c) in current.confidence_bins(
+                &opts.prediction,
+                &opts.label,
+                &opts.confidence,
+                predictions::CALIBRATION_BINS,
+                &grouping,
+            )? {
+                bins.entry(g).or_insert_with(|| {
+                    vec![ConfidenceBin::default(); predictions::CALIBRATION_BINS]
+                })[b] = c;
             }
-            (Window::Time(_), Some(t)) => match &values[t] {
-                Values::Micros(v) => Some(v.as_slice()),
-                _ => {
-                    return Err(Error::input(
-                        &opts.current,
-                        format!("column '{t}' is not a timestamp"),
-                    ))
-                }
-            },
-            (Window::Rows(_), _) => None,
-        };
-        let (slices, missing) = window::split(w, n_rows, stamps);
-        rows_without_time = missing;
-        progress.set_message(format!("testing {} windows", slices.len()));
-        windows = slices
+        }
+    }
+
+    // Windows.
+    let window_label = |id: i64| -> String {
+        match opts.window {
+            Some(Window::Time(width)) => window::format_micros(id * width, width),
+            Some(Window::Rows(size)) => {
+                let start = id as u64 * size as u64;
+                format!("rows {}..{}", start, (start + size as u64).min(n_rows))
+            }
+            None => String::new(),
+        }
+    };
+    let mut windows: Vec<WindowResult> = Vec::new();
+    if opts.window.is_some() {
+        progress.set_message(format!("testing {} windows", window_ids.len()));
+        windows = window_ids
             .par_iter()
-            .map(|slice| {
+            .map(|&id| {
                 let columns = analysed
                     .iter()
-                    .map(|(reference, kind, _)| {
-                        let cur = sample::profile_values(
-                            &reference.name,
-                            current_type(&reference.name),
-                            &values[&reference.name],
-                            Some(&slice.rows),
-                        );
-                        test_column(opts, &reference.name, *kind, reference, &cur)
+                    .zip(&profiles)
+                    .map(|((reference, kind, _), p)| {
+                        let empty = ColumnProfile::empty(&reference.name, &p.whole.value_type);
+                        let cur = p.groups.get(&Some(id)).unwrap_or(&empty);
+                        test_column(opts, &reference.name, *kind, reference, cur)
                     })
                     .collect();
-                let performance = match (task, prediction_values, label_values) {
-                    (Some(t), Some(p), Some(l)) => {
-                        Some(predictions::performance(t, p, l, &slice.rows))
-                    }
-                    _ => None,
-                };
-                let ece = match (task, prediction_values, label_values, confidence_values) {
-                    (Some(predictions::Task::Classification), Some(p), Some(l), Some(c)) => {
-                        predictions::calibration(p, l, c, &slice.rows).map(|c| c.ece)
-                    }
-                    _ => None,
-                };
                 WindowResult {
-                    label: slice.label.clone(),
-                    rows: slice.rows.len(),
+                    label: window_label(id),
+                    rows: group_sizes
+                        .iter()
+                        .find(|(g, _)| *g == Some(id))
+                        .map_or(0, |(_, n)| *n),
                     columns,
-                    performance,
-                    ece,
+                    performance: task.map(|t| {
+                        predictions::performance(
+                            t,
+                            outcomes.get(&Some(id)).unwrap_or(&OutcomeCounts::default()),
+                        )
+                    }),
+                    ece: bins
+                        .get(&Some(id))
+                        .and_then(|b| predictions::calibration(b))
+                        .map(|c| c.ece),
                 }
             })
             .collect();
@@ -791,10 +825,13 @@ pub fn run(opts: &Options) -> Result<Report> {
         }
     }
 
-    // Performance and calibration from labels.
-    if let (Some(t), Some(p), Some(l)) = (task, prediction_values, label_values) {
-        let all: Vec<usize> = (0..n_rows).collect();
-        let perf = predictions::performance(t, p, l, &all);
+    // Performance and calibration over all rows.
+    if let Some(t) = task {
+        let mut total = OutcomeCounts::default();
+        for c in outcomes.values() {
+            predictions::add_outcomes(&mut total, c);
+        }
+        let perf = predictions::performance(t, &total);
         report.figure("labelled_rows", "Rows with a label", perf.labelled);
         if let Some(a) = perf.accuracy {
             report.figure("accuracy", "Accuracy", a);
@@ -802,31 +839,37 @@ pub fn run(opts: &Options) -> Result<Report> {
         if let Some(r) = perf.rmse {
             report.figure("rmse", "RMSE", r);
         }
-        if let (predictions::Task::Classification, Some(c)) = (t, confidence_values) {
-            if let Some(cal) = predictions::calibration(p, l, c, &all) {
-                report.figure("ece", "Expected calibration error", cal.ece);
-                let mut s = Section::new(
-                    "calibration",
-                    "Reliability (15 equal-width confidence bins)",
-                    &[
-                        ("bin", "Confidence"),
-                        ("rows", "Rows"),
-                        ("mean_confidence", "Mean confidence"),
-                        ("accuracy", "Accuracy"),
-                        ("gap", "Gap"),
-                    ],
-                );
-                for b in cal.bins.iter().filter(|b| b.count > 0) {
-                    s.push(vec![
-                        format!("({:.3}, {:.3}]", b.lower, b.upper).into(),
-                        b.count.into(),
-                        b.mean_confidence.into(),
-                        b.accuracy.into(),
-                        (b.accuracy - b.mean_confidence).into(),
-                    ]);
-                }
-                report.sections.push(s);
+        let mut all_bins = vec![ConfidenceBin::default(); predictions::CALIBRATION_BINS];
+        for per_window in bins.values() {
+            for (sum, b) in all_bins.iter_mut().zip(per_window) {
+                sum.rows += b.rows;
+                sum.confidence_sum += b.confidence_sum;
+                sum.hits += b.hits;
             }
+        }
+        if let Some(cal) = predictions::calibration(&all_bins) {
+            report.figure("ece", "Expected calibration error", cal.ece);
+            let mut s = Section::new(
+                "calibration",
+                "Reliability (15 equal-width confidence bins)",
+                &[
+                    ("bin", "Confidence"),
+                    ("rows", "Rows"),
+                    ("mean_confidence", "Mean confidence"),
+                    ("accuracy", "Accuracy"),
+                    ("gap", "Gap"),
+                ],
+            );
+            for b in cal.bins.iter().filter(|b| b.count > 0) {
+                s.push(vec![
+                    format!("({:.3}, {:.3}]", b.lower, b.upper).into(),
+                    b.count.into(),
+                    b.mean_confidence.into(),
+                    b.accuracy.into(),
+                    (b.accuracy - b.mean_confidence).into(),
+                ]);
+            }
+            report.sections.push(s);
         }
     }
 

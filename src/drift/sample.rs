@@ -1,104 +1,117 @@
-//! Turning a table's columns into `ColumnProfile`s: the one representation
-//! both a raw baseline file, a stored profile and the current data reach
-//! before any test runs.
+//! Turning counted values into `ColumnProfile`s: the one representation a
+//! raw baseline file, a stored profile and the current data all reach before
+//! any test runs. Counting itself happens in polars (`Table::value_counts`),
+//! streaming, so memory follows the number of distinct values, not of rows.
 
 use std::collections::BTreeMap;
 
-use crate::data::{Table, ValueType, Values, NULL_CODE};
+use crate::data::{Grouping, Table, ValueCounts, ValueType};
 use crate::error::Result;
 use crate::stats::profile::{ColumnProfile, TableProfile};
 use crate::stats::Runs;
 
-/// Profiles the rows `rows` of one column (all rows when `None`).
-pub fn profile_values(
+/// The profile of a column over all rows, and one per group (window).
+pub struct GroupedProfiles {
+    pub whole: ColumnProfile,
+    pub groups: BTreeMap<Option<i64>, ColumnProfile>,
+}
+
+/// Builds profiles from value counts; `cap` bounds the distinct numbers kept
+/// per profile (beyond it a summary with a recorded rank error).
+pub fn profiles_from_counts(
     name: &str,
     value_type: ValueType,
-    values: &Values,
-    rows: Option<&[usize]>,
-) -> ColumnProfile {
-    let mut p = ColumnProfile::empty(name, value_type.name());
-    match values {
-        Values::Numbers(v) => {
-            let mut finite = Vec::with_capacity(rows.map_or(v.len(), |r| r.len()));
-            let mut visit = |x: Option<f64>| {
-                p.rows += 1;
-                match x {
-                    None => p.nulls += 1,
-                    Some(f) if f.is_nan() => p.nan += 1,
-                    Some(f) if f.is_infinite() => p.infinite += 1,
-                    Some(f) => finite.push(f),
-                }
-            };
-            match rows {
-                Some(idx) => idx.iter().for_each(|&i| visit(v[i])),
-                None => v.iter().for_each(|&x| visit(x)),
-            }
-            p.numbers = Some(Runs::from_values(finite));
-        }
-        Values::Text { codes, names } => {
-            let mut counts = vec![0u64; names.len()];
-            let mut visit = |c: u32| {
-                p.rows += 1;
-                if c == NULL_CODE {
-                    p.nulls += 1;
-                } else {
-                    counts[c as usize] += 1;
-                }
-            };
-            match rows {
-                Some(idx) => idx.iter().for_each(|&i| visit(codes[i])),
-                None => codes.iter().for_each(|&c| visit(c)),
-            }
-            let map: BTreeMap<String, u64> = names
-                .iter()
-                .zip(counts)
-                .filter(|(_, c)| *c > 0)
-                .map(|(n, c)| (n.clone(), c))
-                .collect();
-            p.categories = Some(map);
-        }
-        Values::Micros(v) => {
-            let mut range: Option<(i64, i64)> = None;
-            let mut visit = |x: Option<i64>| {
-                p.rows += 1;
-                match x {
-                    None => p.nulls += 1,
-                    Some(t) => {
-                        range = Some(range.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+    counts: &ValueCounts,
+    cap: usize,
+) -> GroupedProfiles {
+    let empty = || ColumnProfile::empty(name, value_type.name());
+    let mut whole = empty();
+    let mut groups: BTreeMap<Option<i64>, ColumnProfile> = BTreeMap::new();
+    match counts {
+        ValueCounts::Numbers(entries) => {
+            let mut pairs: BTreeMap<Option<i64>, Vec<(f64, u64)>> = BTreeMap::new();
+            let mut all = Vec::new();
+            for &(g, v, n) in entries {
+                let p = groups.entry(g).or_insert_with(empty);
+                for profile in [&mut whole, p] {
+                    profile.rows += n;
+                    match v {
+                        None => profile.nulls += n,
+                        Some(x) if x.is_nan() => profile.nan += n,
+                        Some(x) if x.is_infinite() => profile.infinite += n,
+                        Some(_) => {}
                     }
                 }
-            };
-            match rows {
-                Some(idx) => idx.iter().for_each(|&i| visit(v[i])),
-                None => v.iter().for_each(|&x| visit(x)),
+                if let Some(x) = v.filter(|x| x.is_finite()) {
+                    pairs.entry(g).or_default().push((x, n));
+                    all.push((x, n));
+                }
             }
-            p.time_range = range;
+            whole.numbers = Some(Runs::from_pairs(all));
+            for (g, p) in groups.iter_mut() {
+                p.numbers = Some(Runs::from_pairs(pairs.remove(g).unwrap_or_default()));
+            }
+        }
+        ValueCounts::Text(entries) => {
+            let mut whole_map = BTreeMap::new();
+            let mut maps: BTreeMap<Option<i64>, BTreeMap<String, u64>> = BTreeMap::new();
+            for (g, v, n) in entries {
+                let p = groups.entry(*g).or_insert_with(empty);
+                for profile in [&mut whole, p] {
+                    profile.rows += n;
+                    if v.is_none() {
+                        profile.nulls += n;
+                    }
+                }
+                if let Some(text) = v {
+                    *whole_map.entry(text.clone()).or_insert(0) += n;
+                    *maps.entry(*g).or_default().entry(text.clone()).or_insert(0) += n;
+                }
+            }
+            whole.categories = Some(whole_map);
+            for (g, p) in groups.iter_mut() {
+                p.categories = Some(maps.remove(g).unwrap_or_default());
+            }
+        }
+        ValueCounts::Micros(entries) => {
+            for &(g, v, n) in entries {
+                let p = groups.entry(g).or_insert_with(empty);
+                for profile in [&mut whole, p] {
+                    profile.rows += n;
+                    match v {
+                        None => profile.nulls += n,
+                        Some(t) => {
+                            profile.time_range = Some(
+                                profile
+                                    .time_range
+                                    .map_or((t, t), |(a, b)| (a.min(t), b.max(t))),
+                            )
+                        }
+                    }
+                }
+            }
         }
     }
-    p
+    whole.cap(cap);
+    for p in groups.values_mut() {
+        p.cap(cap);
+    }
+    GroupedProfiles { whole, groups }
 }
 
 /// Profiles every analysable column of a table.
 pub fn profile_table(table: &Table, exact_cap: usize) -> Result<TableProfile> {
-    let names: Vec<String> = table
-        .columns
-        .iter()
-        .filter(|(_, t)| *t != ValueType::Other)
-        .map(|(n, _)| n.clone())
-        .collect();
-    let values = table.read(&names)?;
-    let mut rows = 0;
-    let mut columns = Vec::with_capacity(names.len());
-    for name in &names {
-        let vt = table.value_type(name).expect("listed column");
-        let mut p = profile_values(name, vt, &values[name], None);
-        p.cap(exact_cap);
-        rows = p.rows;
-        columns.push(p);
+    let mut columns = Vec::with_capacity(table.columns.len());
+    for (name, value_type) in &table.columns {
+        if *value_type == ValueType::Other {
+            continue;
+        }
+        let counts = table.value_counts(name, &Grouping::Whole)?;
+        columns.push(profiles_from_counts(name, *value_type, &counts, exact_cap).whole);
     }
     Ok(TableProfile::new(
         vec![table.path.display().to_string()],
-        rows,
+        table.row_count()? as u64,
         exact_cap,
         columns,
     ))
@@ -110,29 +123,32 @@ mod tests {
 
     #[test]
     fn nulls_nan_and_infinities_are_counted_apart() {
-        let v = Values::Numbers(vec![
-            Some(1.0),
-            None,
-            Some(f64::NAN),
-            Some(f64::INFINITY),
-            Some(2.0),
+        let counts = ValueCounts::Numbers(vec![
+            (Some(0), Some(1.0), 2),
+            (Some(0), None, 1),
+            (Some(1), Some(f64::NAN), 1),
+            (Some(1), Some(f64::INFINITY), 1),
+            (Some(1), Some(1.0), 3),
         ]);
-        let p = profile_values("x", ValueType::Float, &v, None);
+        let p = profiles_from_counts("x", ValueType::Float, &counts, 100);
+        let w = &p.whole;
         assert_eq!(
-            (p.rows, p.nulls, p.nan, p.infinite, p.usable()),
-            (5, 1, 1, 1, 2)
+            (w.rows, w.nulls, w.nan, w.infinite, w.usable()),
+            (8, 1, 1, 1, 5)
         );
+        assert_eq!(w.numbers.as_ref().unwrap().counts, vec![5]);
+        assert_eq!(p.groups[&Some(1)].usable(), 3);
     }
 
     #[test]
-    fn a_row_subset_profiles_only_those_rows() {
-        let v = Values::Text {
-            codes: vec![0, 1, NULL_CODE, 0],
-            names: vec!["a".into(), "b".into()],
-        };
-        let p = profile_values("c", ValueType::Text, &v, Some(&[0, 2, 3]));
-        assert_eq!(p.rows, 3);
-        assert_eq!(p.nulls, 1);
-        assert_eq!(p.categories.unwrap().get("a"), Some(&2));
+    fn categories_are_counted_per_group() {
+        let counts = ValueCounts::Text(vec![
+            (Some(0), Some("a".into()), 2),
+            (Some(1), Some("a".into()), 1),
+            (Some(1), None, 4),
+        ]);
+        let p = profiles_from_counts("c", ValueType::Text, &counts, 100);
+        assert_eq!(p.whole.categories.as_ref().unwrap()["a"], 3);
+        assert_eq!(p.groups[&Some(1)].nulls, 4);
     }
 }

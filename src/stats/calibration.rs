@@ -25,42 +25,48 @@ pub fn expected_calibration_error(
     correct: &[bool],
     n_bins: usize,
 ) -> Option<Calibration> {
-    let mut count = vec![0u64; n_bins];
+    let mut rows = vec![0u64; n_bins];
     let mut conf_sum = vec![0.0; n_bins];
     let mut hits = vec![0u64; n_bins];
-    let mut total = 0u64;
     for (&c, &ok) in confidence.iter().zip(correct) {
         if !c.is_finite() {
             continue;
         }
         let c = c.clamp(0.0, 1.0);
         let bin = ((c * n_bins as f64).ceil() as usize).clamp(1, n_bins) - 1;
-        count[bin] += 1;
+        rows[bin] += 1;
         conf_sum[bin] += c;
         hits[bin] += ok as u64;
-        total += 1;
     }
+    calibration_from_bins(&rows, &conf_sum, &hits)
+}
+
+/// The same from per-bin sums (rows, summed confidence, correct rows), as a
+/// streaming aggregation produces them. `None` when every bin is empty.
+pub fn calibration_from_bins(rows: &[u64], conf_sum: &[f64], hits: &[u64]) -> Option<Calibration> {
+    let n_bins = rows.len();
+    let total: u64 = rows.iter().sum();
     if total == 0 {
         return None;
     }
     let mut ece = 0.0;
     let mut bins = Vec::with_capacity(n_bins);
     for b in 0..n_bins {
-        let (mean_confidence, accuracy) = if count[b] > 0 {
+        let (mean_confidence, accuracy) = if rows[b] > 0 {
             (
-                conf_sum[b] / count[b] as f64,
-                hits[b] as f64 / count[b] as f64,
+                conf_sum[b] / rows[b] as f64,
+                hits[b] as f64 / rows[b] as f64,
             )
         } else {
             (f64::NAN, f64::NAN)
         };
-        if count[b] > 0 {
-            ece += (accuracy - mean_confidence).abs() * count[b] as f64 / total as f64;
+        if rows[b] > 0 {
+            ece += (accuracy - mean_confidence).abs() * rows[b] as f64 / total as f64;
         }
         bins.push(CalibrationBin {
             lower: b as f64 / n_bins as f64,
             upper: (b + 1) as f64 / n_bins as f64,
-            count: count[b],
+            count: rows[b],
             mean_confidence,
             accuracy,
         });
