@@ -29,7 +29,7 @@ json\t''
 markdown\t''
 html\t''"
 complete -c mlctl -n "__fish_mlctl_needs_command" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
-complete -c mlctl -n "__fish_mlctl_needs_command" -s q -l quiet -d 'Print nothing on success (the exit code and any -o file still tell the result)'
+complete -c mlctl -n "__fish_mlctl_needs_command" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mlctl -n "__fish_mlctl_needs_command" -s V -l version -d 'Print version'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "drift" -d 'Detect data and prediction drift between a baseline and current data'
@@ -62,7 +62,7 @@ json\t''
 markdown\t''
 html\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
-complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -s q -l quiet -d 'Print nothing on success (the exit code and any -o file still tell the result)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -s V -l version -d 'Print version'
 complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -s o -l output -d 'The profile to write (atomically)' -r -F
@@ -73,7 +73,7 @@ markdown\t''
 html\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -l merge -d 'The inputs are profiles to merge'
-complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -s q -l quiet -d 'Print nothing on success (the exit code and any -o file still tell the result)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -s V -l version -d 'Print version'
 complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
@@ -81,7 +81,7 @@ json\t''
 markdown\t''
 html\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
-complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -s q -l quiet -d 'Print nothing on success (the exit code and any -o file still tell the result)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
@@ -89,7 +89,7 @@ json\t''
 markdown\t''
 html\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
-complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s q -l quiet -d 'Print nothing on success (the exit code and any -o file still tell the result)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s V -l version -d 'Print version'
 complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline completions manpage help" -f -a "drift" -d 'Detect data and prediction drift between a baseline and current data'

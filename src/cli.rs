@@ -30,7 +30,7 @@ pub struct Cli {
     #[arg(long, global = true, value_enum)]
     pub format: Option<Format>,
 
-    /// Print nothing on success (the exit code and any -o file still tell the result).
+    /// No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails.
     #[arg(short, long, global = true)]
     pub quiet: bool,
 

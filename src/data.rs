@@ -63,8 +63,15 @@ fn value_type(dtype: &DataType) -> ValueType {
 pub struct Table {
     pub path: PathBuf,
     frame: LazyFrame,
+    /// Whether `frame` is already in memory (small files, CSV): queries then
+    /// run on the in-memory engine, which starts faster than the streaming one.
+    in_memory: bool,
     pub columns: Vec<(String, ValueType)>,
 }
+
+/// Parquet files up to this size are read into memory once; larger ones are
+/// streamed, one query per column, so memory follows distinct values.
+const IN_MEMORY_BYTES: u64 = 32 << 20;
 
 /// How rows are grouped before counting: all together, in consecutive
 /// blocks of rows, or in calendar-aligned time windows (UTC).
@@ -189,6 +196,13 @@ impl Table {
                 .map_err(|e| polars_error(path, e))?
                 .lazy(),
         };
+        let small = std::fs::metadata(path)
+            .map(|m| m.len() <= IN_MEMORY_BYTES)
+            .unwrap_or(false);
+        let in_memory = format == Format::Csv || small;
+        if format == Format::Parquet && small {
+            frame = frame.collect().map_err(|e| polars_error(path, e))?.lazy();
+        }
         let schema = frame.collect_schema().map_err(|e| polars_error(path, e))?;
         let columns = schema
             .iter()
@@ -197,6 +211,7 @@ impl Table {
         Ok(Table {
             path: path.to_path_buf(),
             frame,
+            in_memory,
             columns,
         })
     }
@@ -273,7 +288,12 @@ impl Table {
 
     fn run(&self, frame: LazyFrame) -> Result<DataFrame> {
         // The streaming engine keeps memory bounded by the groups, not the rows.
-        match frame.collect_with_engine(Engine::Streaming) {
+        let engine = if self.in_memory {
+            Engine::InMemory
+        } else {
+            Engine::Streaming
+        };
+        match frame.collect_with_engine(engine) {
             Ok(QueryResult::Single(df)) => Ok(df),
             Ok(QueryResult::Multiple(_)) => {
                 Err(Error::input(&self.path, "unexpected query result"))

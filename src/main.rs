@@ -112,7 +112,11 @@ fn emit(cli: &Cli, report: &Report, output: Option<&Path>) -> Result<()> {
                 );
             }
         }
-        None if cli.quiet && report.exit_code() == 0 => {}
+        None if cli.quiet => {
+            if report.exit_code() != 0 {
+                eprintln!("mlctl: FAIL: {}", report.gate.message);
+            }
+        }
         None => print_stdout(text.as_bytes()),
     }
     Ok(())

@@ -328,12 +328,18 @@ fn histogram_chart(
                 reference.usable().max(1) as f64,
                 current.usable().max(1) as f64,
             );
-            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            keys.sort_by_key(|k| {
-                std::cmp::Reverse(a.get(*k).copied().unwrap_or(0) + b.get(*k).copied().unwrap_or(0))
-            });
+            // The most frequent categories of both samples together.
+            let mut totals: Vec<(&String, u64)> = select::union_keys(a, b)
+                .into_iter()
+                .map(|k| {
+                    (
+                        k,
+                        a.get(k).copied().unwrap_or(0) + b.get(k).copied().unwrap_or(0),
+                    )
+                })
+                .collect();
+            totals.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+            let keys: Vec<&String> = totals.into_iter().map(|(k, _)| k).collect();
             let shown = keys.len().min(CHART_CATEGORIES);
             let mut labels: Vec<String> = keys[..shown].iter().map(|k| k.to_string()).collect();
             let mut r: Vec<f64> = keys[..shown]
@@ -463,10 +469,12 @@ pub fn run(opts: &Options) -> Result<Report> {
     let grouping = match (opts.window, &timestamp) {
         (None, _) => Grouping::Whole,
         (Some(Window::Rows(n)), _) => Grouping::RowBlocks(n),
-        (Some(Window::Time(_)), None) => return Err(Error::usage(format!(
+        (Some(Window::Time(_)), None) => {
+            return Err(Error::usage(format!(
             "--window by time needs a timestamp column and {} has none (name one with --timestamp)",
             opts.current.display()
-        ))),
+        )))
+        }
         (Some(Window::Time(width)), Some(t)) => {
             if current.value_type(t) != Some(ValueType::Time) {
                 return Err(Error::input(
@@ -502,17 +510,21 @@ pub fn run(opts: &Options) -> Result<Report> {
             Role::Skipped(_) => None,
         })
         .collect();
-    let mut profiles: Vec<sample::GroupedProfiles> = Vec::with_capacity(analysed.len());
-    for (reference, _, _) in &analysed {
-        let value_type = current.value_type(&reference.name).expect("shared column");
-        let counts = current.value_counts(&reference.name, &grouping)?;
-        profiles.push(sample::profiles_from_counts(
-            &reference.name,
-            value_type,
-            &counts,
-            CURRENT_EXACT_CAP,
-        ));
-    }
+    // One query per column; two at a time keep both cores busy between
+    // polars' own parallel sections.
+    let profiles: Vec<sample::GroupedProfiles> = analysed
+        .par_iter()
+        .map(|(reference, _, _)| {
+            let value_type = current.value_type(&reference.name).expect("shared column");
+            let counts = current.value_counts(&reference.name, &grouping)?;
+            Ok(sample::profiles_from_counts(
+                &reference.name,
+                value_type,
+                &counts,
+                CURRENT_EXACT_CAP,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
     progress.set_message("testing columns");
     let whole: Vec<(ColumnProfile, ColumnResult)> = analysed
         .par_iter()
@@ -671,14 +683,7 @@ pub fn run(opts: &Options) -> Result<Report> {
             FailOn::Never => "never",
         },
     );
-    report.setting(
-        "window",
-        "Window",
-        opts.window.map(|w| match w {
-            Window::Time(us) => format!("{} s", us / 1_000_000),
-            Window::Rows(n) => format!("{n} rows"),
-        }),
-    );
+    report.setting("window", "Window", opts.window.map(|w| w.to_string()));
     report.setting("timestamp", "Timestamp column", timestamp.clone());
     report.setting(
         "exact_cap",
@@ -966,6 +971,14 @@ pub fn run(opts: &Options) -> Result<Report> {
         report.sections.insert(0, s);
     }
 
+    for (cur, _) in &whole {
+        if cur.rank_error > 0 {
+            report.warnings.push(format!(
+                "column '{}' has more than {} distinct values in the current data: its tests use a summary whose ranks are within {} observations",
+                cur.name, CURRENT_EXACT_CAP, cur.rank_error
+            ));
+        }
+    }
     let errors = whole.iter().filter(|(_, r)| r.outcome.is_err()).count();
     if errors > 0 {
         report.warnings.push(format!(

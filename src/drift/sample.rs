@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
+
 use crate::data::{Grouping, Table, ValueCounts, ValueType};
 use crate::error::Result;
 use crate::stats::profile::{ColumnProfile, TableProfile};
@@ -101,14 +103,17 @@ pub fn profiles_from_counts(
 
 /// Profiles every analysable column of a table.
 pub fn profile_table(table: &Table, exact_cap: usize) -> Result<TableProfile> {
-    let mut columns = Vec::with_capacity(table.columns.len());
-    for (name, value_type) in &table.columns {
-        if *value_type == ValueType::Other {
-            continue;
-        }
-        let counts = table.value_counts(name, &Grouping::Whole)?;
-        columns.push(profiles_from_counts(name, *value_type, &counts, exact_cap).whole);
-    }
+    // One query per column; two at a time keep both cores busy between
+    // polars' own parallel sections.
+    let columns = table
+        .columns
+        .par_iter()
+        .filter(|(_, value_type)| *value_type != ValueType::Other)
+        .map(|(name, value_type)| {
+            let counts = table.value_counts(name, &Grouping::Whole)?;
+            Ok(profiles_from_counts(name, *value_type, &counts, exact_cap).whole)
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(TableProfile::new(
         vec![table.path.display().to_string()],
         table.row_count()? as u64,

@@ -159,21 +159,45 @@ pub fn select_test(kind: Kind, reference_rows: u64, pooled_distinct: usize) -> S
     }
 }
 
+/// The sorted union of two category maps' keys, by merging (both maps are
+/// already sorted).
+pub fn union_keys<'a>(
+    a: &'a BTreeMap<String, u64>,
+    b: &'a BTreeMap<String, u64>,
+) -> Vec<&'a String> {
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let (mut x, mut y) = (a.keys().peekable(), b.keys().peekable());
+    loop {
+        let next = match (x.peek(), y.peek()) {
+            (Some(p), Some(q)) if p < q => x.next(),
+            (Some(p), Some(q)) if q < p => y.next(),
+            (Some(_), Some(_)) => {
+                y.next();
+                x.next()
+            }
+            (Some(_), None) => x.next(),
+            (None, Some(_)) => y.next(),
+            (None, None) => break,
+        };
+        out.extend(next);
+    }
+    out
+}
+
+fn no_categories() -> &'static BTreeMap<String, u64> {
+    static EMPTY: BTreeMap<String, u64> = BTreeMap::new();
+    &EMPTY
+}
+
 /// Number of distinct usable values in both samples together.
 pub fn pooled_distinct(reference: &ColumnProfile, current: &ColumnProfile) -> usize {
     match (&reference.numbers, &current.numbers) {
         (Some(a), Some(b)) => align_values(a, b).0.len(),
-        _ => {
-            let mut keys: Vec<&String> = Vec::new();
-            for p in [reference, current] {
-                if let Some(c) = &p.categories {
-                    keys.extend(c.keys());
-                }
-            }
-            keys.sort();
-            keys.dedup();
-            keys.len()
-        }
+        _ => union_keys(
+            reference.categories.as_ref().unwrap_or(no_categories()),
+            current.categories.as_ref().unwrap_or(no_categories()),
+        )
+        .len(),
     }
 }
 
@@ -192,12 +216,9 @@ fn aligned_counts(reference: &ColumnProfile, current: &ColumnProfile) -> (Vec<u6
             (ca, cb)
         }
         _ => {
-            let empty = BTreeMap::new();
-            let a = reference.categories.as_ref().unwrap_or(&empty);
-            let b = current.categories.as_ref().unwrap_or(&empty);
-            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-            keys.sort();
-            keys.dedup();
+            let a = reference.categories.as_ref().unwrap_or(no_categories());
+            let b = current.categories.as_ref().unwrap_or(no_categories());
+            let keys = union_keys(a, b);
             (
                 keys.iter()
                     .map(|k| a.get(*k).copied().unwrap_or(0))
@@ -350,6 +371,13 @@ mod tests {
             select_test(Kind::Categorical, 5000, 50),
             StatTest::JensenShannon
         );
+    }
+
+    #[test]
+    fn union_of_sorted_keys() {
+        let a: BTreeMap<String, u64> = [("a".to_string(), 1), ("c".to_string(), 1)].into();
+        let b: BTreeMap<String, u64> = [("b".to_string(), 1), ("c".to_string(), 2)].into();
+        assert_eq!(union_keys(&a, &b), vec!["a", "b", "c"]);
     }
 
     #[test]

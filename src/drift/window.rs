@@ -1,5 +1,6 @@
-//! `--window`: splitting the current data into consecutive windows, by time
-//! (`1d`, `6h`, `30m`, `1w`) or by row count (`10000rows`).
+//! `--window`: the size of the windows the current data is split into, by
+//! time (`1d`, `6h`, `30m`, `1w`, calendar-aligned in UTC) or by row count
+//! (`10000rows`), and how a window is named in the report.
 
 use std::str::FromStr;
 
@@ -43,52 +44,23 @@ impl FromStr for Window {
     }
 }
 
-/// One window: its label and the row indices it holds, in file order.
-#[derive(Debug, Clone)]
-pub struct Slice {
-    pub label: String,
-    pub rows: Vec<usize>,
-}
-
-/// Groups rows into windows. For time windows, `timestamps` (microseconds)
-/// must be given; rows with a null timestamp are left out and counted.
-pub fn split(
-    window: Window,
-    n_rows: usize,
-    timestamps: Option<&[Option<i64>]>,
-) -> (Vec<Slice>, usize) {
-    match window {
-        Window::Rows(size) => {
-            let slices = (0..n_rows)
-                .step_by(size)
-                .map(|start| {
-                    let end = (start + size).min(n_rows);
-                    Slice {
-                        label: format!("rows {}..{}", start, end),
-                        rows: (start..end).collect(),
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Window::Rows(n) => write!(f, "{n}rows"),
+            Window::Time(us) => {
+                for (unit, size) in [
+                    ("w", 7 * 86_400_000_000),
+                    ("d", 86_400_000_000),
+                    ("h", 3_600_000_000),
+                    ("m", 60_000_000),
+                ] {
+                    if us % size == 0 {
+                        return write!(f, "{}{unit}", us / size);
                     }
-                })
-                .collect();
-            (slices, 0)
-        }
-        Window::Time(width) => {
-            let ts = timestamps.expect("time windows need timestamps");
-            let mut groups: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
-            let mut missing = 0;
-            for (i, t) in ts.iter().enumerate() {
-                match t {
-                    Some(t) => groups.entry(t.div_euclid(width)).or_default().push(i),
-                    None => missing += 1,
                 }
+                write!(f, "{}s", us / 1_000_000)
             }
-            let slices = groups
-                .into_iter()
-                .map(|(k, rows)| Slice {
-                    label: format_micros(k * width, width),
-                    rows,
-                })
-                .collect();
-            (slices, missing)
         }
     }
 }
@@ -145,20 +117,17 @@ mod tests {
     }
 
     #[test]
+    fn windows_print_as_written() {
+        for text in ["1d", "6h", "30m", "1w", "90s", "10000rows"] {
+            assert_eq!(text.parse::<Window>().unwrap().to_string(), text);
+        }
+    }
+
+    #[test]
     fn dates_print_in_utc() {
         assert_eq!(format_micros(0, 86_400_000_000), "1970-01-01");
         // 2026-03-01T06:00Z
         let t = 1_772_344_800_000_000;
         assert_eq!(format_micros(t, 3_600_000_000), "2026-03-01T06:00Z");
-    }
-
-    #[test]
-    fn time_windows_group_rows_and_count_missing_stamps() {
-        let day = 86_400_000_000;
-        let ts = [Some(0), Some(day + 5), None, Some(10)];
-        let (slices, missing) = split(Window::Time(day), 4, Some(&ts));
-        assert_eq!(missing, 1);
-        assert_eq!(slices.len(), 2);
-        assert_eq!(slices[0].rows, vec![0, 3]);
     }
 }

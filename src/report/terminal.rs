@@ -9,13 +9,15 @@ use super::{Cell, Outcome, Report, Status};
 
 /// Rows printed per section on a terminal; JSON and files carry them all.
 const MAX_TERMINAL_ROWS: usize = 60;
+/// Characters shown per cell on a terminal; longer text is cut with "…".
+const MAX_CELL_CHARS: usize = 60;
 
 pub fn render_terminal(report: &Report, color: bool) -> String {
     let mut out = String::new();
     out.push_str(&report.title);
     out.push_str("\n\n");
     for f in &report.summary {
-        out.push_str(&format!("  {:<34} {}\n", f.label, f.value.display()));
+        out.push_str(&format!("  {:<46} {}\n", f.label, f.value.display()));
     }
     for section in &report.sections {
         out.push('\n');
@@ -48,7 +50,7 @@ pub fn render_terminal(report: &Report, color: bool) -> String {
     if !report.settings.is_empty() {
         out.push_str("\nSettings\n");
         for s in &report.settings {
-            out.push_str(&format!("  {:<34} {}\n", s.label, s.value.display()));
+            out.push_str(&format!("  {:<46} {}\n", s.label, s.value.display()));
         }
     }
     for w in &report.warnings {
@@ -76,7 +78,16 @@ pub fn render_terminal(report: &Report, color: bool) -> String {
 }
 
 fn styled(cell: &Cell, color: bool) -> TCell {
-    let c = TCell::new(cell.display());
+    let text = cell.display();
+    let text = if text.chars().count() > MAX_CELL_CHARS {
+        format!(
+            "{}…",
+            text.chars().take(MAX_CELL_CHARS - 1).collect::<String>()
+        )
+    } else {
+        text
+    };
+    let c = TCell::new(text);
     if !color {
         return c;
     }
