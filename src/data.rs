@@ -271,7 +271,11 @@ impl Table {
     /// The frame with a `__group` column computed per `grouping`.
     fn grouped(&self, grouping: &Grouping) -> Result<(LazyFrame, Expr)> {
         Ok(match grouping {
-            Grouping::Whole => (self.frame.clone(), lit(0i64).alias("__group")),
+            // A literal alone is one row, not one per row: add it as a column.
+            Grouping::Whole => (
+                self.frame.clone().with_column(lit(0i64).alias("__group")),
+                col("__group"),
+            ),
             Grouping::RowBlocks(size) => (
                 self.frame.clone().with_row_index("__row", None),
                 floor_div(col("__row").cast(DataType::Int64), *size as i64).alias("__group"),

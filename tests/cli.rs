@@ -360,6 +360,34 @@ fn the_terminal_table_names_columns_and_the_verdict() {
 }
 
 #[test]
+fn whole_data_figures_without_windows() {
+    let r = json_of(
+        &[
+            "drift",
+            "sample_data/logs.parquet",
+            "--baseline",
+            "sample_data/train.parquet",
+        ],
+        1,
+    );
+    assert_eq!(r["summary"]["current_rows"], 3500);
+    assert_eq!(r["summary"]["labelled_rows"], 3000);
+    let accuracy = r["summary"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.9 && accuracy < 1.0, "{accuracy}");
+    let f = json_of(
+        &[
+            "drift",
+            "sample_data/flights_2013_07.parquet",
+            "--baseline",
+            "sample_data/flights_2013_01.parquet",
+        ],
+        0,
+    );
+    assert_eq!(f["summary"]["current_rows"], 29425);
+    assert_eq!(f["summary"]["baseline_rows"], 27004);
+}
+
+#[test]
 fn bad_input_gets_one_line_and_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("fake.parquet");

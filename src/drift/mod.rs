@@ -941,6 +941,7 @@ pub fn run(opts: &Options) -> Result<Report> {
                 w.ece.into(),
             ]);
         }
+        s.drop_empty_columns(&["labelled_rows", "accuracy", "rmse", "ece"]);
         let points: Vec<String> = windows.iter().map(|w| w.label.clone()).collect();
         s.charts.push(Chart::Trend {
             title: "Share of drifted columns by window".into(),

@@ -226,6 +226,24 @@ impl Section {
         }
     }
 
+    /// Removes those of `keys` whose cells are null in every row (a figure
+    /// that does not apply, such as RMSE for a classifier).
+    pub fn drop_empty_columns(&mut self, keys: &[&str]) {
+        let mut i = 0;
+        while i < self.columns.len() {
+            let empty = keys.contains(&self.columns[i].key.as_str())
+                && self.rows.iter().all(|r| r[i] == Cell::Null);
+            if empty {
+                self.columns.remove(i);
+                for r in &mut self.rows {
+                    r.remove(i);
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     pub fn push(&mut self, row: Vec<Cell>) {
         debug_assert_eq!(row.len(), self.columns.len(), "row width in {}", self.key);
         self.rows.push(row);
@@ -381,6 +399,15 @@ mod tests {
         assert_eq!(v["sections"][0]["rows"][0]["column"], "age");
         assert_eq!(v["sections"][0]["rows"][0]["p_value"], 0.01);
         assert!(v["sections"][0]["rows"][1]["p_value"].is_null());
+    }
+
+    #[test]
+    fn empty_optional_columns_are_dropped() {
+        let mut s = Section::new("w", "W", &[("a", "A"), ("rmse", "RMSE"), ("b", "B")]);
+        s.push(vec![1i64.into(), Cell::Null, Cell::Null]);
+        s.drop_empty_columns(&["rmse", "b"]);
+        assert_eq!(s.columns.len(), 1);
+        assert_eq!(s.rows[0], vec![Cell::Int(1)]);
     }
 
     #[test]
