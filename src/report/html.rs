@@ -185,13 +185,16 @@ fn histogram(title: &str, bins: &[String], series: &[Series]) -> String {
             ));
         }
     }
-    let step = (bins.len() / 6).max(1);
+    // A few labels that do not overlap: a numeric bin is named by its
+    // lower edge (the full range is in each bar's tooltip).
+    let step = bins.len().div_ceil(5).max(1);
     for (i, label) in bins.iter().enumerate().step_by(step) {
+        let short = label.split("..").next().unwrap_or(label);
         body.push_str(&format!(
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
             LEFT + bw * (i as f64 + 0.5),
             H - BOTTOM + 14.0,
-            esc(&shorten(label))
+            esc(&shorten(short))
         ));
     }
     frame(title, max, &body, &series.iter().collect::<Vec<_>>())
@@ -246,7 +249,7 @@ fn trend(title: &str, points: &[String], series: &[Series], threshold: Option<f6
             ));
         }
     }
-    let step = (points.len() / 6).max(1);
+    let step = points.len().div_ceil(5).max(1);
     for (i, label) in points.iter().enumerate().step_by(step) {
         body.push_str(&format!(
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
