@@ -340,62 +340,30 @@ impl Table {
             }
         };
         let df = self.run(query)?;
-        let err = |e: PolarsError| Error::input(&self.path, format!("column '{column}': {e}"));
-        let groups = df
-            .column("__group")
-            .map_err(err)?
-            .cast(&DataType::Int64)
-            .map_err(err)?;
-        let groups = groups.i64().map_err(err)?;
-        let counts = df
-            .column("__n")
-            .map_err(err)?
-            .cast(&DataType::UInt64)
-            .map_err(err)?;
-        let counts = counts.u64().map_err(err)?;
-        let target = match value_type {
-            ValueType::Integer | ValueType::Float => DataType::Float64,
-            ValueType::Time => DataType::Int64,
-            _ => DataType::String,
+        let out = Columns {
+            df: &df,
+            table: self,
         };
-        let values = df
-            .column("__value")
-            .map_err(err)?
-            .cast(&target)
-            .map_err(err)?;
+        let groups = out.i64s("__group")?;
+        let counts = out.u64s("__n")?;
         fn triples<K>(
-            groups: &Int64Chunked,
+            groups: Vec<Option<i64>>,
             keys: Vec<Option<K>>,
-            counts: &UInt64Chunked,
+            counts: Vec<u64>,
         ) -> Vec<(Option<i64>, Option<K>, u64)> {
             groups
-                .iter()
+                .into_iter()
                 .zip(keys)
-                .zip(counts.iter())
-                .map(|((g, k), n)| (g, k, n.unwrap_or(0)))
+                .zip(counts)
+                .map(|((g, k), n)| (g, k, n))
                 .collect()
         }
         Ok(match value_type {
-            ValueType::Integer | ValueType::Float => ValueCounts::Numbers(triples(
-                groups,
-                values.f64().map_err(err)?.iter().collect(),
-                counts,
-            )),
-            ValueType::Time => ValueCounts::Micros(triples(
-                groups,
-                values.i64().map_err(err)?.iter().collect(),
-                counts,
-            )),
-            _ => ValueCounts::Text(triples(
-                groups,
-                values
-                    .str()
-                    .map_err(err)?
-                    .iter()
-                    .map(|v| v.map(str::to_string))
-                    .collect(),
-                counts,
-            )),
+            ValueType::Integer | ValueType::Float => {
+                ValueCounts::Numbers(triples(groups, out.f64s("__value")?, counts))
+            }
+            ValueType::Time => ValueCounts::Micros(triples(groups, out.i64s("__value")?, counts)),
+            _ => ValueCounts::Text(triples(groups, out.strings("__value")?, counts)),
         })
     }
 
@@ -408,25 +376,15 @@ impl Table {
                 .group_by([col("__group")])
                 .agg([len().alias("__n")]),
         )?;
-        let err = |e: PolarsError| polars_error(&self.path, e);
-        let groups = df
-            .column("__group")
-            .map_err(err)?
-            .cast(&DataType::Int64)
-            .map_err(err)?;
-        let counts = df
-            .column("__n")
-            .map_err(err)?
-            .cast(&DataType::UInt64)
-            .map_err(err)?;
-        let out = groups
-            .i64()
-            .map_err(err)?
-            .iter()
-            .zip(counts.u64().map_err(err)?.iter())
-            .map(|(g, n)| (g, n.unwrap_or(0)))
-            .collect();
-        Ok(out)
+        let out = Columns {
+            df: &df,
+            table: self,
+        };
+        Ok(out
+            .i64s("__group")?
+            .into_iter()
+            .zip(out.u64s("__n")?)
+            .collect())
     }
 
     /// Whether the prediction matches the label, row by row, as an
@@ -482,45 +440,26 @@ impl Table {
             ]
         };
         let df = self.run(frame.group_by([group]).agg(aggs))?;
-        let err = |e: PolarsError| polars_error(&self.path, e);
-        let get_u64 = |name: &str| -> Result<Vec<u64>> {
-            let c = df
-                .column(name)
-                .map_err(err)?
-                .cast(&DataType::UInt64)
-                .map_err(err)?;
-            Ok(c.u64()
-                .map_err(err)?
-                .iter()
-                .map(|v| v.unwrap_or(0))
-                .collect())
+        let out = Columns {
+            df: &df,
+            table: self,
         };
-        let groups = df
-            .column("__group")
-            .map_err(err)?
-            .cast(&DataType::Int64)
-            .map_err(err)?;
-        let se = df
-            .column("__se")
-            .map_err(err)?
-            .cast(&DataType::Float64)
-            .map_err(err)?;
-        let (labelled, hits) = (get_u64("__labelled")?, get_u64("__hits")?);
-        Ok(groups
-            .i64()
-            .map_err(err)?
-            .iter()
-            .zip(se.f64().map_err(err)?.iter())
+        let (labelled, hits, se) = (
+            out.u64s("__labelled")?,
+            out.u64s("__hits")?,
+            out.f64s("__se")?,
+        );
+        Ok(out
+            .i64s("__group")?
+            .into_iter()
             .enumerate()
-            .map(|(i, (g, se))| {
-                (
-                    g,
-                    OutcomeCounts {
-                        labelled: labelled[i],
-                        hits: hits[i],
-                        squared_error: se.unwrap_or(0.0),
-                    },
-                )
+            .map(|(i, g)| {
+                let counts = OutcomeCounts {
+                    labelled: labelled[i],
+                    hits: hits[i],
+                    squared_error: se[i].unwrap_or(0.0),
+                };
+                (g, counts)
             })
             .collect())
     }
@@ -570,51 +509,70 @@ impl Table {
                 correct.cast(DataType::UInt64).sum().alias("__hits"),
             ]),
         )?;
-        let err = |e: PolarsError| polars_error(&self.path, e);
-        let groups = df
-            .column("__group")
-            .map_err(err)?
-            .cast(&DataType::Int64)
-            .map_err(err)?;
-        let bins = df
-            .column("__bin")
-            .map_err(err)?
-            .cast(&DataType::Int64)
-            .map_err(err)?;
-        let n = df
-            .column("__n")
-            .map_err(err)?
-            .cast(&DataType::UInt64)
-            .map_err(err)?;
-        let c = df
-            .column("__conf")
-            .map_err(err)?
-            .cast(&DataType::Float64)
-            .map_err(err)?;
-        let h = df
-            .column("__hits")
-            .map_err(err)?
-            .cast(&DataType::UInt64)
-            .map_err(err)?;
-        let (groups, bins, n, c, h) = (
-            groups.i64().map_err(err)?,
-            bins.i64().map_err(err)?,
-            n.u64().map_err(err)?,
-            c.f64().map_err(err)?,
-            h.u64().map_err(err)?,
-        );
+        let out = Columns {
+            df: &df,
+            table: self,
+        };
+        let (groups, bins) = (out.i64s("__group")?, out.i64s("__bin")?);
+        let (rows, sums, hits) = (out.u64s("__n")?, out.f64s("__conf")?, out.u64s("__hits")?);
         Ok((0..df.height())
             .map(|i| {
-                (
-                    groups.get(i),
-                    bins.get(i).unwrap_or(0) as usize,
-                    ConfidenceBin {
-                        rows: n.get(i).unwrap_or(0),
-                        confidence_sum: c.get(i).unwrap_or(0.0),
-                        hits: h.get(i).unwrap_or(0),
-                    },
-                )
+                let bin = ConfidenceBin {
+                    rows: rows[i],
+                    confidence_sum: sums[i].unwrap_or(0.0),
+                    hits: hits[i],
+                };
+                (groups[i], bins[i].unwrap_or(0).max(0) as usize, bin)
             })
+            .collect())
+    }
+}
+
+/// Reads the columns of a small query result as plain vectors, each cast to
+/// the type asked for; an error names the table's file.
+struct Columns<'a> {
+    df: &'a DataFrame,
+    table: &'a Table,
+}
+
+impl Columns<'_> {
+    fn cast(&self, name: &str, dtype: DataType) -> Result<polars::prelude::Column> {
+        self.df
+            .column(name)
+            .and_then(|c| c.cast(&dtype))
+            .map_err(|e| polars_error(&self.table.path, e))
+    }
+
+    fn err(&self, e: PolarsError) -> Error {
+        polars_error(&self.table.path, e)
+    }
+
+    fn i64s(&self, name: &str) -> Result<Vec<Option<i64>>> {
+        let c = self.cast(name, DataType::Int64)?;
+        Ok(c.i64().map_err(|e| self.err(e))?.iter().collect())
+    }
+
+    /// Counts: a null count is zero.
+    fn u64s(&self, name: &str) -> Result<Vec<u64>> {
+        let c = self.cast(name, DataType::UInt64)?;
+        Ok(c.u64()
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect())
+    }
+
+    fn f64s(&self, name: &str) -> Result<Vec<Option<f64>>> {
+        let c = self.cast(name, DataType::Float64)?;
+        Ok(c.f64().map_err(|e| self.err(e))?.iter().collect())
+    }
+
+    fn strings(&self, name: &str) -> Result<Vec<Option<String>>> {
+        let c = self.cast(name, DataType::String)?;
+        Ok(c.str()
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|v| v.map(str::to_string))
             .collect())
     }
 }
