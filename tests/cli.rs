@@ -6,7 +6,16 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 
+/// The binary, with an empty settings file so that the sample project's
+/// mlctl.toml does not change what each test asks for.
 fn mlctl() -> Command {
+    let mut cmd = bare_mlctl();
+    cmd.args(["--config", "tests/fixtures/empty.toml"]);
+    cmd
+}
+
+/// The binary as a user runs it in the repository: ./mlctl.toml applies.
+fn bare_mlctl() -> Command {
     let mut cmd = Command::cargo_bin("mlctl").unwrap();
     cmd.env("NO_COLOR", "1").env_remove("RUST_BACKTRACE");
     cmd
@@ -543,6 +552,50 @@ fn a_hundred_thousand_categories_are_fine() {
         0,
     );
     assert_eq!(row(section(&r, "columns"), "user")["test"], "jensenshannon");
+}
+
+#[test]
+fn the_sample_projects_mlctl_toml_sets_baseline_window_and_gates() {
+    let out = bare_mlctl()
+        .args(["drift", "sample_data/logs.parquet", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["settings"]["baseline"], "sample_data/train.parquet");
+    assert_eq!(r["settings"]["window"], "1d");
+    assert_eq!(r["summary"]["first_drifted_window"], "2026-03-08");
+    let area = row(section(&r, "columns"), "mean_area");
+    assert_eq!(area["threshold"], 0.01);
+    // A flag wins over the file.
+    bare_mlctl()
+        .args([
+            "drift",
+            "sample_data/logs.parquet",
+            "--fail-on",
+            "never",
+            "-q",
+        ])
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_bad_settings_file_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("mlctl.toml");
+    std::fs::write(&bad, "[drift]\nstat_test = \"ks\"\n").unwrap();
+    fails_cleanly(
+        &[
+            "drift",
+            "sample_data/test.parquet",
+            "--baseline",
+            "sample_data/train.parquet",
+            "--config",
+            bad.to_str().unwrap(),
+        ],
+        "stat_test",
+    );
 }
 
 #[test]
