@@ -150,16 +150,11 @@ fn detect_format(path: &Path) -> Result<Format> {
     }
 }
 
-/// Integer division rounding down (so that times before 1970 fall in the
-/// right window), from truncating division and remainder: polars' own
-/// `floor_div` needs a feature this build leaves out.
+/// Integer division rounding down, so that times before 1970 fall in the
+/// right window. Polars divides integers with floor semantics (as Python
+/// does, not as Rust does); the windows test before the epoch pins this.
 fn floor_div(x: Expr, divisor: i64) -> Expr {
-    let d = lit(divisor);
-    let truncated = x.clone() / d.clone();
-    let adjust = when(x.clone().lt(lit(0i64)).and((x % d).neq(lit(0i64))))
-        .then(lit(1i64))
-        .otherwise(lit(0i64));
-    truncated - adjust
+    x / lit(divisor)
 }
 
 fn polars_error(path: &Path, e: PolarsError) -> Error {

@@ -529,6 +529,66 @@ fn awkward_columns_become_error_rows_not_crashes() {
 }
 
 #[test]
+fn windows_before_1970_and_by_row_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, cur) = (dir.path().join("b.csv"), dir.path().join("c.csv"));
+    let mut b = String::from("timestamp,x\n");
+    let mut c = String::from("timestamp,x\n");
+    for i in 0..48 {
+        // Hourly from 1969-12-31T00:00Z: one day before the epoch, one after.
+        let day = if i < 24 { "1969-12-31" } else { "1970-01-01" };
+        let ts = format!("{day}T{:02}:00:00", i % 24);
+        b.push_str(&format!("{ts},{}\n", i % 7));
+        c.push_str(&format!(
+            "{ts},{}\n",
+            if i < 24 { i % 7 } else { 50 + i % 7 }
+        ));
+    }
+    std::fs::write(&base, b).unwrap();
+    std::fs::write(&cur, c).unwrap();
+    let (b, c) = (base.to_str().unwrap(), cur.to_str().unwrap());
+    let r = json_of(
+        &[
+            "drift",
+            c,
+            "--baseline",
+            b,
+            "--window",
+            "1d",
+            "--fail-on",
+            "never",
+        ],
+        0,
+    );
+    let windows = section(&r, "windows")["rows"].as_array().unwrap();
+    assert_eq!(windows.len(), 2);
+    assert_eq!(windows[0]["window"], "1969-12-31");
+    assert_eq!(windows[0]["rows"], 24);
+    assert_eq!(windows[0]["dataset_drift"], "ok");
+    assert_eq!(windows[1]["dataset_drift"], "drift");
+    let r = json_of(
+        &[
+            "drift",
+            c,
+            "--baseline",
+            b,
+            "--window",
+            "20rows",
+            "--fail-on",
+            "never",
+        ],
+        0,
+    );
+    let labels: Vec<&str> = section(&r, "windows")["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["window"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, vec!["rows 0..20", "rows 20..40", "rows 40..48"]);
+}
+
+#[test]
 fn a_hundred_thousand_categories_are_fine() {
     let dir = tempfile::tempdir().unwrap();
     let (base, cur) = (dir.path().join("b.csv"), dir.path().join("c.csv"));
