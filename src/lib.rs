@@ -13,4 +13,5 @@ pub mod drift;
 pub mod error;
 pub mod fsio;
 pub mod report;
+pub mod runtime;
 pub mod stats;

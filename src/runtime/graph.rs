@@ -1,0 +1,302 @@
+//! mlctl's own graph: what an ONNX model says, parsed and checked once,
+//! separate from how it runs (`plan`). Problems are collected, not thrown one
+//! at a time, so a user sees every unsupported node in one go.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use candle_onnx::onnx::{
+    tensor_shape_proto::dimension, type_proto, AttributeProto, ModelProto, TensorProto,
+    ValueInfoProto,
+};
+
+/// Oldest and newest IR versions mlctl reads.
+pub const IR_VERSIONS: std::ops::RangeInclusive<i64> = 3..=13;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dim {
+    Fixed(usize),
+    /// A named dimension (batch, sequence) or an unknown one.
+    Free(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct IoSpec {
+    pub name: String,
+    pub elem_type: i32,
+    /// `None` when the model declares no shape.
+    pub dims: Option<Vec<Dim>>,
+    /// A map or sequence output (ZipMap's), not a tensor.
+    pub is_map: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: String,
+    pub op_type: String,
+    pub domain: String,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub attributes: Vec<AttributeProto>,
+}
+
+impl Node {
+    /// How errors name the node: its name, or its op and first output.
+    pub fn label(&self) -> String {
+        if self.name.is_empty() {
+            format!(
+                "{} -> {}",
+                self.op_type,
+                self.outputs.first().map(String::as_str).unwrap_or("?")
+            )
+        } else {
+            self.name.clone()
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Graph {
+    pub ir_version: i64,
+    pub producer: String,
+    /// Opset version per domain ("" and "ai.onnx" are the default domain).
+    pub opsets: BTreeMap<String, i64>,
+    pub inputs: Vec<IoSpec>,
+    pub outputs: Vec<IoSpec>,
+    pub initializers: Vec<TensorProto>,
+    pub nodes: Vec<Node>,
+}
+
+fn io_spec(v: &ValueInfoProto) -> IoSpec {
+    let mut spec = IoSpec {
+        name: v.name.clone(),
+        elem_type: 0,
+        dims: None,
+        is_map: false,
+    };
+    match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => {
+            spec.elem_type = t.elem_type;
+            spec.dims = t.shape.as_ref().map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match &d.value {
+                        Some(dimension::Value::DimValue(n)) if *n >= 0 => Dim::Fixed(*n as usize),
+                        Some(dimension::Value::DimParam(p)) => Dim::Free(p.clone()),
+                        _ => Dim::Free(String::new()),
+                    })
+                    .collect()
+            });
+        }
+        Some(_) => spec.is_map = true,
+        None => {}
+    }
+    spec
+}
+
+impl Graph {
+    pub fn parse(model: &ModelProto) -> Result<Graph, Vec<String>> {
+        let mut problems = Vec::new();
+        if !IR_VERSIONS.contains(&model.ir_version) {
+            problems.push(format!(
+                "IR version {} is not supported (mlctl reads {} to {})",
+                model.ir_version,
+                IR_VERSIONS.start(),
+                IR_VERSIONS.end()
+            ));
+        }
+        let graph = match &model.graph {
+            Some(g) => g,
+            None => return Err(vec!["the model has no graph".into()]),
+        };
+        let mut opsets = BTreeMap::new();
+        for o in &model.opset_import {
+            let domain = if o.domain == "ai.onnx" {
+                String::new()
+            } else {
+                o.domain.clone()
+            };
+            opsets.insert(domain, o.version);
+        }
+        let initializer_names: HashSet<&str> =
+            graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        let inputs = graph
+            .input
+            .iter()
+            .filter(|i| !initializer_names.contains(i.name.as_str()))
+            .map(io_spec)
+            .collect();
+        let nodes: Vec<Node> = graph
+            .node
+            .iter()
+            .map(|n| Node {
+                name: n.name.clone(),
+                op_type: n.op_type.clone(),
+                domain: if n.domain == "ai.onnx" {
+                    String::new()
+                } else {
+                    n.domain.clone()
+                },
+                inputs: n.input.clone(),
+                outputs: n.output.clone(),
+                attributes: n.attribute.clone(),
+            })
+            .collect();
+        for n in &nodes {
+            if !opsets.contains_key(&n.domain) {
+                problems.push(format!(
+                    "node '{}' ({}): its domain '{}' is not imported by the model",
+                    n.label(),
+                    n.op_type,
+                    n.domain
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Graph {
+            ir_version: model.ir_version,
+            producer: format!("{} {}", model.producer_name, model.producer_version)
+                .trim()
+                .to_string(),
+            opsets,
+            inputs,
+            outputs: graph.output.iter().map(io_spec).collect(),
+            initializers: graph.initializer.clone(),
+            nodes,
+        })
+    }
+
+    pub fn opset(&self, domain: &str) -> i64 {
+        self.opsets.get(domain).copied().unwrap_or(0)
+    }
+
+    /// Node indices in an order where every input is computed before use.
+    /// Errors name a node whose input nothing produces, or the nodes of a cycle.
+    pub fn topological_order(&self) -> Result<Vec<usize>, String> {
+        let mut producer: HashMap<&str, usize> = HashMap::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            for o in n.outputs.iter().filter(|o| !o.is_empty()) {
+                if producer.insert(o.as_str(), i).is_some() {
+                    return Err(format!("value '{o}' is produced by more than one node"));
+                }
+            }
+        }
+        let available: HashSet<&str> = self
+            .inputs
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain(self.initializers.iter().map(|t| t.name.as_str()))
+            .collect();
+        let mut waiting = vec![0usize; self.nodes.len()];
+        let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); self.nodes.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for input in n.inputs.iter().filter(|x| !x.is_empty()) {
+                if available.contains(input.as_str()) {
+                    continue;
+                }
+                match producer.get(input.as_str()) {
+                    Some(&p) => {
+                        waiting[i] += 1;
+                        consumers[p].push(i);
+                    }
+                    None => {
+                        return Err(format!(
+                            "node '{}' ({}): input '{}' is neither a graph input, an initializer nor any node's output",
+                            n.label(),
+                            n.op_type,
+                            input
+                        ))
+                    }
+                }
+            }
+        }
+        let mut ready: VecDeque<usize> =
+            (0..self.nodes.len()).filter(|&i| waiting[i] == 0).collect();
+        let mut order = Vec::with_capacity(self.nodes.len());
+        while let Some(i) = ready.pop_front() {
+            order.push(i);
+            for &c in &consumers[i] {
+                waiting[c] -= 1;
+                if waiting[c] == 0 {
+                    ready.push_back(c);
+                }
+            }
+        }
+        if order.len() < self.nodes.len() {
+            let stuck: Vec<String> = (0..self.nodes.len())
+                .filter(|&i| waiting[i] > 0)
+                .take(5)
+                .map(|i| format!("'{}'", self.nodes[i].label()))
+                .collect();
+            return Err(format!(
+                "the graph has a cycle through nodes {}",
+                stuck.join(", ")
+            ));
+        }
+        for o in &self.outputs {
+            if !producer.contains_key(o.name.as_str()) && !available.contains(o.name.as_str()) {
+                return Err(format!(
+                    "graph output '{}' is not produced by any node",
+                    o.name
+                ));
+            }
+        }
+        Ok(order)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, inputs: &[&str], outputs: &[&str]) -> Node {
+        Node {
+            name: name.into(),
+            op_type: "Relu".into(),
+            domain: String::new(),
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            outputs: outputs.iter().map(|s| s.to_string()).collect(),
+            attributes: vec![],
+        }
+    }
+
+    fn graph(nodes: Vec<Node>) -> Graph {
+        Graph {
+            ir_version: 8,
+            producer: String::new(),
+            opsets: [(String::new(), 17)].into(),
+            inputs: vec![IoSpec {
+                name: "x".into(),
+                elem_type: 1,
+                dims: None,
+                is_map: false,
+            }],
+            outputs: vec![],
+            initializers: vec![],
+            nodes,
+        }
+    }
+
+    #[test]
+    fn orders_nodes_listed_out_of_order() {
+        let g = graph(vec![node("b", &["t"], &["y"]), node("a", &["x"], &["t"])]);
+        assert_eq!(g.topological_order().unwrap(), vec![1, 0]);
+    }
+
+    #[test]
+    fn a_cycle_is_named() {
+        let g = graph(vec![
+            node("a", &["x", "u"], &["t"]),
+            node("b", &["t"], &["u"]),
+        ]);
+        assert!(g.topological_order().unwrap_err().contains("cycle"));
+    }
+
+    #[test]
+    fn a_missing_input_names_the_node() {
+        let g = graph(vec![node("a", &["nothing"], &["t"])]);
+        let e = g.topological_order().unwrap_err();
+        assert!(e.contains("node 'a'") && e.contains("'nothing'"));
+    }
+}

@@ -1,0 +1,249 @@
+//! The ONNX runtime: load and check a model once, compile it into a plan of
+//! operators with weights already on the device, and run that plan many
+//! times. Parsing (`graph`) is separate from execution (`ops`, `Model::run`).
+
+pub mod graph;
+pub mod ops;
+pub mod tensor;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use prost::Message;
+
+use graph::{Dim, Graph};
+pub use ops::Value;
+
+/// Parses `cpu`, `cuda` or `cuda:N`.
+pub fn device(spec: &str) -> Result<Device, String> {
+    let spec = spec.trim().to_ascii_lowercase();
+    if spec == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let ordinal = match spec.strip_prefix("cuda") {
+        Some("") => 0,
+        Some(rest) => rest
+            .strip_prefix(':')
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| format!("bad device '{spec}': expected cpu, cuda or cuda:N"))?,
+        None => return Err(format!("bad device '{spec}': expected cpu, cuda or cuda:N")),
+    };
+    cuda_device(ordinal)
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(ordinal: usize) -> Result<Device, String> {
+    Device::new_cuda(ordinal).map_err(|e| format!("cuda:{ordinal}: {e}"))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(_ordinal: usize) -> Result<Device, String> {
+    Err("built without CUDA support; rebuild with --features cuda".into())
+}
+
+struct Step {
+    node: usize,
+    op: Box<dyn ops::Op>,
+    inputs: Vec<Option<usize>>,
+    outputs: Vec<Option<usize>>,
+    /// Slots no later step reads: freed once this step has run.
+    free: Vec<usize>,
+}
+
+/// A compiled model.
+pub struct Model {
+    pub graph: Graph,
+    steps: Vec<Step>,
+    /// Slot of every named value.
+    slots: HashMap<String, usize>,
+    /// Weights, converted once, by slot.
+    weights: Vec<(usize, Tensor)>,
+    device: Device,
+}
+
+/// Why a model cannot be loaded: one line per problem.
+#[derive(Debug)]
+pub struct LoadError(pub Vec<String>);
+
+impl Model {
+    pub fn load(path: &Path, device: &Device) -> Result<Model, LoadError> {
+        let bytes = std::fs::read(path).map_err(|e| LoadError(vec![e.to_string()]))?;
+        Self::from_bytes(&bytes, device)
+    }
+
+    pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Model, LoadError> {
+        let proto = candle_onnx::onnx::ModelProto::decode(bytes)
+            .map_err(|e| LoadError(vec![format!("not an ONNX model (protobuf: {e})")]))?;
+        let graph = Graph::parse(&proto).map_err(LoadError)?;
+        Self::compile(graph, device)
+    }
+
+    fn compile(graph: Graph, device: &Device) -> Result<Model, LoadError> {
+        let order = graph.topological_order().map_err(|e| LoadError(vec![e]))?;
+        let mut problems = Vec::new();
+        let mut slots: HashMap<String, usize> = HashMap::new();
+        let slot = |name: &str, slots: &mut HashMap<String, usize>| -> usize {
+            let n = slots.len();
+            *slots.entry(name.to_string()).or_insert(n)
+        };
+        let mut weights = Vec::new();
+        for t in &graph.initializers {
+            match tensor::from_proto(t, device) {
+                Ok(w) => weights.push((slot(&t.name, &mut slots), w)),
+                Err(e) => problems.push(format!("initializer '{}': {e}", t.name)),
+            }
+        }
+        for i in &graph.inputs {
+            slot(&i.name, &mut slots);
+        }
+        let mut steps = Vec::with_capacity(order.len());
+        for &n in &order {
+            let node = &graph.nodes[n];
+            let opset = graph.opset(&node.domain);
+            match ops::build(node, opset) {
+                Ok(op) => {
+                    let inputs = node
+                        .inputs
+                        .iter()
+                        .map(|i| (!i.is_empty()).then(|| slot(i, &mut slots)))
+                        .collect();
+                    let outputs = node
+                        .outputs
+                        .iter()
+                        .map(|o| (!o.is_empty()).then(|| slot(o, &mut slots)))
+                        .collect();
+                    steps.push(Step {
+                        node: n,
+                        op,
+                        inputs,
+                        outputs,
+                        free: Vec::new(),
+                    });
+                }
+                Err(e) => problems.push(format!(
+                    "node '{}' ({}, opset {opset}): {e}",
+                    node.label(),
+                    node.op_type
+                )),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(LoadError(problems));
+        }
+        // Free each intermediate after its last reader; keep weights and outputs.
+        let keep: Vec<usize> = graph
+            .outputs
+            .iter()
+            .filter_map(|o| slots.get(&o.name).copied())
+            .chain(weights.iter().map(|(s, _)| *s))
+            .collect();
+        let mut last_use: HashMap<usize, usize> = HashMap::new();
+        for (i, s) in steps.iter().enumerate() {
+            for slot in s.inputs.iter().flatten() {
+                last_use.insert(*slot, i);
+            }
+        }
+        for (slot, step) in last_use {
+            if !keep.contains(&slot) {
+                steps[step].free.push(slot);
+            }
+        }
+        Ok(Model {
+            graph,
+            steps,
+            slots,
+            weights,
+            device: device.clone(),
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Runs the model. Every graph input must be fed, with its declared
+    /// element type and rank, and its fixed dimensions.
+    pub fn run(&self, feeds: Vec<(String, Tensor)>) -> Result<Vec<(String, Value)>, String> {
+        let mut values: Vec<Option<Value>> = vec![None; self.slots.len()];
+        for (slot, w) in &self.weights {
+            values[*slot] = Some(Value::Tensor(w.clone()));
+        }
+        let mut fed: HashMap<String, Tensor> = feeds.into_iter().collect();
+        for spec in &self.graph.inputs {
+            let t = fed
+                .remove(&spec.name)
+                .ok_or_else(|| format!("input '{}' was not given", spec.name))?;
+            if let Some(expected) = tensor::dtype_of(spec.elem_type) {
+                if t.dtype() != expected {
+                    return Err(format!(
+                        "input '{}' must be {}, got {:?}",
+                        spec.name,
+                        tensor::type_name(spec.elem_type),
+                        t.dtype()
+                    ));
+                }
+            }
+            if let Some(dims) = &spec.dims {
+                let ok = dims.len() == t.rank()
+                    && dims.iter().zip(t.dims()).all(|(d, n)| match d {
+                        Dim::Fixed(f) => f == n,
+                        Dim::Free(_) => true,
+                    });
+                if !ok {
+                    let want: Vec<String> = dims
+                        .iter()
+                        .map(|d| match d {
+                            Dim::Fixed(f) => f.to_string(),
+                            Dim::Free(n) if n.is_empty() => "?".into(),
+                            Dim::Free(n) => n.clone(),
+                        })
+                        .collect();
+                    return Err(format!(
+                        "input '{}' must have shape [{}], got {:?}",
+                        spec.name,
+                        want.join(", "),
+                        t.dims()
+                    ));
+                }
+            }
+            let t = t.to_device(&self.device).map_err(ops::err)?;
+            values[self.slots[&spec.name]] = Some(Value::Tensor(t));
+        }
+        if let Some(extra) = fed.keys().next() {
+            return Err(format!("the model has no input '{extra}'"));
+        }
+        for step in &self.steps {
+            let node = &self.graph.nodes[step.node];
+            let inputs: Vec<Option<&Value>> = step
+                .inputs
+                .iter()
+                .map(|s| s.and_then(|s| values[s].as_ref()))
+                .collect();
+            let outputs = step
+                .op
+                .run(&inputs)
+                .map_err(|e| format!("node '{}' ({}): {e}", node.label(), node.op_type))?;
+            for (slot, value) in step.outputs.iter().zip(outputs) {
+                if let Some(slot) = slot {
+                    values[*slot] = Some(value);
+                }
+            }
+            for &slot in &step.free {
+                values[slot] = None;
+            }
+        }
+        self.graph
+            .outputs
+            .iter()
+            .map(|o| {
+                let v = self
+                    .slots
+                    .get(&o.name)
+                    .and_then(|&s| values[s].take())
+                    .ok_or_else(|| format!("output '{}' was not computed", o.name))?;
+                Ok((o.name.clone(), v))
+            })
+            .collect()
+    }
+}

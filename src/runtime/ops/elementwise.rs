@@ -1,0 +1,141 @@
+//! Element-wise operators with numpy broadcasting.
+
+use candle_core::Tensor;
+
+use super::{err, input, Op, OpResult, Value};
+
+type Binary = fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>;
+type Unary = fn(&Tensor) -> candle_core::Result<Tensor>;
+
+struct BinaryOp(Binary);
+
+impl Op for BinaryOp {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
+        Ok(vec![Value::Tensor((self.0)(a, b).map_err(err)?)])
+    }
+}
+
+pub fn binary(op: &str) -> Result<Box<dyn Op>, String> {
+    let f: Binary = match op {
+        "Add" => |a, b| a.broadcast_add(b),
+        "Sub" => |a, b| a.broadcast_sub(b),
+        "Mul" => |a, b| a.broadcast_mul(b),
+        "Div" => |a, b| a.broadcast_div(b),
+        other => return Err(format!("{other} is not a binary operator")),
+    };
+    Ok(Box::new(BinaryOp(f)))
+}
+
+/// Sum, Max, Min and Mean over any number of inputs.
+struct Variadic {
+    fold: Binary,
+    mean: bool,
+}
+
+impl Op for Variadic {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let mut acc = input(inputs, 0)?.clone();
+        for i in 1..inputs.len() {
+            acc = (self.fold)(&acc, input(inputs, i)?).map_err(err)?;
+        }
+        if self.mean {
+            acc = acc.affine(1.0 / inputs.len() as f64, 0.0).map_err(err)?;
+        }
+        Ok(vec![Value::Tensor(acc)])
+    }
+}
+
+pub fn variadic(op: &str) -> Result<Box<dyn Op>, String> {
+    let (fold, mean): (Binary, bool) = match op {
+        "Sum" => (|a, b| a.broadcast_add(b), false),
+        "Mean" => (|a, b| a.broadcast_add(b), true),
+        "Max" => (|a, b| a.broadcast_maximum(b), false),
+        "Min" => (|a, b| a.broadcast_minimum(b), false),
+        other => return Err(format!("{other} is not a variadic operator")),
+    };
+    Ok(Box::new(Variadic { fold, mean }))
+}
+
+struct UnaryOp(Unary);
+
+impl Op for UnaryOp {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        Ok(vec![Value::Tensor(
+            (self.0)(input(inputs, 0)?).map_err(err)?,
+        )])
+    }
+}
+
+pub fn unary(op: &str) -> Result<Box<dyn Op>, String> {
+    let f: Unary = match op {
+        "Abs" => |x| x.abs(),
+        "Exp" => |x| x.exp(),
+        "Log" => |x| x.log(),
+        "Neg" => |x| x.neg(),
+        "Reciprocal" => |x| x.recip(),
+        "Relu" => |x| x.relu(),
+        // 1 / (1 + e^-x): saturates to 0 and 1 without NaN.
+        "Sigmoid" => |x| x.neg()?.exp()?.affine(1.0, 1.0)?.recip(),
+        "Softplus" => |x| x.exp()?.affine(1.0, 1.0)?.log(),
+        "Sqrt" => |x| x.sqrt(),
+        "Tanh" => |x| x.tanh(),
+        other => return Err(format!("{other} is not a unary operator")),
+    };
+    Ok(Box::new(UnaryOp(f)))
+}
+
+/// x where x >= 0, else `negative(x)`.
+fn piecewise(x: &Tensor, negative: &Tensor) -> candle_core::Result<Tensor> {
+    let below = x.lt(&x.zeros_like()?)?;
+    below.where_cond(negative, x)
+}
+
+struct Elu(f64);
+
+impl Op for Elu {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let neg = x
+            .exp()
+            .and_then(|e| e.affine(self.0, -self.0))
+            .map_err(err)?;
+        Ok(vec![Value::Tensor(piecewise(x, &neg).map_err(err)?)])
+    }
+}
+
+pub fn elu(alpha: f32) -> Box<dyn Op> {
+    Box::new(Elu(alpha as f64))
+}
+
+struct LeakyRelu(f64);
+
+impl Op for LeakyRelu {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let neg = x.affine(self.0, 0.0).map_err(err)?;
+        Ok(vec![Value::Tensor(piecewise(x, &neg).map_err(err)?)])
+    }
+}
+
+pub fn leaky_relu(alpha: f32) -> Box<dyn Op> {
+    Box::new(LeakyRelu(alpha as f64))
+}
+
+struct HardSigmoid(f64, f64);
+
+impl Op for HardSigmoid {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let y = x
+            .affine(self.0, self.1)
+            .and_then(|y| y.broadcast_maximum(&y.zeros_like()?))
+            .and_then(|y| y.broadcast_minimum(&y.ones_like()?))
+            .map_err(err)?;
+        Ok(vec![Value::Tensor(y)])
+    }
+}
+
+pub fn hard_sigmoid(alpha: f32, beta: f32) -> Box<dyn Op> {
+    Box::new(HardSigmoid(alpha as f64, beta as f64))
+}

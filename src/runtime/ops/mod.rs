@@ -1,0 +1,224 @@
+//! Operators. Each is built once from its node (attributes read, opset
+//! semantics chosen) and then run on every call. `SUPPORTED` lists them; the
+//! README's table is checked against it by a test.
+
+mod elementwise;
+mod linalg;
+mod ml;
+mod nn;
+mod shape;
+
+use candle_core::Tensor;
+use candle_onnx::onnx::AttributeProto;
+
+use super::graph::Node;
+
+/// A value flowing between nodes.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Tensor(Tensor),
+    /// ZipMap's output: one probability column per class label.
+    ClassMap {
+        labels: Vec<String>,
+        probabilities: Tensor,
+    },
+}
+
+impl Value {
+    pub fn tensor(&self) -> Result<&Tensor, String> {
+        match self {
+            Value::Tensor(t) => Ok(t),
+            Value::ClassMap { .. } => Err("expected a tensor, got ZipMap's map output".into()),
+        }
+    }
+}
+
+pub type OpResult = Result<Vec<Value>, String>;
+
+pub trait Op: Send + Sync {
+    /// `inputs[i]` is `None` for an optional input left empty.
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult;
+}
+
+/// (domain, op type) of every operator mlctl runs.
+pub const SUPPORTED: &[(&str, &str)] = &[
+    ("", "Abs"),
+    ("", "Add"),
+    ("", "ArgMax"),
+    ("", "Cast"),
+    ("", "Concat"),
+    ("", "Div"),
+    ("", "Elu"),
+    ("", "Exp"),
+    ("", "Flatten"),
+    ("", "Gemm"),
+    ("", "HardSigmoid"),
+    ("", "Identity"),
+    ("", "LeakyRelu"),
+    ("", "Log"),
+    ("", "MatMul"),
+    ("", "Max"),
+    ("", "Mean"),
+    ("", "Min"),
+    ("", "Mul"),
+    ("", "Neg"),
+    ("", "Reciprocal"),
+    ("", "Relu"),
+    ("", "Reshape"),
+    ("", "Sigmoid"),
+    ("", "Softmax"),
+    ("", "Softplus"),
+    ("", "Sqrt"),
+    ("", "Squeeze"),
+    ("", "Sub"),
+    ("", "Sum"),
+    ("", "Tanh"),
+    ("", "Transpose"),
+    ("", "Unsqueeze"),
+    ("ai.onnx.ml", "ArrayFeatureExtractor"),
+    ("ai.onnx.ml", "Scaler"),
+    ("ai.onnx.ml", "ZipMap"),
+];
+
+/// Builds the operator for `node` at `opset` (the version its domain imports).
+pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
+    let a = Attrs(&node.attributes);
+    let op: Box<dyn Op> = match (node.domain.as_str(), node.op_type.as_str()) {
+        ("", "Add" | "Sub" | "Mul" | "Div") => elementwise::binary(&node.op_type)?,
+        ("", "Sum" | "Max" | "Min" | "Mean") => elementwise::variadic(&node.op_type)?,
+        (
+            "",
+            "Abs" | "Exp" | "Log" | "Neg" | "Reciprocal" | "Relu" | "Sigmoid" | "Softplus" | "Sqrt"
+            | "Tanh",
+        ) => elementwise::unary(&node.op_type)?,
+        ("", "Elu") => elementwise::elu(a.float("alpha", 1.0)),
+        ("", "LeakyRelu") => elementwise::leaky_relu(a.float("alpha", 0.01)),
+        ("", "HardSigmoid") => {
+            elementwise::hard_sigmoid(a.float("alpha", 0.2), a.float("beta", 0.5))
+        }
+        ("", "MatMul") => Box::new(linalg::MatMul),
+        ("", "Gemm") => Box::new(linalg::Gemm {
+            alpha: a.float("alpha", 1.0) as f64,
+            beta: a.float("beta", 1.0) as f64,
+            trans_a: a.int("transA", 0) != 0,
+            trans_b: a.int("transB", 0) != 0,
+        }),
+        ("", "Softmax") => Box::new(nn::Softmax::new(
+            opset,
+            a.int("axis", if opset >= 13 { -1 } else { 1 }),
+        )),
+        ("", "ArgMax") => Box::new(nn::ArgMax {
+            axis: a.int("axis", 0),
+            keepdims: a.int("keepdims", 1) != 0,
+            last_index: a.int("select_last_index", 0) != 0,
+        }),
+        ("", "Identity") => Box::new(shape::Identity),
+        ("", "Cast") => Box::new(shape::Cast::new(a.int("to", 0))?),
+        ("", "Reshape") => Box::new(shape::Reshape {
+            allow_zero: a.int("allowzero", 0) != 0,
+        }),
+        ("", "Flatten") => Box::new(shape::Flatten {
+            axis: a.int("axis", 1),
+        }),
+        ("", "Transpose") => Box::new(shape::Transpose {
+            perm: a.ints("perm"),
+        }),
+        ("", "Concat") => Box::new(shape::Concat {
+            axis: a.int("axis", 0),
+        }),
+        // Before opset 13 the axes are an attribute, from 13 an input.
+        ("", "Unsqueeze") => Box::new(shape::Unsqueeze {
+            axes: (opset < 13).then(|| a.ints("axes").unwrap_or_default()),
+        }),
+        ("", "Squeeze") => Box::new(shape::Squeeze {
+            axes: if opset < 13 {
+                Some(a.ints("axes"))
+            } else {
+                None
+            },
+        }),
+        ("ai.onnx.ml", "Scaler") => Box::new(ml::Scaler {
+            offset: a.floats("offset").unwrap_or_default(),
+            scale: a.floats("scale").unwrap_or_default(),
+        }),
+        ("ai.onnx.ml", "ArrayFeatureExtractor") => Box::new(ml::ArrayFeatureExtractor),
+        ("ai.onnx.ml", "ZipMap") => Box::new(ml::ZipMap::new(
+            a.ints("classlabels_int64s"),
+            a.strings("classlabels_strings"),
+        )?),
+        (domain, op) => {
+            let domain = if domain.is_empty() { "ai.onnx" } else { domain };
+            return Err(format!("operator {domain}::{op} is not supported"));
+        }
+    };
+    Ok(op)
+}
+
+/// Reads a node's attributes.
+pub struct Attrs<'a>(pub &'a [AttributeProto]);
+
+impl Attrs<'_> {
+    fn find(&self, name: &str) -> Option<&AttributeProto> {
+        self.0.iter().find(|a| a.name == name)
+    }
+    pub fn int(&self, name: &str, default: i64) -> i64 {
+        self.find(name).map_or(default, |a| a.i)
+    }
+    pub fn float(&self, name: &str, default: f32) -> f32 {
+        self.find(name).map_or(default, |a| a.f)
+    }
+    pub fn ints(&self, name: &str) -> Option<Vec<i64>> {
+        self.find(name).map(|a| a.ints.clone())
+    }
+    pub fn floats(&self, name: &str) -> Option<Vec<f32>> {
+        self.find(name).map(|a| a.floats.clone())
+    }
+    pub fn strings(&self, name: &str) -> Option<Vec<String>> {
+        self.find(name).map(|a| {
+            a.strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
+    }
+}
+
+/// The input at `i`, which must be present and a tensor.
+pub fn input<'a>(inputs: &'a [Option<&Value>], i: usize) -> Result<&'a Tensor, String> {
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| format!("input {i} is missing"))?
+        .tensor()
+}
+
+/// An optional input.
+pub fn optional<'a>(inputs: &'a [Option<&Value>], i: usize) -> Result<Option<&'a Tensor>, String> {
+    match inputs.get(i).copied().flatten() {
+        None => Ok(None),
+        Some(v) => v.tensor().map(Some),
+    }
+}
+
+/// Reads a small integer tensor (shapes, axes) into a vector.
+pub fn int_values(t: &Tensor) -> Result<Vec<i64>, String> {
+    t.to_dtype(candle_core::DType::I64)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<i64>())
+        .map_err(|e| e.to_string())
+}
+
+/// A possibly negative axis, resolved against `rank`.
+pub fn axis(axis: i64, rank: usize) -> Result<usize, String> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    if a < 0 || a >= r.max(1) {
+        return Err(format!("axis {axis} is out of range for rank {rank}"));
+    }
+    Ok(a as usize)
+}
+
+pub fn err(e: candle_core::Error) -> String {
+    crate::error::one_line(&e.to_string())
+}

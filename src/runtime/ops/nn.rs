@@ -1,0 +1,104 @@
+//! Softmax (with its pre-13 "flatten to 2-D" semantics) and ArgMax.
+
+use candle_core::{DType, Tensor, D};
+
+use super::{axis, err, input, Op, OpResult, Value};
+
+pub struct Softmax {
+    opset: i64,
+    axis: i64,
+}
+
+impl Softmax {
+    pub fn new(opset: i64, axis: i64) -> Self {
+        Softmax { opset, axis }
+    }
+}
+
+fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?;
+    let e = x.broadcast_sub(&max)?.exp()?;
+    let sum = e.sum_keepdim(D::Minus1)?;
+    e.broadcast_div(&sum)
+}
+
+impl Op for Softmax {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let rank = x.rank();
+        let ax = axis(self.axis, rank)?;
+        let dims = x.dims().to_vec();
+        let y = if self.opset < 13 {
+            // Opsets 1-12: the input is seen as 2-D, [prod(d[..axis]), prod(d[axis..])].
+            let rows: usize = dims[..ax].iter().product();
+            let cols: usize = dims[ax..].iter().product();
+            x.reshape((rows, cols))
+                .and_then(|t| softmax_last(&t))
+                .and_then(|t| t.reshape(dims.as_slice()))
+        } else {
+            x.transpose(ax, rank - 1)
+                .and_then(|t| softmax_last(&t.contiguous()?))
+                .and_then(|t| t.transpose(ax, rank - 1))
+        }
+        .map_err(err)?;
+        Ok(vec![Value::Tensor(y)])
+    }
+}
+
+pub struct ArgMax {
+    pub axis: i64,
+    pub keepdims: bool,
+    pub last_index: bool,
+}
+
+impl Op for ArgMax {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let ax = axis(self.axis, x.rank())?;
+        let y = if self.last_index {
+            last_argmax(x, ax)?
+        } else {
+            x.argmax_keepdim(ax)
+                .and_then(|t| t.to_dtype(DType::I64))
+                .map_err(err)?
+        };
+        let y = if self.keepdims {
+            y
+        } else {
+            y.squeeze(ax).map_err(err)?
+        };
+        Ok(vec![Value::Tensor(y)])
+    }
+}
+
+/// Index of the last maximum along `ax` (ties resolved to the highest index).
+fn last_argmax(x: &Tensor, ax: usize) -> Result<Tensor, String> {
+    let dims = x.dims().to_vec();
+    let moved = x
+        .transpose(ax, x.rank() - 1)
+        .and_then(|t| t.contiguous())
+        .map_err(err)?;
+    let n = dims[ax];
+    let values: Vec<f64> = moved
+        .to_dtype(DType::F64)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1())
+        .map_err(err)?;
+    let picks: Vec<i64> = values
+        .chunks(n.max(1))
+        .map(|row| {
+            let mut best = 0;
+            for (i, v) in row.iter().enumerate() {
+                if *v >= row[best] {
+                    best = i;
+                }
+            }
+            best as i64
+        })
+        .collect();
+    let mut out_dims: Vec<usize> = moved.dims().to_vec();
+    *out_dims.last_mut().unwrap() = 1;
+    Tensor::from_vec(picks, out_dims.as_slice(), x.device())
+        .and_then(|t| t.transpose(ax, x.rank() - 1))
+        .map_err(err)
+}

@@ -1,0 +1,132 @@
+//! ONNX tensors to candle tensors: element types, and initializers stored
+//! either as raw bytes or in the typed repeated fields (`float_data`,
+//! `int64_data`, ...), which some exporters use and candle-onnx reads as empty.
+
+use candle_core::{DType, Device, Tensor};
+use candle_onnx::onnx::tensor_proto::DataType;
+use candle_onnx::onnx::TensorProto;
+
+/// The candle type for an ONNX element type; `None` when mlctl cannot hold it.
+pub fn dtype_of(onnx_type: i32) -> Option<DType> {
+    match DataType::try_from(onnx_type).ok()? {
+        DataType::Float => Some(DType::F32),
+        DataType::Double => Some(DType::F64),
+        DataType::Float16 => Some(DType::F16),
+        DataType::Bfloat16 => Some(DType::BF16),
+        DataType::Int64 => Some(DType::I64),
+        DataType::Int32 => Some(DType::I32),
+        DataType::Int16 => Some(DType::I16),
+        DataType::Uint8 | DataType::Bool => Some(DType::U8),
+        DataType::Uint32 => Some(DType::U32),
+        _ => None,
+    }
+}
+
+pub fn type_name(onnx_type: i32) -> String {
+    DataType::try_from(onnx_type)
+        .map(|t| t.as_str_name().to_ascii_lowercase())
+        .unwrap_or_else(|_| format!("type {onnx_type}"))
+}
+
+/// Builds a tensor from an initializer or a `.pb` test file.
+pub fn from_proto(t: &TensorProto, device: &Device) -> Result<Tensor, String> {
+    let dims: Vec<usize> = t
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| format!("negative dimension {d}")))
+        .collect::<Result<_, _>>()?;
+    if !t.external_data.is_empty() {
+        return Err("weights stored in external data files are not read yet".into());
+    }
+    let dtype = dtype_of(t.data_type)
+        .ok_or_else(|| format!("element type {} is not supported", type_name(t.data_type)))?;
+    let n: usize = dims.iter().product();
+    let err = |e: candle_core::Error| e.to_string();
+    let tensor = if !t.raw_data.is_empty() {
+        let expected = n * dtype.size_in_bytes();
+        if t.raw_data.len() != expected {
+            return Err(format!(
+                "holds {} bytes of data, its shape {:?} needs {}",
+                t.raw_data.len(),
+                dims,
+                expected
+            ));
+        }
+        Tensor::from_raw_buffer(&t.raw_data, dtype, &dims, &Device::Cpu).map_err(err)?
+    } else {
+        let typed = |len: usize| -> Result<(), String> {
+            if len != n {
+                Err(format!("holds {len} values, its shape {dims:?} needs {n}"))
+            } else {
+                Ok(())
+            }
+        };
+        match dtype {
+            DType::F32 => {
+                typed(t.float_data.len())?;
+                Tensor::from_slice(&t.float_data, dims.as_slice(), &Device::Cpu).map_err(err)?
+            }
+            DType::F64 => {
+                typed(t.double_data.len())?;
+                Tensor::from_slice(&t.double_data, dims.as_slice(), &Device::Cpu).map_err(err)?
+            }
+            DType::I64 => {
+                typed(t.int64_data.len())?;
+                Tensor::from_slice(&t.int64_data, dims.as_slice(), &Device::Cpu).map_err(err)?
+            }
+            DType::U32 => {
+                typed(t.uint64_data.len())?;
+                let v: Vec<u32> = t.uint64_data.iter().map(|&x| x as u32).collect();
+                Tensor::from_vec(v, dims.as_slice(), &Device::Cpu).map_err(err)?
+            }
+            // int32, int16, uint8, bool, float16 and bfloat16 all travel in int32_data.
+            DType::I32 | DType::I16 | DType::U8 | DType::F16 | DType::BF16 => {
+                typed(t.int32_data.len())?;
+                let as_i32 = Tensor::from_slice(&t.int32_data, dims.as_slice(), &Device::Cpu)
+                    .map_err(err)?;
+                match dtype {
+                    DType::I32 => as_i32,
+                    DType::F16 | DType::BF16 => {
+                        // Stored as the 16-bit pattern, not the value.
+                        let bits: Vec<u16> = t.int32_data.iter().map(|&x| x as u16).collect();
+                        let bytes: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
+                        Tensor::from_raw_buffer(&bytes, dtype, &dims, &Device::Cpu).map_err(err)?
+                    }
+                    other => as_i32.to_dtype(other).map_err(err)?,
+                }
+            }
+            other => return Err(format!("element type {other:?} is not supported")),
+        }
+    };
+    tensor.to_device(device).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_fields_are_read() {
+        let t = TensorProto {
+            dims: vec![2],
+            data_type: DataType::Int64 as i32,
+            int64_data: vec![3, -4],
+            ..Default::default()
+        };
+        let x = from_proto(&t, &Device::Cpu).unwrap();
+        assert_eq!(x.to_vec1::<i64>().unwrap(), vec![3, -4]);
+    }
+
+    #[test]
+    fn a_size_mismatch_is_an_error_not_a_panic() {
+        let t = TensorProto {
+            dims: vec![3],
+            data_type: DataType::Float as i32,
+            raw_data: vec![0; 8],
+            ..Default::default()
+        };
+        assert!(from_proto(&t, &Device::Cpu)
+            .unwrap_err()
+            .contains("needs 12"));
+    }
+}

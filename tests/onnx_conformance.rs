@@ -1,0 +1,107 @@
+//! Runs the ONNX project's own backend node tests (vendored in
+//! tests/onnx_node/cases by tests/onnx_node/make_cases.py) through mlctl's
+//! runtime and compares with ONNX's expected outputs, at the tolerance ONNX's
+//! runner uses (rtol 1e-3, atol 1e-7 unless the case says otherwise).
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use mlctl::runtime::{tensor, Model, Value};
+use prost::Message;
+
+fn read_pb(path: &Path) -> Tensor {
+    let bytes = std::fs::read(path).unwrap();
+    let proto = candle_onnx::onnx::TensorProto::decode(bytes.as_slice()).unwrap();
+    tensor::from_proto(&proto, &Device::Cpu).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn values(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+fn run_case(dir: &Path) -> Result<(), String> {
+    let model = Model::load(&dir.join("model.onnx"), &Device::Cpu).map_err(|e| e.0.join("; "))?;
+    let (rtol, atol) = match std::fs::read_to_string(dir.join("tolerance.txt")) {
+        Ok(t) => {
+            let v: Vec<f64> = t.split_whitespace().map(|x| x.parse().unwrap()).collect();
+            (v[0], v[1])
+        }
+        Err(_) => (1e-3, 1e-7),
+    };
+    let feeds: Vec<(String, Tensor)> = model
+        .graph
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(k, spec)| {
+            (
+                spec.name.clone(),
+                read_pb(&dir.join(format!("input_{k}.pb"))),
+            )
+        })
+        .collect();
+    let outputs = model.run(feeds)?;
+    for (k, (name, value)) in outputs.iter().enumerate() {
+        let expected = read_pb(&dir.join(format!("output_{k}.pb")));
+        let Value::Tensor(actual) = value else {
+            return Err(format!("output '{name}' is not a tensor"));
+        };
+        if actual.dims() != expected.dims() {
+            return Err(format!(
+                "output '{name}': shape {:?}, expected {:?}",
+                actual.dims(),
+                expected.dims()
+            ));
+        }
+        if actual.dtype() != expected.dtype() {
+            return Err(format!(
+                "output '{name}': type {:?}, expected {:?}",
+                actual.dtype(),
+                expected.dtype()
+            ));
+        }
+        for (i, (a, e)) in values(actual).iter().zip(values(&expected)).enumerate() {
+            let same =
+                (a.is_nan() && e.is_nan()) || a == &e || (a - e).abs() <= atol + rtol * e.abs();
+            if !same {
+                return Err(format!("output '{name}'[{i}]: {a}, expected {e}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn onnx_backend_node_tests_pass() {
+    let mut dirs: Vec<_> = std::fs::read_dir("tests/onnx_node/cases")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    let mut failures = Vec::new();
+    for dir in &dirs {
+        if let Err(e) = run_case(dir) {
+            failures.push(format!(
+                "{}: {e}",
+                dir.file_name().unwrap().to_string_lossy()
+            ));
+        }
+    }
+    println!(
+        "ONNX backend node tests: {} of {} vendored cases pass",
+        dirs.len() - failures.len(),
+        dirs.len()
+    );
+    assert!(dirs.len() > 100, "only {} cases vendored", dirs.len());
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
