@@ -31,6 +31,8 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('drift', 'drift', [CompletionResultType]::ParameterValue, 'Detect data and prediction drift between a baseline and current data')
             [CompletionResult]::new('baseline', 'baseline', [CompletionResultType]::ParameterValue, 'Profile a training set once (or merge partition profiles) for fast drift checks')
+            [CompletionResult]::new('predict', 'predict', [CompletionResultType]::ParameterValue, 'Score a table with an ONNX model and write the predictions as parquet')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show an ONNX model''s inputs, outputs, operators and weights, and whether mlctl runs it')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, powershell)')
             [CompletionResult]::new('manpage', 'manpage', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -82,6 +84,39 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'mlctl;predict' {
+            [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Rows to score: parquet or CSV')
+            [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'Rows to score: parquet or CSV')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write the predictions (parquet, atomically)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write the predictions (parquet, atomically)')
+            [CompletionResult]::new('--columns', '--columns', [CompletionResultType]::ParameterName, 'Feature columns for a single 2-D model input, in order (default: every numeric column)')
+            [CompletionResult]::new('--exclude', '--exclude', [CompletionResultType]::ParameterName, 'Columns that are not features (comma-separated)')
+            [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'Input columns copied into the output, such as ids (comma-separated)')
+            [CompletionResult]::new('--batch-size', '--batch-size', [CompletionResultType]::ParameterName, 'Rows per model call')
+            [CompletionResult]::new('--device', '--device', [CompletionResultType]::ParameterName, 'cpu, cuda or cuda:N (cuda needs a build with --features cuda)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'mlctl;inspect' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'mlctl;completions' {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
@@ -107,6 +142,8 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
         'mlctl;help' {
             [CompletionResult]::new('drift', 'drift', [CompletionResultType]::ParameterValue, 'Detect data and prediction drift between a baseline and current data')
             [CompletionResult]::new('baseline', 'baseline', [CompletionResultType]::ParameterValue, 'Profile a training set once (or merge partition profiles) for fast drift checks')
+            [CompletionResult]::new('predict', 'predict', [CompletionResultType]::ParameterValue, 'Score a table with an ONNX model and write the predictions as parquet')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show an ONNX model''s inputs, outputs, operators and weights, and whether mlctl runs it')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, powershell)')
             [CompletionResult]::new('manpage', 'manpage', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -116,6 +153,12 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             break
         }
         'mlctl;help;baseline' {
+            break
+        }
+        'mlctl;help;predict' {
+            break
+        }
+        'mlctl;help;inspect' {
             break
         }
         'mlctl;help;completions' {

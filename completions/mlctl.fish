@@ -34,6 +34,8 @@ complete -c mlctl -n "__fish_mlctl_needs_command" -s h -l help -d 'Print help (s
 complete -c mlctl -n "__fish_mlctl_needs_command" -s V -l version -d 'Print version'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "drift" -d 'Detect data and prediction drift between a baseline and current data'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "baseline" -d 'Profile a training set once (or merge partition profiles) for fast drift checks'
+complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "predict" -d 'Score a table with an ONNX model and write the predictions as parquet'
+complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "inspect" -d 'Show an ONNX model\'s inputs, outputs, operators and weights, and whether mlctl runs it'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "manpage" -d 'Print the man page (roff)'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -76,6 +78,30 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -l merge -d 'The i
 complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -s i -l input -d 'Rows to score: parquet or CSV' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -s o -l output -d 'Where to write the predictions (parquet, atomically)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l columns -d 'Feature columns for a single 2-D model input, in order (default: every numeric column)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l exclude -d 'Columns that are not features (comma-separated)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l keep -d 'Input columns copied into the output, such as ids (comma-separated)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l batch-size -d 'Rows per model call' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l device -d 'cpu, cuda or cuda:N (cuda needs a build with --features cuda)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+json\t''
+markdown\t''
+html\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
+complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -s h -l help -d 'Print help'
+complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -s o -l output -d 'Write the report to FILE (atomically) instead of stdout' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+json\t''
+markdown\t''
+html\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
+complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -s h -l help -d 'Print help'
+complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -s V -l version -d 'Print version'
 complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
 json\t''
 markdown\t''
@@ -92,8 +118,10 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -l config -d 'Setti
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s V -l version -d 'Print version'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline completions manpage help" -f -a "drift" -d 'Detect data and prediction drift between a baseline and current data'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline completions manpage help" -f -a "baseline" -d 'Profile a training set once (or merge partition profiles) for fast drift checks'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline completions manpage help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline completions manpage help" -f -a "manpage" -d 'Print the man page (roff)'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline completions manpage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect completions manpage help" -f -a "drift" -d 'Detect data and prediction drift between a baseline and current data'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect completions manpage help" -f -a "baseline" -d 'Profile a training set once (or merge partition profiles) for fast drift checks'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect completions manpage help" -f -a "predict" -d 'Score a table with an ONNX model and write the predictions as parquet'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect completions manpage help" -f -a "inspect" -d 'Show an ONNX model\'s inputs, outputs, operators and weights, and whether mlctl runs it'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect completions manpage help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect completions manpage help" -f -a "manpage" -d 'Print the man page (roff)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect completions manpage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

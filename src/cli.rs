@@ -58,6 +58,10 @@ pub enum Command {
     Drift(DriftArgs),
     /// Profile a training set once (or merge partition profiles) for fast drift checks
     Baseline(BaselineArgs),
+    /// Score a table with an ONNX model and write the predictions as parquet
+    Predict(PredictArgs),
+    /// Show an ONNX model's inputs, outputs, operators and weights, and whether mlctl runs it
+    Inspect(InspectArgs),
     /// Print shell completions (bash, zsh, fish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -145,6 +149,52 @@ pub struct DriftArgs {
     /// Distinct values kept exactly per baseline column before summarising [default: 100000]
     #[arg(long, value_name = "N")]
     pub exact_cap: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct PredictArgs {
+    /// The ONNX model
+    pub model: PathBuf,
+
+    /// Rows to score: parquet or CSV
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub input: PathBuf,
+
+    /// Where to write the predictions (parquet, atomically)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// Feature columns for a single 2-D model input, in order (default: every numeric column)
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub columns: Vec<String>,
+
+    /// Columns that are not features (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub exclude: Vec<String>,
+
+    /// Input columns copied into the output, such as ids (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub keep: Vec<String>,
+
+    /// Rows per model call
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub batch_size: usize,
+
+    /// cpu, cuda or cuda:N (cuda needs a build with --features cuda)
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct InspectArgs {
+    /// The ONNX model
+    pub model: PathBuf,
+
+    /// Write the report to FILE (atomically) instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

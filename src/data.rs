@@ -382,6 +382,52 @@ impl Table {
             .collect())
     }
 
+    /// Reads rows `offset..offset + len` of numeric columns as f64, column by
+    /// column. Nulls become NaN; their count is returned with the values.
+    pub fn read_numbers(
+        &self,
+        names: &[String],
+        offset: usize,
+        len: usize,
+    ) -> Result<(Vec<Vec<f64>>, usize)> {
+        let exprs: Vec<Expr> = names
+            .iter()
+            .map(|n| col(n.as_str()).cast(DataType::Float64))
+            .collect();
+        let df = self.slice(exprs, offset, len)?;
+        let out = Columns {
+            df: &df,
+            table: self,
+        };
+        let mut nulls = 0;
+        let mut columns = Vec::with_capacity(names.len());
+        for name in names {
+            let v = out.f64s(name)?;
+            nulls += v.iter().filter(|x| x.is_none()).count();
+            columns.push(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect());
+        }
+        Ok((columns, nulls))
+    }
+
+    /// Reads rows `offset..offset + len` of one column as text.
+    pub fn read_text(&self, name: &str, offset: usize, len: usize) -> Result<Vec<Option<String>>> {
+        let df = self.slice(vec![col(name).cast(DataType::String)], offset, len)?;
+        Columns {
+            df: &df,
+            table: self,
+        }
+        .strings(name)
+    }
+
+    fn slice(&self, exprs: Vec<Expr>, offset: usize, len: usize) -> Result<DataFrame> {
+        self.frame
+            .clone()
+            .slice(offset as i64, len as IdxSize)
+            .select(exprs)
+            .collect()
+            .map_err(|e| polars_error(&self.path, e))
+    }
+
     /// Whether the prediction matches the label, row by row, as an
     /// expression: numbers compare as numbers, anything else as text; null
     /// when either is missing.
@@ -521,6 +567,53 @@ impl Table {
             })
             .collect())
     }
+}
+
+/// A column of results to write.
+#[derive(Debug, Clone)]
+pub enum OutColumn {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    Text(Vec<Option<String>>),
+}
+
+impl OutColumn {
+    pub fn len(&self) -> usize {
+        match self {
+            OutColumn::F32(v) => v.len(),
+            OutColumn::F64(v) => v.len(),
+            OutColumn::I64(v) => v.len(),
+            OutColumn::Text(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Writes columns as a parquet file, atomically (see `fsio`).
+pub fn write_parquet(path: &Path, columns: Vec<(String, OutColumn)>) -> Result<()> {
+    let height = columns.first().map_or(0, |(_, c)| c.len());
+    let cols: Vec<polars::prelude::Column> = columns
+        .into_iter()
+        .map(|(name, c)| {
+            let name = PlSmallStr::from(name.as_str());
+            match c {
+                OutColumn::F32(v) => polars::prelude::Column::new(name, v),
+                OutColumn::F64(v) => polars::prelude::Column::new(name, v),
+                OutColumn::I64(v) => polars::prelude::Column::new(name, v),
+                OutColumn::Text(v) => polars::prelude::Column::new(name, v),
+            }
+        })
+        .collect();
+    let mut df = DataFrame::new(height, cols).map_err(|e| Error::output(path, e))?;
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes)
+        .finish(&mut df)
+        .map_err(|e| Error::output(path, e))?;
+    crate::fsio::write_atomic(path, &bytes)
 }
 
 /// Reads the columns of a small query result as plain vectors, each cast to

@@ -12,6 +12,8 @@ pub mod data;
 pub mod drift;
 pub mod error;
 pub mod fsio;
+pub mod inspect;
+pub mod predict;
 pub mod report;
 pub mod runtime;
 pub mod stats;

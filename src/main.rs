@@ -54,6 +54,26 @@ fn run() -> Result<i32> {
             };
             (mlctl::baseline::run(&opts)?, None)
         }
+        Command::Predict(args) => {
+            let opts = mlctl::predict::Options {
+                model: args.model.clone(),
+                input: args.input.clone(),
+                output: args.output.clone(),
+                columns: args.columns.clone(),
+                exclude: args.exclude.clone(),
+                keep: args.keep.clone(),
+                batch_size: args.batch_size,
+                device: args.device.clone(),
+                show_progress: progress,
+            };
+            (mlctl::predict::run(&opts)?, None)
+        }
+        Command::Inspect(args) => {
+            let opts = mlctl::inspect::Options {
+                model: args.model.clone(),
+            };
+            (mlctl::inspect::run(&opts)?, args.output.clone())
+        }
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "mlctl", &mut buf);

@@ -230,7 +230,7 @@ impl Graph {
                 .map(|i| format!("'{}'", self.nodes[i].label()))
                 .collect();
             return Err(format!(
-                "the graph has a cycle through nodes {}",
+                "the graph has a cycle: nodes {} can never run",
                 stuck.join(", ")
             ));
         }

@@ -22,6 +22,23 @@ pub fn dtype_of(onnx_type: i32) -> Option<DType> {
     }
 }
 
+/// Bytes per element of an ONNX element type (`None` for strings and
+/// sub-byte types).
+pub fn element_size(onnx_type: i32) -> Option<usize> {
+    Some(match DataType::try_from(onnx_type).ok()? {
+        DataType::Float | DataType::Int32 | DataType::Uint32 => 4,
+        DataType::Double | DataType::Int64 | DataType::Uint64 | DataType::Complex64 => 8,
+        DataType::Complex128 => 16,
+        DataType::Float16 | DataType::Bfloat16 | DataType::Int16 | DataType::Uint16 => 2,
+        DataType::Int8 | DataType::Uint8 | DataType::Bool => 1,
+        DataType::Float8e4m3fn
+        | DataType::Float8e4m3fnuz
+        | DataType::Float8e5m2
+        | DataType::Float8e5m2fnuz => 1,
+        _ => return None,
+    })
+}
+
 pub fn type_name(onnx_type: i32) -> String {
     DataType::try_from(onnx_type)
         .map(|t| t.as_str_name().to_ascii_lowercase())

@@ -74,7 +74,9 @@ pub fn unary(op: &str) -> Result<Box<dyn Op>, String> {
         "Log" => |x| x.log(),
         "Neg" => |x| x.neg(),
         "Reciprocal" => |x| x.recip(),
-        "Relu" => |x| x.relu(),
+        // max(0, x) keeping NaN, as numpy and ONNX Runtime do (candle's relu
+        // maps NaN to 0).
+        "Relu" => |x| x.lt(&x.zeros_like()?)?.where_cond(&x.zeros_like()?, x),
         // 1 / (1 + e^-x): saturates to 0 and 1 without NaN.
         "Sigmoid" => |x| x.neg()?.exp()?.affine(1.0, 1.0)?.recip(),
         "Softplus" => |x| x.exp()?.affine(1.0, 1.0)?.log(),

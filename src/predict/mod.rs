@@ -1,0 +1,345 @@
+//! `mlctl predict MODEL --input DATA -o OUT.parquet`: batch scoring with
+//! mlctl's runtime. Tabular inputs are mapped to the model's inputs:
+//! * every model input named like a column: each gets its column;
+//! * otherwise a single 2-D input gets the listed columns (or every numeric
+//!   column, in order, less `--exclude`) as its features.
+//!
+//! Outputs become columns: one per output of width 1, `NAME_k` for the k-th
+//! column of a wider output, `NAME_LABEL` per class of a ZipMap output.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+
+use crate::data::{write_parquet, OutColumn, Table, ValueType};
+use crate::error::{Error, Result};
+use crate::report::{Gate, Outcome, Report, Section};
+use crate::runtime::graph::{Dim, IoSpec};
+use crate::runtime::{self, tensor, Model, Value};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub model: PathBuf,
+    pub input: PathBuf,
+    pub output: PathBuf,
+    /// Feature columns for a single 2-D input, in order.
+    pub columns: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Columns copied to the output as they are (ids, timestamps).
+    pub keep: Vec<String>,
+    pub batch_size: usize,
+    pub device: String,
+    pub show_progress: bool,
+}
+
+/// How table columns feed the model's inputs.
+enum Feeding {
+    /// One 2-D input from several columns.
+    Matrix { input: IoSpec, columns: Vec<String> },
+    /// Each input from the column of the same name.
+    Named(Vec<IoSpec>),
+}
+
+fn feeding(model: &Model, table: &Table, opts: &Options) -> Result<Feeding> {
+    let inputs = &model.graph.inputs;
+    if inputs.iter().all(|i| table.value_type(&i.name).is_some()) && !inputs.is_empty() {
+        return Ok(Feeding::Named(inputs.clone()));
+    }
+    let [input] = inputs.as_slice() else {
+        let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        return Err(Error::input(
+            &opts.input,
+            format!(
+                "the model has inputs {}; the table must have a column for each",
+                names.join(", ")
+            ),
+        ));
+    };
+    let columns: Vec<String> = if opts.columns.is_empty() {
+        table
+            .columns
+            .iter()
+            .filter(|(n, t)| t.is_numeric() && !opts.exclude.contains(n) && !opts.keep.contains(n))
+            .map(|(n, _)| n.clone())
+            .collect()
+    } else {
+        for c in &opts.columns {
+            match table.value_type(c) {
+                None => return Err(Error::input(&opts.input, format!("no column '{c}'"))),
+                Some(t) if !t.is_numeric() && t != ValueType::Boolean => {
+                    return Err(Error::input(
+                        &opts.input,
+                        format!("column '{c}' is {}, not numeric", t.name()),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        opts.columns.clone()
+    };
+    if let Some(dims) = &input.dims {
+        if dims.len() != 2 {
+            return Err(Error::input(
+                &opts.model,
+                format!(
+                    "input '{}' has rank {}; tabular scoring needs a 2-D input",
+                    input.name,
+                    dims.len()
+                ),
+            ));
+        }
+        if let Dim::Fixed(width) = dims[1] {
+            if width != columns.len() {
+                return Err(Error::input(
+                    &opts.input,
+                    format!(
+                        "model input '{}' takes {width} features, the table gives {} ({}); choose them with --columns or --exclude",
+                        input.name,
+                        columns.len(),
+                        columns.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Feeding::Matrix {
+        input: input.clone(),
+        columns,
+    })
+}
+
+fn to_tensor(
+    data: Vec<f64>,
+    dims: &[usize],
+    spec: &IoSpec,
+    device: &candle_core::Device,
+) -> Result<Tensor> {
+    let dtype = tensor::dtype_of(spec.elem_type).unwrap_or(DType::F32);
+    let t = Tensor::from_vec(data, dims, device)
+        .and_then(|t| t.to_dtype(dtype))
+        .map_err(|e| Error::usage(format!("input '{}': {e}", spec.name)))?;
+    Ok(t)
+}
+
+/// Appends a batch of one output's values to its columns.
+fn collect(
+    name: &str,
+    value: &Value,
+    columns: &mut Vec<(String, OutColumn)>,
+) -> std::result::Result<(), String> {
+    let (names, tensor): (Vec<String>, &Tensor) = match value {
+        Value::ClassMap {
+            labels,
+            probabilities,
+        } => (
+            labels.iter().map(|l| format!("{name}_{l}")).collect(),
+            probabilities,
+        ),
+        Value::Tensor(t) => {
+            let width = match t.dims() {
+                [_] => 1,
+                [_, k] => *k,
+                other => {
+                    return Err(format!(
+                    "output '{name}' has shape {other:?}; only 1-D and 2-D outputs become columns"
+                ))
+                }
+            };
+            let names = if width == 1 {
+                vec![name.to_string()]
+            } else {
+                (0..width).map(|k| format!("{name}_{k}")).collect()
+            };
+            (names, t)
+        }
+    };
+    let rows = tensor.dims()[0];
+    let width = names.len();
+    let flat = tensor.flatten_all().map_err(|e| e.to_string())?;
+    let column_values = |k: usize| -> std::result::Result<OutColumn, String> {
+        let e = |e: candle_core::Error| e.to_string();
+        Ok(match tensor.dtype() {
+            DType::F32 => {
+                let v: Vec<f32> = flat.to_vec1().map_err(e)?;
+                OutColumn::F32((0..rows).map(|r| v[r * width + k]).collect())
+            }
+            DType::F64 | DType::F16 | DType::BF16 => {
+                let v: Vec<f64> = flat
+                    .to_dtype(DType::F64)
+                    .and_then(|t| t.to_vec1())
+                    .map_err(e)?;
+                OutColumn::F64((0..rows).map(|r| v[r * width + k]).collect())
+            }
+            _ => {
+                let v: Vec<i64> = flat
+                    .to_dtype(DType::I64)
+                    .and_then(|t| t.to_vec1())
+                    .map_err(e)?;
+                OutColumn::I64((0..rows).map(|r| v[r * width + k]).collect())
+            }
+        })
+    };
+    for (k, col_name) in names.iter().enumerate() {
+        let batch = column_values(k)?;
+        match columns.iter_mut().find(|(n, _)| n == col_name) {
+            None => columns.push((col_name.clone(), batch)),
+            Some((_, existing)) => match (existing, batch) {
+                (OutColumn::F32(a), OutColumn::F32(b)) => a.extend(b),
+                (OutColumn::F64(a), OutColumn::F64(b)) => a.extend(b),
+                (OutColumn::I64(a), OutColumn::I64(b)) => a.extend(b),
+                _ => return Err(format!("output '{name}' changed type between batches")),
+            },
+        }
+    }
+    Ok(())
+}
+
+pub fn run(opts: &Options) -> Result<Report> {
+    if opts.batch_size == 0 {
+        return Err(Error::usage("--batch-size must be at least 1"));
+    }
+    if opts.output == opts.input || opts.output == opts.model {
+        return Err(Error::usage(
+            "refusing to overwrite an input with the predictions",
+        ));
+    }
+    let device = runtime::device(&opts.device).map_err(Error::usage)?;
+    let started = Instant::now();
+    let model =
+        Model::load(&opts.model, &device).map_err(|e| Error::input(&opts.model, e.0.join("; ")))?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    let table = Table::open(&opts.input)?;
+    for k in &opts.keep {
+        if table.value_type(k).is_none() {
+            return Err(Error::input(
+                &opts.input,
+                format!("no column '{k}' to keep"),
+            ));
+        }
+    }
+    let feeding = feeding(&model, &table, opts)?;
+    let rows = table.row_count()?;
+    let progress = if opts.show_progress {
+        indicatif::ProgressBar::new(rows as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut columns: Vec<(String, OutColumn)> = Vec::new();
+    let mut kept: Vec<(String, OutColumn)> = opts
+        .keep
+        .iter()
+        .map(|k| (k.clone(), OutColumn::Text(Vec::new())))
+        .collect();
+    let mut null_inputs = 0;
+    let mut batches = 0usize;
+    let run_started = Instant::now();
+    let mut offset = 0;
+    while offset < rows {
+        let n = opts.batch_size.min(rows - offset);
+        let feeds = match &feeding {
+            Feeding::Matrix { input, columns } => {
+                let (values, nulls) = table.read_numbers(columns, offset, n)?;
+                null_inputs += nulls;
+                let width = columns.len();
+                let mut data = vec![0.0; n * width];
+                for (c, column) in values.iter().enumerate() {
+                    for (r, v) in column.iter().enumerate() {
+                        data[r * width + c] = *v;
+                    }
+                }
+                vec![(
+                    input.name.clone(),
+                    to_tensor(data, &[n, width], input, &device)?,
+                )]
+            }
+            Feeding::Named(inputs) => {
+                let mut feeds = Vec::with_capacity(inputs.len());
+                for input in inputs {
+                    let (values, nulls) =
+                        table.read_numbers(std::slice::from_ref(&input.name), offset, n)?;
+                    null_inputs += nulls;
+                    let rank = input.dims.as_ref().map_or(2, Vec::len);
+                    let dims: Vec<usize> = if rank == 1 { vec![n] } else { vec![n, 1] };
+                    let data = values.into_iter().next().unwrap_or_default();
+                    feeds.push((input.name.clone(), to_tensor(data, &dims, input, &device)?));
+                }
+                feeds
+            }
+        };
+        let outputs = model.run(feeds).map_err(|e| {
+            Error::input(&opts.model, format!("rows {offset}..{}: {e}", offset + n))
+        })?;
+        for (name, value) in &outputs {
+            collect(name, value, &mut columns).map_err(|e| Error::input(&opts.model, e))?;
+        }
+        for (name, column) in kept.iter_mut() {
+            if let OutColumn::Text(v) = column {
+                v.extend(table.read_text(name, offset, n)?);
+            }
+        }
+        offset += n;
+        batches += 1;
+        progress.set_position(offset as u64);
+    }
+    progress.finish_and_clear();
+    let run_seconds = run_started.elapsed().as_secs_f64();
+    let out_names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
+    kept.extend(columns);
+    write_parquet(&opts.output, kept)?;
+
+    let mut report = Report::new(
+        "predict",
+        format!(
+            "Predictions of {} on {}",
+            opts.model.display(),
+            opts.input.display()
+        ),
+    );
+    report.figure("rows", "Rows scored", rows);
+    report.figure("batches", "Batches", batches);
+    report.figure("load_seconds", "Model load (s)", load_seconds);
+    report.figure("run_seconds", "Scoring (s)", run_seconds);
+    report.figure(
+        "rows_per_second",
+        "Rows per second",
+        if run_seconds > 0.0 {
+            rows as f64 / run_seconds
+        } else {
+            0.0
+        },
+    );
+    report.setting("device", "Device", opts.device.clone());
+    report.setting("batch_size", "Batch size", opts.batch_size);
+    report.setting("output", "Output", opts.output.display().to_string());
+    let mut s = Section::new(
+        "columns",
+        "Output columns",
+        &[("column", "Column"), ("source", "From")],
+    );
+    for k in &opts.keep {
+        s.push(vec![k.clone().into(), "input (kept)".into()]);
+    }
+    for n in &out_names {
+        s.push(vec![n.clone().into(), "model".into()]);
+    }
+    if let Feeding::Matrix { input, columns } = &feeding {
+        s.notes.push(format!(
+            "input '{}' took columns {}",
+            input.name,
+            columns.join(", ")
+        ));
+    }
+    report.sections.push(s);
+    if null_inputs > 0 {
+        report.warnings.push(format!(
+            "{null_inputs} input values were null and were passed to the model as NaN"
+        ));
+    }
+    report.gate = Gate {
+        outcome: Outcome::Pass,
+        rule: "predictions written".into(),
+        message: format!("scored {rows} rows into {}", opts.output.display()),
+    };
+    Ok(report)
+}
