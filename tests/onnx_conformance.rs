@@ -105,3 +105,28 @@ fn onnx_backend_node_tests_pass() {
         failures.join("\n")
     );
 }
+
+/// Real models too large to vendor (MiniLM-L3 is 69 MB), laid out like the
+/// node tests by bench/make_real_model_cases.py with ONNX Runtime's outputs:
+/// MLCTL_REAL_CASES=bench_data/real_cases cargo test --release --test onnx_conformance -- --ignored
+#[test]
+#[ignore = "needs MLCTL_REAL_CASES: see bench/make_real_model_cases.py"]
+fn real_models_match_onnx_runtime() {
+    let root = std::env::var("MLCTL_REAL_CASES").expect("set MLCTL_REAL_CASES to the cases folder");
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    assert!(!dirs.is_empty(), "no cases in {root}");
+    let failures: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| run_case(d).err().map(|e| format!("{}: {e}", d.display())))
+        .collect();
+    println!(
+        "real models: {} of {} cases match ONNX Runtime",
+        dirs.len() - failures.len(),
+        dirs.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -10,7 +10,7 @@ use candle_onnx::onnx::{
 };
 
 /// Oldest and newest IR versions mlctl reads.
-pub const IR_VERSIONS: std::ops::RangeInclusive<i64> = 3..=13;
+pub const IR_VERSIONS: std::ops::RangeInclusive<i64> = 3..=14;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Dim {

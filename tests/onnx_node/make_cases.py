@@ -24,10 +24,12 @@ warnings.filterwarnings("ignore")
 HERE = pathlib.Path(__file__).resolve().parent
 SUPPORTED = {
     ("", op) for op in [
-        "Abs", "Add", "ArgMax", "Cast", "Concat", "Div", "Elu", "Exp", "Flatten", "Gemm",
-        "HardSigmoid", "Identity", "LeakyRelu", "Log", "MatMul", "Max", "Mean", "Min", "Mul",
-        "Neg", "Reciprocal", "Relu", "Reshape", "Sigmoid", "Softmax", "Softplus", "Sqrt",
-        "Squeeze", "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze",
+        "Abs", "Add", "ArgMax", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Div",
+        "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "HardSigmoid",
+        "Identity", "LayerNormalization", "LeakyRelu", "Log", "MatMul", "Max", "Mean", "Min",
+        "Mul", "Neg", "Reciprocal", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice",
+        "Softmax", "Softplus", "Sqrt", "Squeeze", "Sub", "Sum", "Tanh", "Transpose",
+        "Unsqueeze", "Where",
     ]
 } | {("ai.onnx.ml", op) for op in ["ArrayFeatureExtractor", "Scaler", "ZipMap"]}
 # Element types mlctl's tensors hold (candle has no int8, uint16, uint64,

@@ -7,6 +7,7 @@ mod linalg;
 mod ml;
 mod nn;
 mod shape;
+mod tensorops;
 
 use candle_core::Tensor;
 use candle_onnx::onnx::AttributeProto;
@@ -46,14 +47,22 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Add"),
     ("", "ArgMax"),
     ("", "Cast"),
+    ("", "Clip"),
     ("", "Concat"),
+    ("", "Constant"),
+    ("", "ConstantOfShape"),
     ("", "Div"),
     ("", "Elu"),
+    ("", "Equal"),
+    ("", "Erf"),
     ("", "Exp"),
+    ("", "Expand"),
     ("", "Flatten"),
+    ("", "Gather"),
     ("", "Gemm"),
     ("", "HardSigmoid"),
     ("", "Identity"),
+    ("", "LayerNormalization"),
     ("", "LeakyRelu"),
     ("", "Log"),
     ("", "MatMul"),
@@ -63,9 +72,12 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Mul"),
     ("", "Neg"),
     ("", "Reciprocal"),
+    ("", "ReduceSum"),
     ("", "Relu"),
     ("", "Reshape"),
+    ("", "Shape"),
     ("", "Sigmoid"),
+    ("", "Slice"),
     ("", "Softmax"),
     ("", "Softplus"),
     ("", "Sqrt"),
@@ -75,6 +87,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Tanh"),
     ("", "Transpose"),
     ("", "Unsqueeze"),
+    ("", "Where"),
     ("ai.onnx.ml", "ArrayFeatureExtractor"),
     ("ai.onnx.ml", "Scaler"),
     ("ai.onnx.ml", "ZipMap"),
@@ -136,6 +149,40 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
             } else {
                 None
             },
+        }),
+        ("", "Shape") => Box::new(tensorops::ShapeOf {
+            start: a.int("start", 0),
+            end: a.0.iter().find(|x| x.name == "end").map(|x| x.i),
+        }),
+        ("", "Constant") => Box::new(tensorops::Constant::new(&node.attributes)?),
+        ("", "ConstantOfShape") => Box::new(tensorops::ConstantOfShape::new(&node.attributes)?),
+        ("", "Gather") => Box::new(tensorops::Gather {
+            axis: a.int("axis", 0),
+        }),
+        ("", "Slice") => Box::new(tensorops::Slice {
+            attributes: (opset < 10).then(|| {
+                (
+                    a.ints("starts").unwrap_or_default(),
+                    a.ints("ends").unwrap_or_default(),
+                    a.ints("axes"),
+                )
+            }),
+        }),
+        ("", "Expand") => Box::new(tensorops::Expand),
+        ("", "Where") => Box::new(tensorops::Where),
+        ("", "Equal") => Box::new(tensorops::Equal),
+        ("", "Erf") => Box::new(tensorops::Erf),
+        ("", "ReduceSum") => Box::new(tensorops::ReduceSum {
+            axes: (opset < 13).then(|| a.ints("axes")),
+            keepdims: a.int("keepdims", 1) != 0,
+            noop_with_empty_axes: a.int("noop_with_empty_axes", 0) != 0,
+        }),
+        ("", "Clip") => Box::new(tensorops::Clip {
+            bounds: (opset < 11).then(|| (a.float("min", f32::MIN), a.float("max", f32::MAX))),
+        }),
+        ("", "LayerNormalization") => Box::new(tensorops::LayerNormalization {
+            axis: a.int("axis", -1),
+            epsilon: a.float("epsilon", 1e-5) as f64,
         }),
         ("ai.onnx.ml", "Scaler") => Box::new(ml::Scaler {
             offset: a.floats("offset").unwrap_or_default(),

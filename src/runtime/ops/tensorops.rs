@@ -1,0 +1,400 @@
+//! Operators of shape arithmetic and indexing, as transformer exports use
+//! them: Shape, Constant, ConstantOfShape, Gather, Slice, Expand, Where,
+//! Equal, ReduceSum, Clip.
+
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_onnx::onnx::AttributeProto;
+
+use super::{axis, err, input, int_values, optional, Attrs, Op, OpResult, Value};
+use crate::runtime::tensor::from_proto;
+
+pub struct ShapeOf {
+    pub start: i64,
+    pub end: Option<i64>,
+}
+
+impl Op for ShapeOf {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let dims: Vec<i64> = x.dims().iter().map(|&d| d as i64).collect();
+        let r = dims.len() as i64;
+        let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
+        let (s, e) = (clamp(self.start), clamp(self.end.unwrap_or(r)));
+        let part = if s < e {
+            dims[s..e].to_vec()
+        } else {
+            Vec::new()
+        };
+        let n = part.len();
+        Ok(vec![Value::Tensor(
+            Tensor::from_vec(part, n, x.device()).map_err(err)?,
+        )])
+    }
+}
+
+/// A constant from the node's attributes, built once.
+pub struct Constant(pub Tensor);
+
+impl Constant {
+    pub fn new(attributes: &[AttributeProto]) -> Result<Self, String> {
+        let a = Attrs(attributes);
+        let cpu = Device::Cpu;
+        let e = err;
+        let t = if let Some(t) = attributes
+            .iter()
+            .find(|x| x.name == "value")
+            .and_then(|x| x.t.as_ref())
+        {
+            from_proto(t, &cpu)?
+        } else if let Some(v) = attributes.iter().find(|x| x.name == "value_float") {
+            Tensor::new(v.f, &cpu).map_err(e)?
+        } else if let Some(v) = attributes.iter().find(|x| x.name == "value_int") {
+            Tensor::new(v.i, &cpu).map_err(e)?
+        } else if let Some(v) = a.floats("value_floats") {
+            let n = v.len();
+            Tensor::from_vec(v, n, &cpu).map_err(e)?
+        } else if let Some(v) = a.ints("value_ints") {
+            let n = v.len();
+            Tensor::from_vec(v, n, &cpu).map_err(e)?
+        } else {
+            return Err(
+                "Constant without a supported value attribute (string and sparse values are not)"
+                    .into(),
+            );
+        };
+        Ok(Constant(t))
+    }
+}
+
+impl Op for Constant {
+    fn run(&self, _inputs: &[Option<&Value>]) -> OpResult {
+        Ok(vec![Value::Tensor(self.0.clone())])
+    }
+}
+
+pub struct ConstantOfShape {
+    /// A one-element tensor; float 0 by default.
+    pub value: Tensor,
+}
+
+impl ConstantOfShape {
+    pub fn new(attributes: &[AttributeProto]) -> Result<Self, String> {
+        let value = match attributes
+            .iter()
+            .find(|a| a.name == "value")
+            .and_then(|a| a.t.as_ref())
+        {
+            Some(t) => from_proto(t, &Device::Cpu)?.flatten_all().map_err(err)?,
+            None => Tensor::new(&[0f32], &Device::Cpu).map_err(err)?,
+        };
+        Ok(ConstantOfShape { value })
+    }
+}
+
+impl Op for ConstantOfShape {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let shape_tensor = input(inputs, 0)?;
+        let dims: Vec<usize> = int_values(shape_tensor)?
+            .iter()
+            .map(|&d| d.max(0) as usize)
+            .collect();
+        let y = self
+            .value
+            .to_device(shape_tensor.device())
+            .and_then(|v| v.reshape(())?.broadcast_as(dims.as_slice())?.contiguous())
+            .map_err(err)?;
+        Ok(vec![Value::Tensor(y)])
+    }
+}
+
+pub struct Gather {
+    pub axis: i64,
+}
+
+impl Op for Gather {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let data = input(inputs, 0)?;
+        let indices = input(inputs, 1)?;
+        let ax = axis(self.axis, data.rank())?;
+        let size = data.dims()[ax] as i64;
+        let idx: Vec<i64> = int_values(indices)?;
+        let mut resolved = Vec::with_capacity(idx.len());
+        for i in idx {
+            let j = if i < 0 { i + size } else { i };
+            if j < 0 || j >= size {
+                return Err(format!(
+                    "index {i} is out of range for a dimension of {size}"
+                ));
+            }
+            resolved.push(j as u32);
+        }
+        let n = resolved.len();
+        let flat = Tensor::from_vec(resolved, n, data.device()).map_err(err)?;
+        let picked = data.index_select(&flat, ax).map_err(err)?;
+        let mut dims: Vec<usize> = data.dims()[..ax].to_vec();
+        dims.extend_from_slice(indices.dims());
+        dims.extend_from_slice(&data.dims()[ax + 1..]);
+        Ok(vec![Value::Tensor(
+            picked.reshape(dims.as_slice()).map_err(err)?,
+        )])
+    }
+}
+
+pub struct Slice {
+    /// Opset < 10: starts, ends and axes are attributes.
+    pub attributes: Option<(Vec<i64>, Vec<i64>, Option<Vec<i64>>)>,
+}
+
+impl Op for Slice {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let (starts, ends, axes, steps) = match &self.attributes {
+            Some((s, e, a)) => (s.clone(), e.clone(), a.clone(), None),
+            None => (
+                int_values(input(inputs, 1)?)?,
+                int_values(input(inputs, 2)?)?,
+                optional(inputs, 3)?.map(int_values).transpose()?,
+                optional(inputs, 4)?.map(int_values).transpose()?,
+            ),
+        };
+        let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
+        let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
+        if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+            return Err("starts, ends, axes and steps differ in length".into());
+        }
+        let mut y = x.clone();
+        for k in 0..starts.len() {
+            let ax = axis(axes[k], x.rank())?;
+            let dim = x.dims()[ax] as i64;
+            let step = steps[k];
+            if step == 0 {
+                return Err("a slice step of 0".into());
+            }
+            // numpy's rules: clamp into range, with different bounds for
+            // negative steps.
+            let fix = |v: i64, lo: i64, hi: i64| {
+                let v = if v < 0 { v + dim } else { v };
+                v.clamp(lo, hi)
+            };
+            let (start, end) = if step > 0 {
+                (fix(starts[k], 0, dim), fix(ends[k], 0, dim))
+            } else {
+                (
+                    fix(starts[k], -1, dim - 1),
+                    fix(ends[k].max(-dim - 1), -1, dim - 1),
+                )
+            };
+            let mut picks = Vec::new();
+            let mut i = start;
+            while (step > 0 && i < end) || (step < 0 && i > end) {
+                picks.push(i as u32);
+                i += step;
+            }
+            y = if step == 1 {
+                y.narrow(ax, start as usize, picks.len()).map_err(err)?
+            } else {
+                let n = picks.len();
+                let idx = Tensor::from_vec(picks, n, x.device()).map_err(err)?;
+                y.index_select(&idx, ax).map_err(err)?
+            };
+        }
+        Ok(vec![Value::Tensor(y)])
+    }
+}
+
+/// numpy broadcasting of two shapes.
+fn broadcast_dims(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for i in 0..n {
+        let x = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let y = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
+        out[i] = match (x, y) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return Err(format!("shapes {a:?} and {b:?} do not broadcast")),
+        };
+    }
+    Ok(out)
+}
+
+pub struct Expand;
+
+impl Op for Expand {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let shape: Vec<usize> = int_values(input(inputs, 1)?)?
+            .iter()
+            .map(|&d| d.max(0) as usize)
+            .collect();
+        let dims = broadcast_dims(x.dims(), &shape)?;
+        let y = x
+            .broadcast_as(Shape::from(dims))
+            .and_then(|t| t.contiguous())
+            .map_err(err)?;
+        Ok(vec![Value::Tensor(y)])
+    }
+}
+
+pub struct Where;
+
+impl Op for Where {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let (c, a, b) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
+        let dims = broadcast_dims(&broadcast_dims(c.dims(), a.dims())?, b.dims())?;
+        let expand = |t: &Tensor| t.broadcast_as(dims.as_slice()).and_then(|t| t.contiguous());
+        let y = expand(c)
+            .and_then(|c| c.where_cond(&expand(a)?, &expand(b)?))
+            .map_err(err)?;
+        Ok(vec![Value::Tensor(y)])
+    }
+}
+
+pub struct Equal;
+
+impl Op for Equal {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let y = input(inputs, 0)?
+            .broadcast_eq(input(inputs, 1)?)
+            .map_err(err)?;
+        Ok(vec![Value::Tensor(y)])
+    }
+}
+
+pub struct ReduceSum {
+    /// Opset < 13: the attribute; from 13 (`None`) the optional input.
+    pub axes: Option<Option<Vec<i64>>>,
+    pub keepdims: bool,
+    pub noop_with_empty_axes: bool,
+}
+
+impl Op for ReduceSum {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let axes = match &self.axes {
+            Some(a) => a.clone(),
+            None => optional(inputs, 1)?.map(int_values).transpose()?,
+        };
+        let axes = axes.filter(|a| !a.is_empty());
+        let dims: Vec<usize> = match axes {
+            Some(a) => a
+                .iter()
+                .map(|&v| axis(v, x.rank()))
+                .collect::<Result<_, _>>()?,
+            None if self.noop_with_empty_axes => return Ok(vec![Value::Tensor(x.clone())]),
+            None => (0..x.rank()).collect(),
+        };
+        let mut y = x.sum_keepdim(dims.clone()).map_err(err)?;
+        if !self.keepdims {
+            let kept: Vec<usize> = x
+                .dims()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !dims.contains(i))
+                .map(|(_, d)| *d)
+                .collect();
+            y = y.reshape(kept.as_slice()).map_err(err)?;
+        }
+        Ok(vec![Value::Tensor(y)])
+    }
+}
+
+pub struct Clip {
+    /// Opset < 11: bounds from the attributes.
+    pub bounds: Option<(f32, f32)>,
+}
+
+impl Op for Clip {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let (lo, hi) = match self.bounds {
+            Some((lo, hi)) => (
+                Some(
+                    Tensor::new(lo, x.device())
+                        .and_then(|t| t.to_dtype(x.dtype()))
+                        .map_err(err)?,
+                ),
+                Some(
+                    Tensor::new(hi, x.device())
+                        .and_then(|t| t.to_dtype(x.dtype()))
+                        .map_err(err)?,
+                ),
+            ),
+            None => (optional(inputs, 1)?.cloned(), optional(inputs, 2)?.cloned()),
+        };
+        let mut y = x.clone();
+        if let Some(lo) = lo {
+            y = y.broadcast_maximum(&lo).map_err(err)?;
+        }
+        if let Some(hi) = hi {
+            y = y.broadcast_minimum(&hi).map_err(err)?;
+        }
+        Ok(vec![Value::Tensor(y)])
+    }
+}
+
+/// Error function, element-wise (GELU in BERT exports).
+pub struct Erf;
+
+impl Op for Erf {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        Ok(vec![Value::Tensor(input(inputs, 0)?.erf().map_err(err)?)])
+    }
+}
+
+/// (x - mean) / sqrt(var + epsilon) * scale + bias over the axes from `axis`.
+pub struct LayerNormalization {
+    pub axis: i64,
+    pub epsilon: f64,
+}
+
+impl Op for LayerNormalization {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let scale = input(inputs, 1)?;
+        let bias = optional(inputs, 2)?;
+        let ax = axis(self.axis, x.rank())?;
+        let dims = x.dims().to_vec();
+        let rows: usize = dims[..ax].iter().product();
+        let cols: usize = dims[ax..].iter().product();
+        // The optional outputs Mean and InvStdDev keep the normalised axes as 1s.
+        let mut stats_dims = dims[..ax].to_vec();
+        stats_dims.extend(std::iter::repeat_n(1, dims.len() - ax));
+        let (y, mean, inv_std) = (|| {
+            let dtype = x.dtype();
+            let flat = x.reshape((rows, cols))?.to_dtype(DType::F32)?;
+            let mean = flat.mean_keepdim(1)?;
+            let centred = flat.broadcast_sub(&mean)?;
+            let var = centred.sqr()?.mean_keepdim(1)?;
+            let inv_std = (var + self.epsilon)?.sqrt()?.recip()?;
+            let normed = centred.broadcast_mul(&inv_std)?;
+            let mut y = normed
+                .reshape(dims.as_slice())?
+                .to_dtype(dtype)?
+                .broadcast_mul(scale)?;
+            if let Some(b) = bias {
+                y = y.broadcast_add(b)?;
+            }
+            Ok::<_, candle_core::Error>((
+                y,
+                mean.reshape(stats_dims.as_slice())?,
+                inv_std.reshape(stats_dims.as_slice())?,
+            ))
+        })()
+        .map_err(err)?;
+        Ok(vec![
+            Value::Tensor(y),
+            Value::Tensor(mean),
+            Value::Tensor(inv_std),
+        ])
+    }
+}
