@@ -140,16 +140,23 @@ impl Op for Gather {
     }
 }
 
+/// Slice's bounds when they are attributes (opset < 10).
+pub struct SliceAttributes {
+    pub starts: Vec<i64>,
+    pub ends: Vec<i64>,
+    pub axes: Option<Vec<i64>>,
+}
+
 pub struct Slice {
-    /// Opset < 10: starts, ends and axes are attributes.
-    pub attributes: Option<(Vec<i64>, Vec<i64>, Option<Vec<i64>>)>,
+    /// Opset < 10: the attributes; from 10 (`None`) the inputs.
+    pub attributes: Option<SliceAttributes>,
 }
 
 impl Op for Slice {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let x = input(inputs, 0)?;
         let (starts, ends, axes, steps) = match &self.attributes {
-            Some((s, e, a)) => (s.clone(), e.clone(), a.clone(), None),
+            Some(a) => (a.starts.clone(), a.ends.clone(), a.axes.clone(), None),
             None => (
                 int_values(input(inputs, 1)?)?,
                 int_values(input(inputs, 2)?)?,
