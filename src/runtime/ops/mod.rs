@@ -160,12 +160,10 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
             axis: a.int("axis", 0),
         }),
         ("", "Slice") => Box::new(tensorops::Slice {
-            attributes: (opset < 10).then(|| {
-                (
-                    a.ints("starts").unwrap_or_default(),
-                    a.ints("ends").unwrap_or_default(),
-                    a.ints("axes"),
-                )
+            attributes: (opset < 10).then(|| tensorops::SliceAttributes {
+                starts: a.ints("starts").unwrap_or_default(),
+                ends: a.ints("ends").unwrap_or_default(),
+                axes: a.ints("axes"),
             }),
         }),
         ("", "Expand") => Box::new(tensorops::Expand),
