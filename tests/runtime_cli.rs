@@ -208,3 +208,29 @@ fn nan_inputs_flow_through_and_are_reported() {
     assert_eq!(cols[3], vec![4.0, 0.0]);
     assert!(cols[2][1].is_nan());
 }
+
+#[test]
+fn the_readme_lists_exactly_the_supported_operators() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let start = readme
+        .find("<!-- operators:start")
+        .expect("operators block in README");
+    let end = readme.find("<!-- operators:end -->").unwrap();
+    let listed = &readme[start..end];
+    let line = |domain: &str| -> String {
+        let ops: Vec<&str> = mlctl::runtime::ops::SUPPORTED
+            .iter()
+            .filter(|(d, _)| *d == domain)
+            .map(|(_, o)| *o)
+            .collect();
+        let name = if domain.is_empty() { "ai.onnx" } else { domain };
+        format!("- {name} ({}): {}", ops.len(), ops.join(", "))
+    };
+    for domain in ["", "ai.onnx.ml"] {
+        let expected = line(domain);
+        assert!(
+            listed.contains(&expected),
+            "README's operator list is stale; it should read:\n{expected}"
+        );
+    }
+}
