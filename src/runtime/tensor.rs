@@ -15,7 +15,10 @@ pub fn dtype_of(onnx_type: i32) -> Option<DType> {
         DataType::Bfloat16 => Some(DType::BF16),
         DataType::Int64 => Some(DType::I64),
         DataType::Int32 => Some(DType::I32),
-        DataType::Int16 => Some(DType::I16),
+        // candle has no 8-bit signed type: int8 values are held in i16,
+        // losslessly; operators that care (QuantizeLinear) saturate to the
+        // int8 range themselves.
+        DataType::Int16 | DataType::Int8 => Some(DType::I16),
         DataType::Uint8 | DataType::Bool => Some(DType::U8),
         DataType::Uint32 => Some(DType::U32),
         _ => None,
@@ -59,7 +62,18 @@ pub fn from_proto(t: &TensorProto, device: &Device) -> Result<Tensor, String> {
         .ok_or_else(|| format!("element type {} is not supported", type_name(t.data_type)))?;
     let n: usize = dims.iter().product();
     let err = |e: candle_core::Error| e.to_string();
-    let tensor = if !t.raw_data.is_empty() {
+    let tensor = if !t.raw_data.is_empty() && t.data_type == DataType::Int8 as i32 {
+        if t.raw_data.len() != n {
+            return Err(format!(
+                "holds {} bytes of data, its shape {:?} needs {}",
+                t.raw_data.len(),
+                dims,
+                n
+            ));
+        }
+        let values: Vec<i16> = t.raw_data.iter().map(|&b| b as i8 as i16).collect();
+        Tensor::from_vec(values, dims.as_slice(), &Device::Cpu).map_err(err)?
+    } else if !t.raw_data.is_empty() {
         let expected = n * dtype.size_in_bytes();
         if t.raw_data.len() != expected {
             return Err(format!(
@@ -132,6 +146,18 @@ mod tests {
         };
         let x = from_proto(&t, &Device::Cpu).unwrap();
         assert_eq!(x.to_vec1::<i64>().unwrap(), vec![3, -4]);
+    }
+
+    #[test]
+    fn int8_raw_bytes_are_signed() {
+        let t = TensorProto {
+            dims: vec![3],
+            data_type: DataType::Int8 as i32,
+            raw_data: vec![0x80, 0xff, 0x7f],
+            ..Default::default()
+        };
+        let x = from_proto(&t, &Device::Cpu).unwrap();
+        assert_eq!(x.to_vec1::<i16>().unwrap(), vec![-128, -1, 127]);
     }
 
     #[test]

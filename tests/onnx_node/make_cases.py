@@ -27,15 +27,16 @@ SUPPORTED = {
         "Abs", "Add", "ArgMax", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Div",
         "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "HardSigmoid",
         "Identity", "LayerNormalization", "LeakyRelu", "Log", "MatMul", "Max", "Mean", "Min",
-        "Mul", "Neg", "Reciprocal", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice",
+        "Mul", "Neg", "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear",
+        "MatMulInteger", "QLinearMatMul", "Reciprocal", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice",
         "Softmax", "Softplus", "Sqrt", "Squeeze", "Sub", "Sum", "Tanh", "Transpose",
         "Unsqueeze", "Where",
     ]
 } | {("ai.onnx.ml", op) for op in ["ArrayFeatureExtractor", "Scaler", "ZipMap"]}
-# Element types mlctl's tensors hold (candle has no int8, uint16, uint64,
-# string or float8 tensors yet).
+# Element types mlctl's tensors hold (int8 in 16-bit storage; no uint16,
+# uint64, string or float8 tensors yet).
 TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.INT64,
-         onnx.TensorProto.INT32, onnx.TensorProto.INT16, onnx.TensorProto.UINT8,
+         onnx.TensorProto.INT32, onnx.TensorProto.INT16, onnx.TensorProto.UINT8, onnx.TensorProto.INT8,
          onnx.TensorProto.BOOL, onnx.TensorProto.UINT32}
 
 

@@ -6,6 +6,7 @@ mod elementwise;
 mod linalg;
 mod ml;
 mod nn;
+mod quant;
 mod shape;
 mod tensorops;
 
@@ -51,7 +52,9 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Concat"),
     ("", "Constant"),
     ("", "ConstantOfShape"),
+    ("", "DequantizeLinear"),
     ("", "Div"),
+    ("", "DynamicQuantizeLinear"),
     ("", "Elu"),
     ("", "Equal"),
     ("", "Erf"),
@@ -66,11 +69,14 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "LeakyRelu"),
     ("", "Log"),
     ("", "MatMul"),
+    ("", "MatMulInteger"),
     ("", "Max"),
     ("", "Mean"),
     ("", "Min"),
     ("", "Mul"),
     ("", "Neg"),
+    ("", "QLinearMatMul"),
+    ("", "QuantizeLinear"),
     ("", "Reciprocal"),
     ("", "ReduceSum"),
     ("", "Relu"),
@@ -178,6 +184,17 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
         ("", "Clip") => Box::new(tensorops::Clip {
             bounds: (opset < 11).then(|| (a.float("min", f32::MIN), a.float("max", f32::MAX))),
         }),
+        ("", "QuantizeLinear") => Box::new(quant::QuantizeLinear {
+            axis: a.int("axis", 1),
+            block_size: a.int("block_size", 0),
+        }),
+        ("", "DequantizeLinear") => Box::new(quant::DequantizeLinear {
+            axis: a.int("axis", 1),
+            block_size: a.int("block_size", 0),
+        }),
+        ("", "DynamicQuantizeLinear") => Box::new(quant::DynamicQuantizeLinear),
+        ("", "MatMulInteger") => Box::new(quant::MatMulInteger),
+        ("", "QLinearMatMul") => Box::new(quant::QLinearMatMul),
         ("", "LayerNormalization") => Box::new(tensorops::LayerNormalization {
             axis: a.int("axis", -1),
             epsilon: a.float("epsilon", 1e-5) as f64,
@@ -264,6 +281,9 @@ pub fn axis(axis: i64, rank: usize) -> Result<usize, String> {
     Ok(a as usize)
 }
 
+/// candle's message, without the backtrace it appends when RUST_BACKTRACE
+/// is set.
 pub fn err(e: candle_core::Error) -> String {
-    crate::error::one_line(&e.to_string())
+    let text = e.to_string();
+    text.lines().next().unwrap_or("").trim().to_string()
 }

@@ -1,0 +1,245 @@
+//! Quantization operators, as ONNX Runtime's quantization tool emits them:
+//! QuantizeLinear, DequantizeLinear (per tensor and per axis),
+//! DynamicQuantizeLinear, MatMulInteger and QLinearMatMul.
+//!
+//! This is the reference path: values are computed exactly in f64 (integer
+//! products of 8-bit values and their sums stay exact far beyond any real
+//! inner dimension) and rounded half to even, as the ONNX specification asks.
+//! Fast integer kernels are the runtime's part 2.
+
+use candle_core::{DType, Tensor};
+
+use super::linalg::matmul;
+use super::{axis, err, input, optional, Op, OpResult, Value};
+
+fn f64s(t: &Tensor) -> Result<Vec<f64>, String> {
+    t.to_dtype(DType::F64)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1())
+        .map_err(err)
+}
+
+/// The integer range of a quantized type, by its storage dtype.
+fn range_of(dtype: DType) -> (f64, f64) {
+    match dtype {
+        DType::U8 => (0.0, 255.0),
+        DType::I16 => (-128.0, 127.0),
+        DType::I32 => (i32::MIN as f64, i32::MAX as f64),
+        _ => (0.0, 255.0),
+    }
+}
+
+/// `scale` and `zero_point` shaped to broadcast against `x`: per tensor as
+/// they are, per axis along `ax`, per block (`block_size` > 0) repeated
+/// `block_size` times along `ax`.
+fn along_axis(t: &Tensor, x: &Tensor, ax: usize, block_size: i64) -> Result<Tensor, String> {
+    let x_rank = x.rank();
+    if block_size > 0 {
+        let n = x.dims()[ax];
+        let idx: Vec<u32> = (0..n).map(|i| (i / block_size as usize) as u32).collect();
+        let idx = Tensor::from_vec(idx, n, t.device()).map_err(err)?;
+        return t.index_select(&idx, ax).map_err(err);
+    }
+    if t.rank() == 1 && t.elem_count() > 1 {
+        let mut dims = vec![1; x_rank];
+        dims[ax] = t.elem_count();
+        t.reshape(dims.as_slice()).map_err(err)
+    } else {
+        Ok(t.clone())
+    }
+}
+
+pub struct DequantizeLinear {
+    pub axis: i64,
+    pub block_size: i64,
+}
+
+impl Op for DequantizeLinear {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let scale = input(inputs, 1)?;
+        let ax = if x.rank() == 0 {
+            0
+        } else {
+            axis(self.axis, x.rank())?
+        };
+        let out = scale.dtype();
+        let s = along_axis(scale, x, ax, self.block_size)?
+            .to_dtype(DType::F64)
+            .map_err(err)?;
+        let mut v = x.to_dtype(DType::F64).map_err(err)?;
+        if let Some(zp) = optional(inputs, 2)? {
+            let z = along_axis(zp, x, ax, self.block_size)?
+                .to_dtype(DType::F64)
+                .map_err(err)?;
+            v = v.broadcast_sub(&z).map_err(err)?;
+        }
+        let y = v
+            .broadcast_mul(&s)
+            .and_then(|y| y.to_dtype(out))
+            .map_err(err)?;
+        Ok(vec![Value::Tensor(y)])
+    }
+}
+
+pub struct QuantizeLinear {
+    pub axis: i64,
+    pub block_size: i64,
+}
+
+/// round-half-to-even(x / scale) + zero point, saturated to the type's range.
+/// The division happens in float32 when x and the scale are float32, as in
+/// ONNX Runtime, so that values on a rounding boundary land where they do
+/// there.
+fn quantize(x: &Tensor, scale: &Tensor, zp: Option<&Tensor>, out: DType) -> Result<Tensor, String> {
+    let precision = if x.dtype() == DType::F32 && scale.dtype() == DType::F32 {
+        DType::F32
+    } else {
+        DType::F64
+    };
+    let q = x
+        .to_dtype(precision)
+        .and_then(|x| x.broadcast_div(&scale.to_dtype(precision)?))
+        .map_err(err)?;
+    let dims = q.dims().to_vec();
+    let rounded: Vec<f64> = if precision == DType::F32 {
+        let v: Vec<f32> = q.flatten_all().and_then(|t| t.to_vec1()).map_err(err)?;
+        v.into_iter().map(|x| x.round_ties_even() as f64).collect()
+    } else {
+        f64s(&q)?.into_iter().map(f64::round_ties_even).collect()
+    };
+    let mut y = Tensor::from_vec(rounded, dims.as_slice(), x.device()).map_err(err)?;
+    if let Some(z) = zp {
+        y = y
+            .broadcast_add(&z.to_dtype(DType::F64).map_err(err)?)
+            .map_err(err)?;
+    }
+    let (lo, hi) = range_of(out);
+    let clamped: Vec<f64> = f64s(&y)?.into_iter().map(|v| v.clamp(lo, hi)).collect();
+    Tensor::from_vec(clamped, dims.as_slice(), x.device())
+        .and_then(|t| t.to_dtype(out))
+        .map_err(err)
+}
+
+impl Op for QuantizeLinear {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let scale = input(inputs, 1)?;
+        let zp = optional(inputs, 2)?;
+        let ax = if x.rank() == 0 {
+            0
+        } else {
+            axis(self.axis, x.rank())?
+        };
+        let s = along_axis(scale, x, ax, self.block_size)?;
+        let z = zp
+            .map(|z| along_axis(z, x, ax, self.block_size))
+            .transpose()?;
+        // The zero point's type is the output type; uint8 without one.
+        let out = zp.map_or(DType::U8, |z| z.dtype());
+        Ok(vec![Value::Tensor(quantize(x, &s, z.as_ref(), out)?)])
+    }
+}
+
+/// uint8 quantization with the scale and zero point computed from the data's
+/// range (which always includes 0).
+pub struct DynamicQuantizeLinear;
+
+impl Op for DynamicQuantizeLinear {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        // As ONNX Runtime computes it, in float32: the range always
+        // includes 0, the zero point is rounded half away from zero.
+        let values: Vec<f32> = x
+            .to_dtype(DType::F32)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1())
+            .map_err(err)?;
+        let lo = values.iter().copied().fold(0.0f32, f32::min);
+        let hi = values.iter().copied().fold(0.0f32, f32::max);
+        let scale = (hi - lo) / 255.0;
+        let zero_point = if scale == 0.0 {
+            0.0
+        } else {
+            (0.0 - lo / scale).clamp(0.0, 255.0).round()
+        };
+        let device = x.device();
+        let y = if scale == 0.0 {
+            x.zeros_like()
+                .and_then(|z| z.to_dtype(DType::U8))
+                .map_err(err)?
+        } else {
+            let s = Tensor::new(scale, device).map_err(err)?;
+            let z = Tensor::new(zero_point, device).map_err(err)?;
+            quantize(
+                &x.to_dtype(DType::F32).map_err(err)?,
+                &s,
+                Some(&z),
+                DType::U8,
+            )?
+        };
+        Ok(vec![
+            Value::Tensor(y),
+            Value::Tensor(Tensor::new(scale, device).map_err(err)?),
+            Value::Tensor(Tensor::new(zero_point as u8, device).map_err(err)?),
+        ])
+    }
+}
+
+/// (A - a_zero_point) x (B - b_zero_point) in int32. B's zero point may be
+/// per output column.
+pub struct MatMulInteger;
+
+fn centred(
+    t: &Tensor,
+    zp: Option<&Tensor>,
+    per_column_rank: Option<usize>,
+) -> Result<Tensor, String> {
+    let v = t.to_dtype(DType::F64).map_err(err)?;
+    match zp {
+        None => Ok(v),
+        Some(z) => {
+            let z = z.to_dtype(DType::F64).map_err(err)?;
+            // A 1-D zero point of A is per row: shape it [M, 1].
+            let z = match per_column_rank {
+                None if z.rank() == 1 && z.elem_count() > 1 => z.unsqueeze(1).map_err(err)?,
+                _ => z,
+            };
+            v.broadcast_sub(&z).map_err(err)
+        }
+    }
+}
+
+impl Op for MatMulInteger {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let a = centred(input(inputs, 0)?, optional(inputs, 2)?, None)?;
+        let b = centred(input(inputs, 1)?, optional(inputs, 3)?, Some(1))?;
+        let y = matmul(&a, &b)?.to_dtype(DType::I32).map_err(err)?;
+        Ok(vec![Value::Tensor(y)])
+    }
+}
+
+/// Quantized matrix product with requantization to y_scale / y_zero_point.
+pub struct QLinearMatMul;
+
+impl Op for QLinearMatMul {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let a = centred(input(inputs, 0)?, optional(inputs, 2)?, None)?;
+        let a_scale = input(inputs, 1)?.to_dtype(DType::F64).map_err(err)?;
+        let b = centred(input(inputs, 3)?, optional(inputs, 5)?, Some(1))?;
+        let b_scale = input(inputs, 4)?.to_dtype(DType::F64).map_err(err)?;
+        let y_scale = input(inputs, 6)?;
+        let y_zp = optional(inputs, 7)?;
+        let a_scale = if a_scale.rank() == 1 && a_scale.elem_count() > 1 {
+            a_scale.unsqueeze(1).map_err(err)?
+        } else {
+            a_scale
+        };
+        let real = matmul(
+            &a.broadcast_mul(&a_scale).map_err(err)?,
+            &b.broadcast_mul(&b_scale).map_err(err)?,
+        )?;
+        let out = y_zp.map_or(DType::U8, |z| z.dtype());
+        Ok(vec![Value::Tensor(quantize(&real, y_scale, y_zp, out)?)])
+    }
+}
