@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 
-use super::{err, input, Op, OpResult, Value};
+use super::{err, float_only, input, Op, OpResult, Value};
 
 type Binary = fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>;
 type Unary = fn(&Tensor) -> candle_core::Result<Tensor>;
@@ -57,34 +57,46 @@ pub fn variadic(op: &str) -> Result<Box<dyn Op>, String> {
     Ok(Box::new(Variadic { fold, mean }))
 }
 
-struct UnaryOp(Unary);
+struct UnaryOp {
+    name: &'static str,
+    f: Unary,
+    /// Abs, Neg and Relu also apply to integers.
+    any_type: bool,
+}
 
 impl Op for UnaryOp {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
-        Ok(vec![Value::Tensor(
-            (self.0)(input(inputs, 0)?).map_err(err)?,
-        )])
+        let x = input(inputs, 0)?;
+        if !self.any_type {
+            float_only(self.name, x)?;
+        }
+        Ok(vec![Value::Tensor((self.f)(x).map_err(err)?)])
     }
 }
 
 pub fn unary(op: &str) -> Result<Box<dyn Op>, String> {
-    let f: Unary = match op {
-        "Abs" => |x| x.abs(),
-        "Exp" => |x| x.exp(),
-        "Log" => |x| x.log(),
-        "Neg" => |x| x.neg(),
-        "Reciprocal" => |x| x.recip(),
+    let (name, any_type, f): (&'static str, bool, Unary) = match op {
+        "Abs" => ("Abs", true, |x| x.abs()),
+        // 0 - x: candle's neg exists for floats only.
+        "Neg" => ("Neg", true, |x| x.zeros_like()?.sub(x)),
         // max(0, x) keeping NaN, as numpy and ONNX Runtime do (candle's relu
         // maps NaN to 0).
-        "Relu" => |x| x.lt(&x.zeros_like()?)?.where_cond(&x.zeros_like()?, x),
+        "Relu" => ("Relu", true, |x| {
+            x.lt(&x.zeros_like()?)?.where_cond(&x.zeros_like()?, x)
+        }),
+        "Exp" => ("Exp", false, |x| x.exp()),
+        "Log" => ("Log", false, |x| x.log()),
+        "Reciprocal" => ("Reciprocal", false, |x| x.recip()),
         // 1 / (1 + e^-x): saturates to 0 and 1 without NaN.
-        "Sigmoid" => |x| x.neg()?.exp()?.affine(1.0, 1.0)?.recip(),
-        "Softplus" => |x| x.exp()?.affine(1.0, 1.0)?.log(),
-        "Sqrt" => |x| x.sqrt(),
-        "Tanh" => |x| x.tanh(),
+        "Sigmoid" => ("Sigmoid", false, |x| {
+            x.neg()?.exp()?.affine(1.0, 1.0)?.recip()
+        }),
+        "Softplus" => ("Softplus", false, |x| x.exp()?.affine(1.0, 1.0)?.log()),
+        "Sqrt" => ("Sqrt", false, |x| x.sqrt()),
+        "Tanh" => ("Tanh", false, |x| x.tanh()),
         other => return Err(format!("{other} is not a unary operator")),
     };
-    Ok(Box::new(UnaryOp(f)))
+    Ok(Box::new(UnaryOp { name, f, any_type }))
 }
 
 /// x where x >= 0, else `negative(x)`.
@@ -98,6 +110,7 @@ struct Elu(f64);
 impl Op for Elu {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let x = input(inputs, 0)?;
+        float_only("Elu", x)?;
         let neg = x
             .exp()
             .and_then(|e| e.affine(self.0, -self.0))
@@ -115,6 +128,7 @@ struct LeakyRelu(f64);
 impl Op for LeakyRelu {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let x = input(inputs, 0)?;
+        float_only("LeakyRelu", x)?;
         let neg = x.affine(self.0, 0.0).map_err(err)?;
         Ok(vec![Value::Tensor(piecewise(x, &neg).map_err(err)?)])
     }
@@ -129,6 +143,7 @@ struct HardSigmoid(f64, f64);
 impl Op for HardSigmoid {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let x = input(inputs, 0)?;
+        float_only("HardSigmoid", x)?;
         let y = x
             .affine(self.0, self.1)
             .and_then(|y| y.broadcast_maximum(&y.zeros_like()?))

@@ -281,6 +281,16 @@ pub fn axis(axis: i64, rank: usize) -> Result<usize, String> {
     Ok(a as usize)
 }
 
+/// candle's element-wise math (exp, log, tanh, ...) exists for float types
+/// only and panics on integers: the operators that use it check first.
+pub fn float_only(op: &str, t: &Tensor) -> Result<(), String> {
+    if t.dtype().is_float() {
+        Ok(())
+    } else {
+        Err(format!("{op} needs a float tensor, got {:?}", t.dtype()))
+    }
+}
+
 /// candle's message, without the backtrace it appends when RUST_BACKTRACE
 /// is set.
 pub fn err(e: candle_core::Error) -> String {

@@ -25,6 +25,7 @@ fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
 impl Op for Softmax {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let x = input(inputs, 0)?;
+        super::float_only("Softmax", x)?;
         let rank = x.rank();
         let ax = axis(self.axis, rank)?;
         let dims = x.dims().to_vec();

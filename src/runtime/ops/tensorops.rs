@@ -354,7 +354,9 @@ pub struct Erf;
 
 impl Op for Erf {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
-        Ok(vec![Value::Tensor(input(inputs, 0)?.erf().map_err(err)?)])
+        let x = input(inputs, 0)?;
+        super::float_only("Erf", x)?;
+        Ok(vec![Value::Tensor(x.erf().map_err(err)?)])
     }
 }
 
