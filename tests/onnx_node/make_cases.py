@@ -30,7 +30,11 @@ SUPPORTED = {
         "Mul", "Neg", "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear",
         "MatMulInteger", "QLinearMatMul", "Reciprocal", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice",
         "Softmax", "Softplus", "Sqrt", "Squeeze", "Sub", "Sum", "Tanh", "Transpose",
-        "Unsqueeze", "Where",
+        "Unsqueeze", "Where", "And", "Ceil", "Cos", "Dropout", "Floor", "Gelu",
+        "GlobalAveragePool", "GlobalMaxPool", "Greater", "GreaterOrEqual", "HardSwish", "Less",
+        "LessOrEqual", "Not", "Or", "Pow", "Range", "ReduceL1", "ReduceL2", "ReduceLogSumExp",
+        "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSumSquare", "Round", "Selu",
+        "Sign", "Sin", "Size", "Softsign", "Split", "Tile", "Xor",
     ]
 } | {("ai.onnx.ml", op) for op in ["ArrayFeatureExtractor", "Scaler", "ZipMap"]}
 # Element types mlctl's tensors hold (int8 in 16-bit storage; no uint16,

@@ -1,6 +1,6 @@
 //! Element-wise operators with numpy broadcasting.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use super::{err, float_only, input, Op, OpResult, Value};
 
@@ -155,4 +155,112 @@ impl Op for HardSigmoid {
 
 pub fn hard_sigmoid(alpha: f32, beta: f32) -> Box<dyn Op> {
     Box::new(HardSigmoid(alpha as f64, beta as f64))
+}
+
+/// Applies `f` to every value in f64 and casts back: for the operators whose
+/// rounding or domain candle's kernels do not match (Round rounds half to
+/// even, Pow takes negative bases).
+fn map_f64(x: &Tensor, f: impl Fn(f64) -> f64) -> Result<Tensor, String> {
+    let dims = x.dims().to_vec();
+    let values: Vec<f64> = x
+        .to_dtype(DType::F64)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1())
+        .map_err(err)?;
+    let out: Vec<f64> = values.into_iter().map(f).collect();
+    Tensor::from_vec(out, dims.as_slice(), x.device())
+        .and_then(|t| t.to_dtype(x.dtype()))
+        .map_err(err)
+}
+
+/// Floor, Ceil, Round, Sign, Sin, Cos, Softsign, and the parametric
+/// activations Selu, Gelu and HardSwish.
+/// A function of one value and the operator's parameters.
+type MathFn = fn(f64, &[f64]) -> f64;
+
+pub struct MathOp {
+    name: &'static str,
+    f: MathFn,
+    params: Vec<f64>,
+}
+
+impl Op for MathOp {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        if self.name != "Sign" {
+            float_only(self.name, x)?;
+        }
+        let p = &self.params;
+        Ok(vec![Value::Tensor(map_f64(x, |v| (self.f)(v, p))?)])
+    }
+}
+
+fn erf(x: f64) -> f64 {
+    statrs::function::erf::erf(x)
+}
+
+pub fn math(op: &str, params: Vec<f64>) -> Result<Box<dyn Op>, String> {
+    let (name, f): (&'static str, MathFn) = match op {
+        "Floor" => ("Floor", |v, _| v.floor()),
+        "Ceil" => ("Ceil", |v, _| v.ceil()),
+        "Round" => ("Round", |v, _| v.round_ties_even()),
+        "Sign" => ("Sign", |v, _| {
+            if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                v
+            }
+        }),
+        "Sin" => ("Sin", |v, _| v.sin()),
+        "Cos" => ("Cos", |v, _| v.cos()),
+        "Softsign" => ("Softsign", |v, _| v / (1.0 + v.abs())),
+        // params: alpha, gamma
+        "Selu" => ("Selu", |v, p| {
+            if v > 0.0 {
+                p[1] * v
+            } else {
+                p[1] * (p[0] * v.exp() - p[0])
+            }
+        }),
+        // params: 1 for the tanh approximation
+        "Gelu" => ("Gelu", |v, p| {
+            if p[0] == 1.0 {
+                let c = (2.0 / std::f64::consts::PI).sqrt();
+                0.5 * v * (1.0 + (c * (v + 0.044715 * v * v * v)).tanh())
+            } else {
+                0.5 * v * (1.0 + erf(v / std::f64::consts::SQRT_2))
+            }
+        }),
+        "HardSwish" => ("HardSwish", |v, _| v * (v / 6.0 + 0.5).clamp(0.0, 1.0)),
+        other => return Err(format!("{other} is not a math operator")),
+    };
+    Ok(Box::new(MathOp { name, f, params }))
+}
+
+/// x ^ y with numpy broadcasting; the result has x's type.
+pub struct Pow;
+
+impl Op for Pow {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let (x, y) = (input(inputs, 0)?, input(inputs, 1)?);
+        // Broadcast by adding zeros of the other operand's shape.
+        let xb = x
+            .to_dtype(DType::F64)
+            .and_then(|a| a.broadcast_add(&y.to_dtype(DType::F64)?.zeros_like()?))
+            .map_err(err)?;
+        let yb = y
+            .to_dtype(DType::F64)
+            .and_then(|b| b.broadcast_add(&x.to_dtype(DType::F64)?.zeros_like()?))
+            .map_err(err)?;
+        let dims = xb.dims().to_vec();
+        let a: Vec<f64> = xb.flatten_all().and_then(|t| t.to_vec1()).map_err(err)?;
+        let b: Vec<f64> = yb.flatten_all().and_then(|t| t.to_vec1()).map_err(err)?;
+        let out: Vec<f64> = a.iter().zip(&b).map(|(u, v)| u.powf(*v)).collect();
+        let t = Tensor::from_vec(out, dims.as_slice(), x.device())
+            .and_then(|t| t.to_dtype(x.dtype()))
+            .map_err(err)?;
+        Ok(vec![Value::Tensor(t)])
+    }
 }

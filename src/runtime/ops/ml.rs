@@ -52,7 +52,10 @@ impl Op for ArrayFeatureExtractor {
         let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
         let n = idx.len();
         let idx = Tensor::from_vec(idx, n, x.device()).map_err(err)?;
-        let mut y = x.index_select(&idx, last).map_err(err)?;
+        let mut y = x
+            .contiguous()
+            .and_then(|x| x.index_select(&idx, last))
+            .map_err(err)?;
         if x.rank() == 1 {
             y = y.unsqueeze(0).map_err(err)?;
         }

@@ -4,9 +4,11 @@
 
 mod elementwise;
 mod linalg;
+mod logic;
 mod ml;
 mod nn;
 mod quant;
+mod reduce;
 mod shape;
 mod tensorops;
 
@@ -46,14 +48,18 @@ pub trait Op: Send + Sync {
 pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Abs"),
     ("", "Add"),
+    ("", "And"),
     ("", "ArgMax"),
     ("", "Cast"),
+    ("", "Ceil"),
     ("", "Clip"),
     ("", "Concat"),
     ("", "Constant"),
     ("", "ConstantOfShape"),
+    ("", "Cos"),
     ("", "DequantizeLinear"),
     ("", "Div"),
+    ("", "Dropout"),
     ("", "DynamicQuantizeLinear"),
     ("", "Elu"),
     ("", "Equal"),
@@ -61,12 +67,21 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Exp"),
     ("", "Expand"),
     ("", "Flatten"),
+    ("", "Floor"),
     ("", "Gather"),
+    ("", "Gelu"),
     ("", "Gemm"),
+    ("", "GlobalAveragePool"),
+    ("", "GlobalMaxPool"),
+    ("", "Greater"),
+    ("", "GreaterOrEqual"),
     ("", "HardSigmoid"),
+    ("", "HardSwish"),
     ("", "Identity"),
     ("", "LayerNormalization"),
     ("", "LeakyRelu"),
+    ("", "Less"),
+    ("", "LessOrEqual"),
     ("", "Log"),
     ("", "MatMul"),
     ("", "MatMulInteger"),
@@ -75,25 +90,46 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Min"),
     ("", "Mul"),
     ("", "Neg"),
+    ("", "Not"),
+    ("", "Or"),
+    ("", "Pow"),
     ("", "QLinearMatMul"),
     ("", "QuantizeLinear"),
+    ("", "Range"),
     ("", "Reciprocal"),
+    ("", "ReduceL1"),
+    ("", "ReduceL2"),
+    ("", "ReduceLogSumExp"),
+    ("", "ReduceMax"),
+    ("", "ReduceMean"),
+    ("", "ReduceMin"),
+    ("", "ReduceProd"),
     ("", "ReduceSum"),
+    ("", "ReduceSumSquare"),
     ("", "Relu"),
     ("", "Reshape"),
+    ("", "Round"),
+    ("", "Selu"),
     ("", "Shape"),
     ("", "Sigmoid"),
+    ("", "Sign"),
+    ("", "Sin"),
+    ("", "Size"),
     ("", "Slice"),
     ("", "Softmax"),
     ("", "Softplus"),
+    ("", "Softsign"),
+    ("", "Split"),
     ("", "Sqrt"),
     ("", "Squeeze"),
     ("", "Sub"),
     ("", "Sum"),
     ("", "Tanh"),
+    ("", "Tile"),
     ("", "Transpose"),
     ("", "Unsqueeze"),
     ("", "Where"),
+    ("", "Xor"),
     ("ai.onnx.ml", "ArrayFeatureExtractor"),
     ("ai.onnx.ml", "Scaler"),
     ("ai.onnx.ml", "ZipMap"),
@@ -132,6 +168,66 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
             last_index: a.int("select_last_index", 0) != 0,
         }),
         ("", "Identity") => Box::new(shape::Identity),
+        ("", "Greater" | "Less" | "GreaterOrEqual" | "LessOrEqual" | "And" | "Or" | "Xor") => {
+            logic::comparison(&node.op_type)?
+        }
+        ("", "Not") => Box::new(logic::Not),
+        ("", "Floor" | "Ceil" | "Round" | "Sign" | "Sin" | "Cos" | "Softsign" | "HardSwish") => {
+            elementwise::math(&node.op_type, vec![])?
+        }
+        ("", "Selu") => elementwise::math(
+            "Selu",
+            vec![
+                a.float("alpha", 1.673_263_2) as f64,
+                a.float("gamma", 1.050_701) as f64,
+            ],
+        )?,
+        ("", "Gelu") => {
+            let tanh = match a.string("approximate").as_deref() {
+                None | Some("none") => 0.0,
+                Some("tanh") => 1.0,
+                Some(other) => return Err(format!("Gelu approximate='{other}' is not supported")),
+            };
+            elementwise::math("Gelu", vec![tanh])?
+        }
+        ("", "Pow") => Box::new(elementwise::Pow),
+        (
+            "",
+            "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceSumSquare"
+            | "ReduceL1" | "ReduceL2" | "ReduceLogSumExp",
+        ) => {
+            let kind = match node.op_type.as_str() {
+                "ReduceMean" => reduce::Kind::Mean,
+                "ReduceMax" => reduce::Kind::Max,
+                "ReduceMin" => reduce::Kind::Min,
+                "ReduceProd" => reduce::Kind::Prod,
+                "ReduceSumSquare" => reduce::Kind::SumSquare,
+                "ReduceL1" => reduce::Kind::L1,
+                "ReduceL2" => reduce::Kind::L2,
+                _ => reduce::Kind::LogSumExp,
+            };
+            Box::new(reduce::Reduce {
+                kind,
+                axes: (opset < reduce::axes_input_from(&node.op_type)).then(|| a.ints("axes")),
+                keepdims: a.int("keepdims", 1) != 0,
+                noop_with_empty_axes: a.int("noop_with_empty_axes", 0) != 0,
+            })
+        }
+        ("", "GlobalAveragePool") => Box::new(reduce::GlobalPool {
+            kind: reduce::Kind::Mean,
+        }),
+        ("", "GlobalMaxPool") => Box::new(reduce::GlobalPool {
+            kind: reduce::Kind::Max,
+        }),
+        ("", "Dropout") => Box::new(tensorops::Dropout),
+        ("", "Split") => Box::new(tensorops::Split {
+            axis: a.int("axis", 0),
+            split: if opset < 13 { a.ints("split") } else { None },
+            outputs: node.outputs.len(),
+        }),
+        ("", "Range") => Box::new(tensorops::Range),
+        ("", "Tile") => Box::new(tensorops::Tile),
+        ("", "Size") => Box::new(tensorops::Size),
         ("", "Cast") => Box::new(shape::Cast::new(a.int("to", 0))?),
         ("", "Reshape") => Box::new(shape::Reshape {
             allow_zero: a.int("allowzero", 0) != 0,
@@ -235,6 +331,10 @@ impl Attrs<'_> {
     pub fn floats(&self, name: &str) -> Option<Vec<f32>> {
         self.find(name).map(|a| a.floats.clone())
     }
+    pub fn string(&self, name: &str) -> Option<String> {
+        self.find(name)
+            .map(|a| String::from_utf8_lossy(&a.s).into_owned())
+    }
     pub fn strings(&self, name: &str) -> Option<Vec<String>> {
         self.find(name).map(|a| {
             a.strings
@@ -275,7 +375,7 @@ pub fn int_values(t: &Tensor) -> Result<Vec<i64>, String> {
 pub fn axis(axis: i64, rank: usize) -> Result<usize, String> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
-    if a < 0 || a >= r.max(1) {
+    if a < 0 || a >= r {
         return Err(format!("axis {axis} is out of range for rank {rank}"));
     }
     Ok(a as usize)

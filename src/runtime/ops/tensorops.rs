@@ -130,7 +130,10 @@ impl Op for Gather {
         }
         let n = resolved.len();
         let flat = Tensor::from_vec(resolved, n, data.device()).map_err(err)?;
-        let picked = data.index_select(&flat, ax).map_err(err)?;
+        let picked = data
+            .contiguous()
+            .and_then(|d| d.index_select(&flat, ax))
+            .map_err(err)?;
         let mut dims: Vec<usize> = data.dims()[..ax].to_vec();
         dims.extend_from_slice(indices.dims());
         dims.extend_from_slice(&data.dims()[ax + 1..]);
@@ -202,7 +205,9 @@ impl Op for Slice {
             } else {
                 let n = picks.len();
                 let idx = Tensor::from_vec(picks, n, x.device()).map_err(err)?;
-                y.index_select(&idx, ax).map_err(err)?
+                y.contiguous()
+                    .and_then(|y| y.index_select(&idx, ax))
+                    .map_err(err)?
             };
         }
         Ok(vec![Value::Tensor(y)])
@@ -405,5 +410,126 @@ impl Op for LayerNormalization {
             Value::Tensor(mean),
             Value::Tensor(inv_std),
         ])
+    }
+}
+
+/// Inference: the input unchanged, and a mask of ones when asked for.
+pub struct Dropout;
+
+impl Op for Dropout {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let mask = x
+            .ones_like()
+            .and_then(|m| m.to_dtype(DType::U8))
+            .map_err(err)?;
+        Ok(vec![Value::Tensor(x.clone()), Value::Tensor(mask)])
+    }
+}
+
+pub struct Split {
+    pub axis: i64,
+    /// Opset < 13: the `split` attribute.
+    pub split: Option<Vec<i64>>,
+    pub outputs: usize,
+}
+
+impl Op for Split {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let ax = axis(self.axis, x.rank())?;
+        let dim = x.dims()[ax];
+        let sizes: Vec<usize> = match (&self.split, optional(inputs, 1)?) {
+            (Some(s), _) if !s.is_empty() => s.iter().map(|&v| v.max(0) as usize).collect(),
+            (_, Some(t)) => int_values(t)?.iter().map(|&v| v.max(0) as usize).collect(),
+            _ => {
+                // Equal parts, the last one smaller when it does not divide.
+                let n = self.outputs.max(1);
+                let part = dim.div_ceil(n);
+                (0..n)
+                    .map(|i| part.min(dim.saturating_sub(i * part)))
+                    .collect()
+            }
+        };
+        if sizes.iter().sum::<usize>() != dim {
+            return Err(format!("split sizes {sizes:?} do not add up to {dim}"));
+        }
+        let mut start = 0;
+        let mut out = Vec::with_capacity(sizes.len());
+        for s in sizes {
+            out.push(Value::Tensor(x.narrow(ax, start, s).map_err(err)?));
+            start += s;
+        }
+        Ok(out)
+    }
+}
+
+/// start, start + delta, ... up to (not including) limit.
+pub struct Range;
+
+impl Op for Range {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let scalar = |i: usize| -> Result<(f64, DType), String> {
+            let t = input(inputs, i)?;
+            let v: Vec<f64> = t
+                .to_dtype(DType::F64)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1())
+                .map_err(err)?;
+            Ok((*v.first().ok_or("Range needs scalar inputs")?, t.dtype()))
+        };
+        let ((start, dtype), (limit, _), (delta, _)) = (scalar(0)?, scalar(1)?, scalar(2)?);
+        if delta == 0.0 {
+            return Err("Range with delta 0".into());
+        }
+        let n = ((limit - start) / delta).ceil().max(0.0) as usize;
+        if n > 100_000_000 {
+            return Err(format!("Range of {n} values"));
+        }
+        let values: Vec<f64> = (0..n).map(|i| start + i as f64 * delta).collect();
+        let t = Tensor::from_vec(values, n, input(inputs, 0)?.device())
+            .and_then(|t| t.to_dtype(dtype))
+            .map_err(err)?;
+        Ok(vec![Value::Tensor(t)])
+    }
+}
+
+pub struct Tile;
+
+impl Op for Tile {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let repeats = int_values(input(inputs, 1)?)?;
+        if repeats.len() != x.rank() {
+            return Err(format!(
+                "{} repeats for a tensor of rank {}",
+                repeats.len(),
+                x.rank()
+            ));
+        }
+        let mut y = x.clone();
+        for (d, &r) in repeats.iter().enumerate() {
+            if r < 0 {
+                return Err(format!("negative repeat {r}"));
+            }
+            let copies: Vec<Tensor> = std::iter::repeat_n(y.clone(), r as usize).collect();
+            y = if copies.is_empty() {
+                y.narrow(d, 0, 0).map_err(err)?
+            } else {
+                Tensor::cat(&copies, d).map_err(err)?
+            };
+        }
+        Ok(vec![Value::Tensor(y)])
+    }
+}
+
+pub struct Size;
+
+impl Op for Size {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        Ok(vec![Value::Tensor(
+            Tensor::new(x.elem_count() as i64, x.device()).map_err(err)?,
+        )])
     }
 }
