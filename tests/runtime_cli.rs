@@ -234,3 +234,36 @@ fn the_readme_lists_exactly_the_supported_operators() {
         );
     }
 }
+
+#[test]
+fn weights_in_an_external_data_file_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+    for (model, out) in [
+        ("sample_data/model.onnx", &a),
+        ("tests/fixtures/models/mlp_external/model.onnx", &b),
+    ] {
+        mlctl()
+            .args([
+                "predict",
+                model,
+                "--input",
+                "sample_data/test.parquet",
+                "--exclude",
+                "target",
+                "-o",
+            ])
+            .arg(out)
+            .assert()
+            .success();
+    }
+    let names = vec!["output_probability_1".to_string()];
+    let read = |p: &std::path::Path| {
+        Table::open(p)
+            .unwrap()
+            .read_numbers(&names, 0, 1000)
+            .unwrap()
+            .0
+    };
+    assert_eq!(read(&a), read(&b));
+}

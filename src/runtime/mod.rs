@@ -69,17 +69,29 @@ pub struct LoadError(pub Vec<String>);
 impl Model {
     pub fn load(path: &Path, device: &Device) -> Result<Model, LoadError> {
         let bytes = std::fs::read(path).map_err(|e| LoadError(vec![e.to_string()]))?;
-        Self::from_bytes(&bytes, device)
+        let folder = path.parent().map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        });
+        Self::parse(&bytes, device, folder)
     }
 
+    /// A model from memory; external data files cannot be found from here.
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Model, LoadError> {
+        Self::parse(bytes, device, None)
+    }
+
+    fn parse(bytes: &[u8], device: &Device, folder: Option<&Path>) -> Result<Model, LoadError> {
         let proto = candle_onnx::onnx::ModelProto::decode(bytes)
             .map_err(|e| LoadError(vec![format!("not an ONNX model (protobuf: {e})")]))?;
         let graph = Graph::parse(&proto).map_err(LoadError)?;
-        Self::compile(graph, device)
+        Self::compile(graph, device, folder)
     }
 
-    fn compile(graph: Graph, device: &Device) -> Result<Model, LoadError> {
+    fn compile(graph: Graph, device: &Device, folder: Option<&Path>) -> Result<Model, LoadError> {
         let order = graph.topological_order().map_err(|e| LoadError(vec![e]))?;
         let mut problems = Vec::new();
         let mut slots: HashMap<String, usize> = HashMap::new();
@@ -89,7 +101,7 @@ impl Model {
         };
         let mut weights = Vec::new();
         for t in &graph.initializers {
-            match tensor::from_proto(t, device) {
+            match tensor::from_proto_in(t, device, folder) {
                 Ok(w) => weights.push((slot(&t.name, &mut slots), w)),
                 Err(e) => problems.push(format!("initializer '{}': {e}", t.name)),
             }

@@ -2,6 +2,9 @@
 //! either as raw bytes or in the typed repeated fields (`float_data`,
 //! `int64_data`, ...), which some exporters use and candle-onnx reads as empty.
 
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Component, Path};
+
 use candle_core::{DType, Device, Tensor};
 use candle_onnx::onnx::tensor_proto::DataType;
 use candle_onnx::onnx::TensorProto;
@@ -48,7 +51,75 @@ pub fn type_name(onnx_type: i32) -> String {
         .unwrap_or_else(|_| format!("type {onnx_type}"))
 }
 
-/// Builds a tensor from an initializer or a `.pb` test file.
+/// Reads the bytes an initializer keeps in an external file: `location`
+/// (relative to the model's folder, which it may not leave), `offset` and
+/// `length` from its `external_data` entries.
+fn external_bytes(t: &TensorProto, folder: Option<&Path>) -> Result<Vec<u8>, String> {
+    let folder = folder
+        .ok_or("its data is in an external file, and the model was not read from a folder")?;
+    let entry = |key: &str| {
+        t.external_data
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| e.value.as_str())
+    };
+    let location = entry("location").ok_or("external data without a location")?;
+    let relative = Path::new(location);
+    if relative.is_absolute()
+        || relative
+            .components()
+            .any(|c| matches!(c, Component::ParentDir))
+    {
+        return Err(format!(
+            "external data location '{location}' leaves the model's folder"
+        ));
+    }
+    let number = |key: &str| -> Result<Option<u64>, String> {
+        entry(key)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("external data {key} '{v}' is not a number"))
+            })
+            .transpose()
+    };
+    let (offset, length) = (number("offset")?.unwrap_or(0), number("length")?);
+    let path = folder.join(relative);
+    let mut file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let size = file.metadata().map_err(|e| e.to_string())?.len();
+    let length = length.unwrap_or(size.saturating_sub(offset));
+    if offset.checked_add(length).is_none_or(|end| end > size) {
+        return Err(format!(
+            "{}: {length} bytes at offset {offset} run past the end ({size} bytes)",
+            path.display()
+        ));
+    }
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| e.to_string())?;
+    let mut bytes = vec![0; length as usize];
+    file.read_exact(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(bytes)
+}
+
+/// Builds a tensor from an initializer or a `.pb` test file. `folder` is the
+/// model's folder, where external data files live.
+pub fn from_proto_in(
+    t: &TensorProto,
+    device: &Device,
+    folder: Option<&Path>,
+) -> Result<Tensor, String> {
+    if t.external_data.is_empty() {
+        return from_proto(t, device);
+    }
+    let mut inline = t.clone();
+    inline.raw_data = external_bytes(t, folder)?;
+    inline.external_data.clear();
+    inline.data_location = 0;
+    from_proto(&inline, device)
+}
+
+/// Builds a tensor from an initializer or a `.pb` test file whose data is
+/// inline.
 pub fn from_proto(t: &TensorProto, device: &Device) -> Result<Tensor, String> {
     let dims: Vec<usize> = t
         .dims
@@ -56,7 +127,7 @@ pub fn from_proto(t: &TensorProto, device: &Device) -> Result<Tensor, String> {
         .map(|&d| usize::try_from(d).map_err(|_| format!("negative dimension {d}")))
         .collect::<Result<_, _>>()?;
     if !t.external_data.is_empty() {
-        return Err("weights stored in external data files are not read yet".into());
+        return Err("its data is in an external file".into());
     }
     let dtype = dtype_of(t.data_type)
         .ok_or_else(|| format!("element type {} is not supported", type_name(t.data_type)))?;
