@@ -41,6 +41,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Atomic output for writers that want a path: `write` fills a temporary
+/// file beside `path`, which then replaces `path`.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::result::Result<(), String>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::output(path, "the directory does not exist"));
+    }
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("tmp");
+    let tmp = tempfile::Builder::new()
+        .prefix(".mlctl-")
+        .suffix(&format!(".{extension}"))
+        .tempfile_in(dir)
+        .map_err(|e| Error::output(path, e))?;
+    write(tmp.path()).map_err(|e| Error::output(path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0o644);
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::output(path, e))?;
+    }
+    tmp.persist(path)
+        .map_err(|e| Error::output(path, e.error))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -267,3 +267,36 @@ fn weights_in_an_external_data_file_are_read() {
     };
     assert_eq!(read(&a), read(&b));
 }
+
+#[test]
+fn tensor_models_read_and_write_npz() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("y.npz");
+    mlctl()
+        .args([
+            "predict",
+            "tests/fixtures/models/relu4.onnx",
+            "--input",
+            "tests/fixtures/models/relu4_input.npz",
+            "-o",
+        ])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("wrote 1 arrays"));
+    let arrays = candle_core::Tensor::read_npz(&out).unwrap();
+    assert_eq!(arrays[0].0, "y");
+    let y: Vec<Vec<f32>> = arrays[0].1.to_vec2().unwrap();
+    assert_eq!(y, vec![vec![0.0, 0.5, 2.0, 0.0], vec![1.0, 0.0, 0.0, 4.0]]);
+    fails_cleanly(
+        &[
+            "predict",
+            "tests/fixtures/models/relu4.onnx",
+            "--input",
+            "tests/fixtures/models/relu4_input.npz",
+            "-o",
+            "y.parquet",
+        ],
+        "the output must be a .npz file too",
+    );
+}

@@ -195,6 +195,102 @@ fn collect(
     Ok(())
 }
 
+fn is_npz(path: &std::path::Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("npz"))
+}
+
+/// Tensor models: one array per input from a `.npz`, one array per output
+/// into a `.npz`, exactly as computed, in one call.
+fn run_arrays(opts: &Options, model: &Model, load_seconds: f64) -> Result<Report> {
+    if !is_npz(&opts.output) {
+        return Err(Error::usage(
+            "with a .npz input the output must be a .npz file too",
+        ));
+    }
+    let arrays = Tensor::read_npz(&opts.input)
+        .map_err(|e| Error::input(&opts.input, runtime::ops::err(e)))?;
+    let inputs = &model.graph.inputs;
+    let mut feeds = Vec::with_capacity(inputs.len());
+    for spec in inputs {
+        let found =
+            arrays
+                .iter()
+                .find(|(n, _)| *n == spec.name)
+                .or(match (inputs.len(), arrays.len()) {
+                    // One input, one array: their names need not agree.
+                    (1, 1) => arrays.first(),
+                    _ => None,
+                });
+        let (_, t) = found.ok_or_else(|| {
+            let names: Vec<&str> = arrays.iter().map(|(n, _)| n.as_str()).collect();
+            Error::input(
+                &opts.input,
+                format!(
+                    "no array for model input '{}' (the file has {})",
+                    spec.name,
+                    names.join(", ")
+                ),
+            )
+        })?;
+        feeds.push((spec.name.clone(), t.clone()));
+    }
+    let started = Instant::now();
+    let outputs = model.run(feeds).map_err(|e| Error::input(&opts.model, e))?;
+    let run_seconds = started.elapsed().as_secs_f64();
+    let mut arrays_out: Vec<(String, Tensor)> = Vec::with_capacity(outputs.len());
+    for (name, value) in outputs {
+        let t = match value {
+            Value::Tensor(t) => t,
+            Value::ClassMap { probabilities, .. } => probabilities,
+        };
+        let t = t
+            .to_device(&candle_core::Device::Cpu)
+            .map_err(|e| Error::input(&opts.model, runtime::ops::err(e)))?;
+        arrays_out.push((name, t));
+    }
+    crate::fsio::write_atomic_with(&opts.output, |tmp| {
+        let named: Vec<(&str, &Tensor)> = arrays_out.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        Tensor::write_npz(&named, tmp).map_err(runtime::ops::err)
+    })?;
+    let mut report = Report::new(
+        "predict",
+        format!(
+            "Outputs of {} on {}",
+            opts.model.display(),
+            opts.input.display()
+        ),
+    );
+    report.figure("load_seconds", "Model load (s)", load_seconds);
+    report.figure("run_seconds", "Run (s)", run_seconds);
+    report.setting("device", "Device", opts.device.clone());
+    report.setting("output", "Output", opts.output.display().to_string());
+    let mut s = Section::new(
+        "arrays",
+        "Output arrays",
+        &[("name", "Name"), ("dtype", "Type"), ("shape", "Shape")],
+    );
+    for (n, t) in &arrays_out {
+        s.push(vec![
+            n.clone().into(),
+            format!("{:?}", t.dtype()).to_lowercase().into(),
+            format!("{:?}", t.dims()).into(),
+        ]);
+    }
+    report.sections.push(s);
+    report.gate = Gate {
+        outcome: Outcome::Pass,
+        rule: "outputs written".into(),
+        message: format!(
+            "wrote {} arrays to {}",
+            arrays_out.len(),
+            opts.output.display()
+        ),
+    };
+    Ok(report)
+}
+
 pub fn run(opts: &Options) -> Result<Report> {
     if opts.batch_size == 0 {
         return Err(Error::usage("--batch-size must be at least 1"));
@@ -209,6 +305,9 @@ pub fn run(opts: &Options) -> Result<Report> {
     let model =
         Model::load(&opts.model, &device).map_err(|e| Error::input(&opts.model, e.0.join("; ")))?;
     let load_seconds = started.elapsed().as_secs_f64();
+    if is_npz(&opts.input) {
+        return run_arrays(opts, &model, load_seconds);
+    }
     let table = Table::open(&opts.input)?;
     for k in &opts.keep {
         if table.value_type(k).is_none() {
