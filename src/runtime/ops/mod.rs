@@ -2,6 +2,7 @@
 //! semantics chosen) and then run on every call. `SUPPORTED` lists them; the
 //! README's table is checked against it by a test.
 
+mod conv;
 mod elementwise;
 mod linalg;
 mod logic;
@@ -50,12 +51,15 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Add"),
     ("", "And"),
     ("", "ArgMax"),
+    ("", "AveragePool"),
+    ("", "BatchNormalization"),
     ("", "Cast"),
     ("", "Ceil"),
     ("", "Clip"),
     ("", "Concat"),
     ("", "Constant"),
     ("", "ConstantOfShape"),
+    ("", "Conv"),
     ("", "Cos"),
     ("", "DequantizeLinear"),
     ("", "Div"),
@@ -86,6 +90,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "MatMul"),
     ("", "MatMulInteger"),
     ("", "Max"),
+    ("", "MaxPool"),
     ("", "Mean"),
     ("", "Min"),
     ("", "Mul"),
@@ -168,6 +173,40 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
             last_index: a.int("select_last_index", 0) != 0,
         }),
         ("", "Identity") => Box::new(shape::Identity),
+        ("", "Conv") => Box::new(conv::Conv {
+            auto_pad: conv::AutoPad::parse(a.string("auto_pad"), a.ints("pads"))?,
+            strides: a.ints("strides"),
+            dilations: a.ints("dilations"),
+            group: a.int("group", 1).max(1) as usize,
+        }),
+        ("", "MaxPool" | "AveragePool") => {
+            if node.op_type == "MaxPool" && node.outputs.len() > 1 && !node.outputs[1].is_empty() {
+                return Err("MaxPool's Indices output is not supported".into());
+            }
+            let kind = if node.op_type == "MaxPool" {
+                conv::PoolKind::Max
+            } else {
+                conv::PoolKind::Average {
+                    count_include_pad: a.int("count_include_pad", 0) != 0,
+                }
+            };
+            Box::new(conv::Pool {
+                kind,
+                kernel: a.ints("kernel_shape").ok_or("pooling needs kernel_shape")?,
+                auto_pad: conv::AutoPad::parse(a.string("auto_pad"), a.ints("pads"))?,
+                strides: a.ints("strides"),
+                dilations: a.ints("dilations"),
+                ceil_mode: a.int("ceil_mode", 0) != 0,
+            })
+        }
+        ("", "BatchNormalization") => {
+            if node.outputs.iter().skip(1).any(|o| !o.is_empty()) {
+                return Err("BatchNormalization in training mode (running statistics outputs) is not supported".into());
+            }
+            Box::new(conv::BatchNormalization {
+                epsilon: a.float("epsilon", 1e-5) as f64,
+            })
+        }
         ("", "Greater" | "Less" | "GreaterOrEqual" | "LessOrEqual" | "And" | "Or" | "Xor") => {
             logic::comparison(&node.op_type)?
         }
