@@ -35,7 +35,8 @@ SUPPORTED = {
         "LessOrEqual", "Not", "Or", "Pow", "Range", "ReduceL1", "ReduceL2", "ReduceLogSumExp",
         "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSumSquare", "Round", "Selu",
         "Sign", "Sin", "Size", "Softsign", "Split", "Tile", "Xor", "Conv", "MaxPool", "AveragePool",
-        "BatchNormalization",
+        "BatchNormalization", "ArgMin", "CumSum", "GatherElements", "LogSoftmax", "OneHot",
+        "PRelu", "Pad", "Trilu",
     ]
 } | {("ai.onnx.ml", op) for op in ["ArrayFeatureExtractor", "Scaler", "ZipMap"]}
 # Element types mlctl's tensors hold (int8 in 16-bit storage; no uint16,

@@ -264,3 +264,20 @@ impl Op for Pow {
         Ok(vec![Value::Tensor(t)])
     }
 }
+
+/// x where x >= 0, slope * x elsewhere; the slope broadcasts.
+pub struct PRelu;
+
+impl Op for PRelu {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let (x, slope) = (input(inputs, 0)?, input(inputs, 1)?);
+        let neg = x
+            .broadcast_mul(&slope.to_dtype(x.dtype()).map_err(err)?)
+            .map_err(err)?;
+        let y = x
+            .lt(&x.zeros_like().map_err(err)?)
+            .and_then(|m| m.where_cond(&neg, x))
+            .map_err(err)?;
+        Ok(vec![Value::Tensor(y)])
+    }
+}

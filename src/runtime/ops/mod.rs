@@ -4,6 +4,7 @@
 
 mod conv;
 mod elementwise;
+mod index;
 mod linalg;
 mod logic;
 mod ml;
@@ -51,6 +52,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Add"),
     ("", "And"),
     ("", "ArgMax"),
+    ("", "ArgMin"),
     ("", "AveragePool"),
     ("", "BatchNormalization"),
     ("", "Cast"),
@@ -61,6 +63,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "ConstantOfShape"),
     ("", "Conv"),
     ("", "Cos"),
+    ("", "CumSum"),
     ("", "DequantizeLinear"),
     ("", "Div"),
     ("", "Dropout"),
@@ -73,6 +76,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Flatten"),
     ("", "Floor"),
     ("", "Gather"),
+    ("", "GatherElements"),
     ("", "Gelu"),
     ("", "Gemm"),
     ("", "GlobalAveragePool"),
@@ -87,6 +91,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Less"),
     ("", "LessOrEqual"),
     ("", "Log"),
+    ("", "LogSoftmax"),
     ("", "MatMul"),
     ("", "MatMulInteger"),
     ("", "Max"),
@@ -96,7 +101,10 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Mul"),
     ("", "Neg"),
     ("", "Not"),
+    ("", "OneHot"),
     ("", "Or"),
+    ("", "PRelu"),
+    ("", "Pad"),
     ("", "Pow"),
     ("", "QLinearMatMul"),
     ("", "QuantizeLinear"),
@@ -132,6 +140,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Tanh"),
     ("", "Tile"),
     ("", "Transpose"),
+    ("", "Trilu"),
     ("", "Unsqueeze"),
     ("", "Where"),
     ("", "Xor"),
@@ -173,6 +182,47 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
             last_index: a.int("select_last_index", 0) != 0,
         }),
         ("", "Identity") => Box::new(shape::Identity),
+        ("", "ArgMin") => Box::new(nn::ArgMin {
+            axis: a.int("axis", 0),
+            keepdims: a.int("keepdims", 1) != 0,
+            last_index: a.int("select_last_index", 0) != 0,
+        }),
+        ("", "LogSoftmax") => Box::new(nn::LogSoftmax {
+            opset,
+            axis: a.int("axis", if opset >= 13 { -1 } else { 1 }),
+        }),
+        ("", "PRelu") => Box::new(elementwise::PRelu),
+        ("", "GatherElements") => Box::new(index::GatherElements {
+            axis: a.int("axis", 0),
+        }),
+        ("", "OneHot") => Box::new(index::OneHot {
+            axis: a.int("axis", -1),
+        }),
+        ("", "Trilu") => Box::new(index::Trilu {
+            upper: a.int("upper", 1) != 0,
+        }),
+        ("", "CumSum") => Box::new(index::CumSum {
+            exclusive: a.int("exclusive", 0) != 0,
+            reverse: a.int("reverse", 0) != 0,
+        }),
+        ("", "Pad") => {
+            let mode = match a.string("mode").as_deref().unwrap_or("constant") {
+                "constant" => index::PadMode::Constant,
+                "reflect" => index::PadMode::Reflect,
+                "edge" => index::PadMode::Edge,
+                "wrap" => index::PadMode::Wrap,
+                other => return Err(format!("Pad mode '{other}' is not known")),
+            };
+            Box::new(index::Pad {
+                mode,
+                attributes: (opset < 11).then(|| {
+                    (
+                        a.ints("pads").unwrap_or_default(),
+                        a.float("value", 0.0) as f64,
+                    )
+                }),
+            })
+        }
         ("", "Conv") => Box::new(conv::Conv {
             auto_pad: conv::AutoPad::parse(a.string("auto_pad"), a.ints("pads"))?,
             strides: a.ints("strides"),

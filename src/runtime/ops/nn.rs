@@ -103,3 +103,59 @@ fn last_argmax(x: &Tensor, ax: usize) -> Result<Tensor, String> {
         .and_then(|t| t.transpose(ax, x.rank() - 1))
         .map_err(err)
 }
+
+/// log(softmax(x)) along an axis, with Softmax's opset rules.
+pub struct LogSoftmax {
+    pub opset: i64,
+    pub axis: i64,
+}
+
+fn log_softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?;
+    let shifted = x.broadcast_sub(&max)?;
+    let log_sum = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    shifted.broadcast_sub(&log_sum)
+}
+
+impl Op for LogSoftmax {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        super::float_only("LogSoftmax", x)?;
+        let rank = x.rank();
+        let ax = axis(self.axis, rank)?;
+        let dims = x.dims().to_vec();
+        let y = if self.opset < 13 {
+            let rows: usize = dims[..ax].iter().product();
+            let cols: usize = dims[ax..].iter().product();
+            x.reshape((rows, cols))
+                .and_then(|t| log_softmax_last(&t))
+                .and_then(|t| t.reshape(dims.as_slice()))
+        } else {
+            x.transpose(ax, rank - 1)
+                .and_then(|t| log_softmax_last(&t.contiguous()?))
+                .and_then(|t| t.transpose(ax, rank - 1))
+        }
+        .map_err(err)?;
+        Ok(vec![Value::Tensor(y)])
+    }
+}
+
+pub struct ArgMin {
+    pub axis: i64,
+    pub keepdims: bool,
+    pub last_index: bool,
+}
+
+impl Op for ArgMin {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        // The arg-max of -x is the arg-min of x, ties included.
+        let x = input(inputs, 0)?;
+        let negated = x.to_dtype(DType::F64).and_then(|t| t.neg()).map_err(err)?;
+        let inner = ArgMax {
+            axis: self.axis,
+            keepdims: self.keepdims,
+            last_index: self.last_index,
+        };
+        inner.run(&[Some(&Value::Tensor(negated))])
+    }
+}
