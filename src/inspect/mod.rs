@@ -9,7 +9,7 @@ use prost::Message;
 
 use crate::error::{Error, Result};
 use crate::report::{Cell, Gate, Outcome, Report, Section, Status};
-use crate::runtime::graph::{Dim, Graph, IoSpec};
+use crate::runtime::graph::{dims_text, Graph, IoSpec};
 use crate::runtime::{ops, tensor};
 
 /// Operators that carry quantized (integer) arithmetic or its conversions.
@@ -33,17 +33,7 @@ fn shape_text(spec: &IoSpec) -> String {
     match &spec.dims {
         None if spec.is_map => "map".into(),
         None => "unknown".into(),
-        Some(dims) => {
-            let d: Vec<String> = dims
-                .iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => n.to_string(),
-                    Dim::Free(name) if name.is_empty() => "?".into(),
-                    Dim::Free(name) => name.clone(),
-                })
-                .collect();
-            format!("[{}]", d.join(", "))
-        }
+        Some(dims) => dims_text(dims),
     }
 }
 

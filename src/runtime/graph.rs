@@ -19,6 +19,19 @@ pub enum Dim {
     Free(String),
 }
 
+/// Dimensions as a user reads them: `[batch_size, 30]`, `?` when unknown.
+pub fn dims_text(dims: &[Dim]) -> String {
+    let d: Vec<String> = dims
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => n.to_string(),
+            Dim::Free(name) if name.is_empty() => "?".into(),
+            Dim::Free(name) => name.clone(),
+        })
+        .collect();
+    format!("[{}]", d.join(", "))
+}
+
 #[derive(Debug, Clone)]
 pub struct IoSpec {
     pub name: String,

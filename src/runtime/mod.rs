@@ -203,18 +203,10 @@ impl Model {
                         Dim::Free(_) => true,
                     });
                 if !ok {
-                    let want: Vec<String> = dims
-                        .iter()
-                        .map(|d| match d {
-                            Dim::Fixed(f) => f.to_string(),
-                            Dim::Free(n) if n.is_empty() => "?".into(),
-                            Dim::Free(n) => n.clone(),
-                        })
-                        .collect();
                     return Err(format!(
-                        "input '{}' must have shape [{}], got {:?}",
+                        "input '{}' must have shape {}, got {:?}",
                         spec.name,
-                        want.join(", "),
+                        graph::dims_text(dims),
                         t.dims()
                     ));
                 }

@@ -172,10 +172,6 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
             trans_a: a.int("transA", 0) != 0,
             trans_b: a.int("transB", 0) != 0,
         }),
-        ("", "Softmax") => Box::new(nn::Softmax::new(
-            opset,
-            a.int("axis", if opset >= 13 { -1 } else { 1 }),
-        )),
         ("", "ArgMax") => Box::new(nn::ArgMax {
             axis: a.int("axis", 0),
             keepdims: a.int("keepdims", 1) != 0,
@@ -187,10 +183,11 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
             keepdims: a.int("keepdims", 1) != 0,
             last_index: a.int("select_last_index", 0) != 0,
         }),
-        ("", "LogSoftmax") => Box::new(nn::LogSoftmax {
+        ("", "Softmax" | "LogSoftmax") => Box::new(nn::Softmax::new(
             opset,
-            axis: a.int("axis", if opset >= 13 { -1 } else { 1 }),
-        }),
+            a.int("axis", if opset >= 13 { -1 } else { 1 }),
+            node.op_type == "LogSoftmax",
+        )),
         ("", "PRelu") => Box::new(elementwise::PRelu),
         ("", "GatherElements") => Box::new(index::GatherElements {
             axis: a.int("axis", 0),
@@ -282,10 +279,11 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
         ("", "Pow") => Box::new(elementwise::Pow),
         (
             "",
-            "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceSumSquare"
-            | "ReduceL1" | "ReduceL2" | "ReduceLogSumExp",
+            "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd"
+            | "ReduceSumSquare" | "ReduceL1" | "ReduceL2" | "ReduceLogSumExp",
         ) => {
             let kind = match node.op_type.as_str() {
+                "ReduceSum" => reduce::Kind::Sum,
                 "ReduceMean" => reduce::Kind::Mean,
                 "ReduceMax" => reduce::Kind::Max,
                 "ReduceMin" => reduce::Kind::Min,
@@ -361,11 +359,6 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
         ("", "Where") => Box::new(tensorops::Where),
         ("", "Equal") => Box::new(tensorops::Equal),
         ("", "Erf") => Box::new(tensorops::Erf),
-        ("", "ReduceSum") => Box::new(tensorops::ReduceSum {
-            axes: (opset < 13).then(|| a.ints("axes")),
-            keepdims: a.int("keepdims", 1) != 0,
-            noop_with_empty_axes: a.int("noop_with_empty_axes", 0) != 0,
-        }),
         ("", "Clip") => Box::new(tensorops::Clip {
             bounds: (opset < 11).then(|| (a.float("min", f32::MIN), a.float("max", f32::MAX))),
         }),

@@ -1,31 +1,40 @@
-//! Softmax (with its pre-13 "flatten to 2-D" semantics) and ArgMax.
+//! Softmax and LogSoftmax (with their pre-13 "flatten to 2-D" semantics),
+//! ArgMax and ArgMin.
 
 use candle_core::{DType, Tensor, D};
 
 use super::{axis, err, input, Op, OpResult, Value};
 
+/// Softmax and LogSoftmax.
 pub struct Softmax {
     opset: i64,
     axis: i64,
+    log: bool,
 }
 
 impl Softmax {
-    pub fn new(opset: i64, axis: i64) -> Self {
-        Softmax { opset, axis }
+    pub fn new(opset: i64, axis: i64, log: bool) -> Self {
+        Softmax { opset, axis, log }
     }
 }
 
-fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
+/// Over the last axis, shifted by the maximum so that exp cannot overflow.
+fn softmax_last(x: &Tensor, log: bool) -> candle_core::Result<Tensor> {
     let max = x.max_keepdim(D::Minus1)?;
-    let e = x.broadcast_sub(&max)?.exp()?;
+    let shifted = x.broadcast_sub(&max)?;
+    let e = shifted.exp()?;
     let sum = e.sum_keepdim(D::Minus1)?;
-    e.broadcast_div(&sum)
+    if log {
+        shifted.broadcast_sub(&sum.log()?)
+    } else {
+        e.broadcast_div(&sum)
+    }
 }
 
 impl Op for Softmax {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let x = input(inputs, 0)?;
-        super::float_only("Softmax", x)?;
+        super::float_only(if self.log { "LogSoftmax" } else { "Softmax" }, x)?;
         let rank = x.rank();
         let ax = axis(self.axis, rank)?;
         let dims = x.dims().to_vec();
@@ -34,11 +43,11 @@ impl Op for Softmax {
             let rows: usize = dims[..ax].iter().product();
             let cols: usize = dims[ax..].iter().product();
             x.reshape((rows, cols))
-                .and_then(|t| softmax_last(&t))
+                .and_then(|t| softmax_last(&t, self.log))
                 .and_then(|t| t.reshape(dims.as_slice()))
         } else {
             x.transpose(ax, rank - 1)
-                .and_then(|t| softmax_last(&t.contiguous()?))
+                .and_then(|t| softmax_last(&t.contiguous()?, self.log))
                 .and_then(|t| t.transpose(ax, rank - 1))
         }
         .map_err(err)?;
@@ -102,42 +111,6 @@ fn last_argmax(x: &Tensor, ax: usize) -> Result<Tensor, String> {
     Tensor::from_vec(picks, out_dims.as_slice(), x.device())
         .and_then(|t| t.transpose(ax, x.rank() - 1))
         .map_err(err)
-}
-
-/// log(softmax(x)) along an axis, with Softmax's opset rules.
-pub struct LogSoftmax {
-    pub opset: i64,
-    pub axis: i64,
-}
-
-fn log_softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?;
-    let shifted = x.broadcast_sub(&max)?;
-    let log_sum = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    shifted.broadcast_sub(&log_sum)
-}
-
-impl Op for LogSoftmax {
-    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
-        let x = input(inputs, 0)?;
-        super::float_only("LogSoftmax", x)?;
-        let rank = x.rank();
-        let ax = axis(self.axis, rank)?;
-        let dims = x.dims().to_vec();
-        let y = if self.opset < 13 {
-            let rows: usize = dims[..ax].iter().product();
-            let cols: usize = dims[ax..].iter().product();
-            x.reshape((rows, cols))
-                .and_then(|t| log_softmax_last(&t))
-                .and_then(|t| t.reshape(dims.as_slice()))
-        } else {
-            x.transpose(ax, rank - 1)
-                .and_then(|t| log_softmax_last(&t.contiguous()?))
-                .and_then(|t| t.transpose(ax, rank - 1))
-        }
-        .map_err(err)?;
-        Ok(vec![Value::Tensor(y)])
-    }
 }
 
 pub struct ArgMin {

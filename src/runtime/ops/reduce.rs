@@ -1,4 +1,4 @@
-//! Reductions over axes (ReduceMean, ReduceMax, ReduceMin, ReduceProd,
+//! Reductions over axes (ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceProd,
 //! ReduceSumSquare, ReduceL1, ReduceL2, ReduceLogSumExp) and the global
 //! poolings, with each opset's way of giving the axes.
 
@@ -8,6 +8,7 @@ use super::{axis, err, float_only, input, int_values, optional, Op, OpResult, Va
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    Sum,
     Mean,
     Max,
     Min,
@@ -37,6 +38,7 @@ pub fn axes_input_from(op: &str) -> i64 {
 
 fn reduce_f64(values: &[f64], kind: Kind) -> f64 {
     match kind {
+        Kind::Sum => values.iter().sum(),
         Kind::Mean => values.iter().sum::<f64>() / values.len() as f64,
         Kind::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         Kind::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
@@ -56,6 +58,10 @@ fn reduce_f64(values: &[f64], kind: Kind) -> f64 {
 
 /// Reduces `x` over `dims` (sorted, distinct), keeping them as size 1.
 pub fn reduce(x: &Tensor, dims: &[usize], kind: Kind) -> Result<Tensor, String> {
+    if kind == Kind::Sum {
+        // candle's own kernel, in the tensor's type.
+        return x.sum_keepdim(dims.to_vec()).map_err(err);
+    }
     // Move the reduced axes last, then reduce each row of their product.
     let rank = x.rank();
     let kept: Vec<usize> = (0..rank).filter(|d| !dims.contains(d)).collect();

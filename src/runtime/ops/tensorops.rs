@@ -1,6 +1,6 @@
 //! Operators of shape arithmetic and indexing, as transformer exports use
 //! them: Shape, Constant, ConstantOfShape, Gather, Slice, Expand, Where,
-//! Equal, ReduceSum, Clip.
+//! Equal, Clip, Erf, LayerNormalization.
 
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_onnx::onnx::AttributeProto;
@@ -278,44 +278,6 @@ impl Op for Equal {
         let y = input(inputs, 0)?
             .broadcast_eq(input(inputs, 1)?)
             .map_err(err)?;
-        Ok(vec![Value::Tensor(y)])
-    }
-}
-
-pub struct ReduceSum {
-    /// Opset < 13: the attribute; from 13 (`None`) the optional input.
-    pub axes: Option<Option<Vec<i64>>>,
-    pub keepdims: bool,
-    pub noop_with_empty_axes: bool,
-}
-
-impl Op for ReduceSum {
-    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
-        let x = input(inputs, 0)?;
-        let axes = match &self.axes {
-            Some(a) => a.clone(),
-            None => optional(inputs, 1)?.map(int_values).transpose()?,
-        };
-        let axes = axes.filter(|a| !a.is_empty());
-        let dims: Vec<usize> = match axes {
-            Some(a) => a
-                .iter()
-                .map(|&v| axis(v, x.rank()))
-                .collect::<Result<_, _>>()?,
-            None if self.noop_with_empty_axes => return Ok(vec![Value::Tensor(x.clone())]),
-            None => (0..x.rank()).collect(),
-        };
-        let mut y = x.sum_keepdim(dims.clone()).map_err(err)?;
-        if !self.keepdims {
-            let kept: Vec<usize> = x
-                .dims()
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !dims.contains(i))
-                .map(|(_, d)| *d)
-                .collect();
-            y = y.reshape(kept.as_slice()).map_err(err)?;
-        }
         Ok(vec![Value::Tensor(y)])
     }
 }
