@@ -20,6 +20,8 @@ pub enum ValueType {
     Text,
     /// Datetime or date.
     Time,
+    /// A list per row (token ids, embeddings).
+    List,
     /// Nested or binary data the commands do not analyse.
     Other,
 }
@@ -36,6 +38,7 @@ impl ValueType {
             ValueType::Boolean => "boolean",
             ValueType::Text => "text",
             ValueType::Time => "timestamp",
+            ValueType::List => "list",
             ValueType::Other => "other",
         }
     }
@@ -55,6 +58,7 @@ fn value_type(dtype: &DataType) -> ValueType {
         DataType::Boolean => ValueType::Boolean,
         DataType::String | DataType::Categorical(_, _) | DataType::Enum(_, _) => ValueType::Text,
         DataType::Datetime(_, _) | DataType::Date => ValueType::Time,
+        DataType::List(_) => ValueType::List,
         _ => ValueType::Other,
     }
 }
@@ -310,7 +314,7 @@ impl Table {
         // result: casting every row first would cost more than the counting.
         let value = match value_type {
             ValueType::Time => self.micros(column)?,
-            ValueType::Other => {
+            ValueType::Other | ValueType::List => {
                 return Err(Error::input(
                     &self.path,
                     format!("column '{column}' has a type mlctl does not analyse"),
@@ -407,6 +411,38 @@ impl Table {
             columns.push(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect());
         }
         Ok((columns, nulls))
+    }
+
+    /// Reads rows `offset..offset + len` of a list column as numbers
+    /// (`None` for a null row).
+    pub fn read_lists(
+        &self,
+        name: &str,
+        offset: usize,
+        len: usize,
+    ) -> Result<Vec<Option<Vec<f64>>>> {
+        let df = self.slice(vec![col(name)], offset, len)?;
+        let err = |e: PolarsError| Error::input(&self.path, format!("column '{name}': {e}"));
+        let column = df.column(name).map_err(err)?;
+        let lists = column.list().map_err(err)?;
+        let mut out = Vec::with_capacity(lists.len());
+        for i in 0..lists.len() {
+            out.push(match lists.get_as_series(i) {
+                None => None,
+                Some(series) => {
+                    let values = series.cast(&DataType::Float64).map_err(err)?;
+                    Some(
+                        values
+                            .f64()
+                            .map_err(err)?
+                            .iter()
+                            .map(|v| v.unwrap_or(f64::NAN))
+                            .collect(),
+                    )
+                }
+            });
+        }
+        Ok(out)
     }
 
     /// Reads rows `offset..offset + len` of one column as text.
@@ -576,6 +612,9 @@ pub enum OutColumn {
     F64(Vec<f64>),
     I64(Vec<i64>),
     Text(Vec<Option<String>>),
+    /// A list per row.
+    ListF32(Vec<Vec<f32>>),
+    ListI64(Vec<Vec<i64>>),
 }
 
 impl OutColumn {
@@ -585,6 +624,8 @@ impl OutColumn {
             OutColumn::F64(v) => v.len(),
             OutColumn::I64(v) => v.len(),
             OutColumn::Text(v) => v.len(),
+            OutColumn::ListF32(v) => v.len(),
+            OutColumn::ListI64(v) => v.len(),
         }
     }
 
@@ -605,6 +646,20 @@ pub fn write_parquet(path: &Path, columns: Vec<(String, OutColumn)>) -> Result<(
                 OutColumn::F64(v) => polars::prelude::Column::new(name, v),
                 OutColumn::I64(v) => polars::prelude::Column::new(name, v),
                 OutColumn::Text(v) => polars::prelude::Column::new(name, v),
+                OutColumn::ListF32(v) => {
+                    let rows: Vec<Series> = v
+                        .into_iter()
+                        .map(|r| Series::new(PlSmallStr::EMPTY, r))
+                        .collect();
+                    polars::prelude::Column::new(name, rows)
+                }
+                OutColumn::ListI64(v) => {
+                    let rows: Vec<Series> = v
+                        .into_iter()
+                        .map(|r| Series::new(PlSmallStr::EMPTY, r))
+                        .collect();
+                    polars::prelude::Column::new(name, rows)
+                }
             }
         })
         .collect();

@@ -300,3 +300,30 @@ fn tensor_models_read_and_write_npz() {
         "the output must be a .npz file too",
     );
 }
+
+#[test]
+fn list_columns_feed_named_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("y.parquet");
+    mlctl()
+        .args([
+            "predict",
+            "tests/fixtures/models/relu4.onnx",
+            "--input",
+            "tests/fixtures/models/relu4_lists.parquet",
+        ])
+        .args(["--keep", "id", "-o"])
+        .arg(&out)
+        .assert()
+        .success();
+    let table = Table::open(&out).unwrap();
+    // A declared width of 4 becomes four columns.
+    let names: Vec<String> = (0..4).map(|k| format!("y_{k}")).collect();
+    let (cols, _) = table.read_numbers(&names, 0, 10).unwrap();
+    assert_eq!(cols[0], vec![0.0, 1.0]);
+    assert_eq!(cols[3], vec![0.0, 4.0]);
+    assert_eq!(
+        table.read_text("id", 0, 10).unwrap(),
+        vec![Some("a".to_string()), Some("b".to_string())]
+    );
+}

@@ -456,7 +456,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         .iter()
         .map(|c| {
             let vt = current.value_type(&c.name).unwrap();
-            let role = if vt == ValueType::Other {
+            let role = if matches!(vt, ValueType::Other | ValueType::List) {
                 Role::Skipped("unsupported type (nested or binary)".into())
             } else {
                 role_of(opts, c, vt, timestamp.as_deref())

@@ -108,7 +108,7 @@ pub fn profile_table(table: &Table, exact_cap: usize) -> Result<TableProfile> {
     let columns = table
         .columns
         .par_iter()
-        .filter(|(_, value_type)| *value_type != ValueType::Other)
+        .filter(|(_, value_type)| !matches!(value_type, ValueType::Other | ValueType::List))
         .map(|(name, value_type)| {
             let counts = table.value_counts(name, &Grouping::Whole)?;
             Ok(profiles_from_counts(name, *value_type, &counts, exact_cap).whole)

@@ -122,12 +122,24 @@ fn to_tensor(
     Ok(t)
 }
 
-/// Appends a batch of one output's values to its columns.
+/// Widest output written as one column per value; wider ones (embeddings),
+/// outputs whose width the model does not fix, and tensors of higher rank
+/// become one list column, so every batch gives the same columns.
+const MAX_SPLIT_WIDTH: usize = 16;
+
+/// Appends a batch of one output's values to its columns. `declared` is the
+/// output's shape as the model declares it.
 fn collect(
     name: &str,
     value: &Value,
+    declared: Option<&[Dim]>,
     columns: &mut Vec<(String, OutColumn)>,
 ) -> std::result::Result<(), String> {
+    let e = |e: candle_core::Error| e.to_string();
+    let fixed_width = match declared {
+        Some([_, Dim::Fixed(k)]) => Some(*k),
+        _ => None,
+    };
     let (names, tensor): (Vec<String>, &Tensor) = match value {
         Value::ClassMap {
             labels,
@@ -136,29 +148,49 @@ fn collect(
             labels.iter().map(|l| format!("{name}_{l}")).collect(),
             probabilities,
         ),
-        Value::Tensor(t) => {
-            let width = match t.dims() {
-                [_] => 1,
-                [_, k] => *k,
-                other => {
-                    return Err(format!(
-                    "output '{name}' has shape {other:?}; only 1-D and 2-D outputs become columns"
+        Value::Tensor(t) => match t.dims() {
+            [_] | [_, 1] => (vec![name.to_string()], t),
+            [_, k] if *k <= MAX_SPLIT_WIDTH && fixed_width == Some(*k) => {
+                ((0..*k).map(|i| format!("{name}_{i}")).collect(), t)
+            }
+            [] => {
+                return Err(format!(
+                    "output '{name}' is a scalar, not one value per row"
                 ))
-                }
-            };
-            let names = if width == 1 {
-                vec![name.to_string()]
-            } else {
-                (0..width).map(|k| format!("{name}_{k}")).collect()
-            };
-            (names, t)
-        }
+            }
+            dims => {
+                let rows = dims[0];
+                let per_row: usize = dims[1..].iter().product();
+                let flat = t.flatten_all().map_err(e)?;
+                let batch = if t.dtype().is_float() {
+                    let v: Vec<f32> = flat
+                        .to_dtype(DType::F32)
+                        .and_then(|t| t.to_vec1())
+                        .map_err(e)?;
+                    OutColumn::ListF32(
+                        (0..rows)
+                            .map(|r| v[r * per_row..(r + 1) * per_row].to_vec())
+                            .collect(),
+                    )
+                } else {
+                    let v: Vec<i64> = flat
+                        .to_dtype(DType::I64)
+                        .and_then(|t| t.to_vec1())
+                        .map_err(e)?;
+                    OutColumn::ListI64(
+                        (0..rows)
+                            .map(|r| v[r * per_row..(r + 1) * per_row].to_vec())
+                            .collect(),
+                    )
+                };
+                return append(columns, name, batch);
+            }
+        },
     };
     let rows = tensor.dims()[0];
     let width = names.len();
-    let flat = tensor.flatten_all().map_err(|e| e.to_string())?;
+    let flat = tensor.flatten_all().map_err(e)?;
     let column_values = |k: usize| -> std::result::Result<OutColumn, String> {
-        let e = |e: candle_core::Error| e.to_string();
         Ok(match tensor.dtype() {
             DType::F32 => {
                 let v: Vec<f32> = flat.to_vec1().map_err(e)?;
@@ -181,16 +213,27 @@ fn collect(
         })
     };
     for (k, col_name) in names.iter().enumerate() {
-        let batch = column_values(k)?;
-        match columns.iter_mut().find(|(n, _)| n == col_name) {
-            None => columns.push((col_name.clone(), batch)),
-            Some((_, existing)) => match (existing, batch) {
-                (OutColumn::F32(a), OutColumn::F32(b)) => a.extend(b),
-                (OutColumn::F64(a), OutColumn::F64(b)) => a.extend(b),
-                (OutColumn::I64(a), OutColumn::I64(b)) => a.extend(b),
-                _ => return Err(format!("output '{name}' changed type between batches")),
-            },
-        }
+        append(columns, col_name, column_values(k)?)?;
+    }
+    Ok(())
+}
+
+/// Adds a batch to the column of that name, or starts it.
+fn append(
+    columns: &mut Vec<(String, OutColumn)>,
+    name: &str,
+    batch: OutColumn,
+) -> std::result::Result<(), String> {
+    match columns.iter_mut().find(|(n, _)| n == name) {
+        None => columns.push((name.to_string(), batch)),
+        Some((_, existing)) => match (existing, batch) {
+            (OutColumn::F32(a), OutColumn::F32(b)) => a.extend(b),
+            (OutColumn::F64(a), OutColumn::F64(b)) => a.extend(b),
+            (OutColumn::I64(a), OutColumn::I64(b)) => a.extend(b),
+            (OutColumn::ListF32(a), OutColumn::ListF32(b)) => a.extend(b),
+            (OutColumn::ListI64(a), OutColumn::ListI64(b)) => a.extend(b),
+            _ => return Err(format!("output '{name}' changed type between batches")),
+        },
     }
     Ok(())
 }
@@ -355,12 +398,30 @@ pub fn run(opts: &Options) -> Result<Report> {
             Feeding::Named(inputs) => {
                 let mut feeds = Vec::with_capacity(inputs.len());
                 for input in inputs {
-                    let (values, nulls) =
-                        table.read_numbers(std::slice::from_ref(&input.name), offset, n)?;
-                    null_inputs += nulls;
-                    let rank = input.dims.as_ref().map_or(2, Vec::len);
-                    let dims: Vec<usize> = if rank == 1 { vec![n] } else { vec![n, 1] };
-                    let data = values.into_iter().next().unwrap_or_default();
+                    let (data, dims) = if table.value_type(&input.name) == Some(ValueType::List) {
+                        // One list per row (token ids): padded with zeros to the
+                        // longest row of the batch, as a tokenizer pads.
+                        let rows = table.read_lists(&input.name, offset, n)?;
+                        let width = rows.iter().flatten().map(Vec::len).max().unwrap_or(0);
+                        let mut data = vec![0.0; n * width];
+                        for (r, row) in rows.iter().enumerate() {
+                            let row = row.as_ref().ok_or_else(|| {
+                                Error::input(
+                                    &opts.input,
+                                    format!("column '{}' row {} is null", input.name, offset + r),
+                                )
+                            })?;
+                            data[r * width..r * width + row.len()].copy_from_slice(row);
+                        }
+                        (data, vec![n, width])
+                    } else {
+                        let (values, nulls) =
+                            table.read_numbers(std::slice::from_ref(&input.name), offset, n)?;
+                        null_inputs += nulls;
+                        let rank = input.dims.as_ref().map_or(2, Vec::len);
+                        let dims: Vec<usize> = if rank == 1 { vec![n] } else { vec![n, 1] };
+                        (values.into_iter().next().unwrap_or_default(), dims)
+                    };
                     feeds.push((input.name.clone(), to_tensor(data, &dims, input, &device)?));
                 }
                 feeds
@@ -370,7 +431,14 @@ pub fn run(opts: &Options) -> Result<Report> {
             Error::input(&opts.model, format!("rows {offset}..{}: {e}", offset + n))
         })?;
         for (name, value) in &outputs {
-            collect(name, value, &mut columns).map_err(|e| Error::input(&opts.model, e))?;
+            let declared = model
+                .graph
+                .outputs
+                .iter()
+                .find(|o| &o.name == name)
+                .and_then(|o| o.dims.as_deref());
+            collect(name, value, declared, &mut columns)
+                .map_err(|e| Error::input(&opts.model, e))?;
         }
         for (name, column) in kept.iter_mut() {
             if let OutColumn::Text(v) = column {
