@@ -264,3 +264,64 @@ impl Op for Pad {
         Ok(vec![Value::Tensor(build(out, &out_dims, x, x.dtype())?)])
     }
 }
+
+/// Copies `data` and writes `updates` at the positions `indices` name,
+/// replacing or combining (add, mul, max, min) with what is there.
+pub struct ScatterND {
+    pub reduction: Option<fn(f64, f64) -> f64>,
+}
+
+impl Op for ScatterND {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let data = input(inputs, 0)?;
+        let indices = input(inputs, 1)?;
+        let updates = input(inputs, 2)?;
+        let ddims = data.dims().to_vec();
+        let idims = indices.dims().to_vec();
+        let k = *idims
+            .last()
+            .ok_or("ScatterND needs indices of rank 1 or more")?;
+        if k == 0 || k > ddims.len() {
+            return Err(format!(
+                "index tuples of length {k} for data of rank {}",
+                ddims.len()
+            ));
+        }
+        let mut values = values_f64(data)?;
+        let idx = int_values(indices)?;
+        let upd = values_f64(updates)?;
+        let dstr = strides(&ddims);
+        let slice: usize = ddims[k..].iter().product();
+        let tuples = idx.len() / k;
+        if upd.len() != tuples * slice {
+            return Err(format!(
+                "{} update values for {tuples} slices of {slice}",
+                upd.len()
+            ));
+        }
+        for t in 0..tuples {
+            let mut base = 0usize;
+            for (a, &i) in idx[t * k..(t + 1) * k].iter().enumerate() {
+                let n = ddims[a] as i64;
+                let i = if i < 0 { i + n } else { i };
+                if i < 0 || i >= n {
+                    return Err(format!("index {i} is out of range for a dimension of {n}"));
+                }
+                base += i as usize * dstr[a];
+            }
+            for j in 0..slice {
+                let (dst, src) = (base + j, upd[t * slice + j]);
+                values[dst] = match self.reduction {
+                    None => src,
+                    Some(f) => f(values[dst], src),
+                };
+            }
+        }
+        Ok(vec![Value::Tensor(build(
+            values,
+            &ddims,
+            data,
+            data.dtype(),
+        )?)])
+    }
+}

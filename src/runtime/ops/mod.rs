@@ -122,6 +122,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Relu"),
     ("", "Reshape"),
     ("", "Round"),
+    ("", "ScatterND"),
     ("", "Selu"),
     ("", "Shape"),
     ("", "Sigmoid"),
@@ -189,6 +190,17 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
             node.op_type == "LogSoftmax",
         )),
         ("", "PRelu") => Box::new(elementwise::PRelu),
+        ("", "ScatterND") => {
+            let reduction: Option<fn(f64, f64) -> f64> = match a.string("reduction").as_deref() {
+                None | Some("none") => None,
+                Some("add") => Some(|a, b| a + b),
+                Some("mul") => Some(|a, b| a * b),
+                Some("max") => Some(f64::max),
+                Some("min") => Some(f64::min),
+                Some(other) => return Err(format!("ScatterND reduction '{other}' is not known")),
+            };
+            Box::new(index::ScatterND { reduction })
+        }
         ("", "GatherElements") => Box::new(index::GatherElements {
             axis: a.int("axis", 0),
         }),
