@@ -11,6 +11,7 @@ mod ml;
 mod nn;
 mod quant;
 mod reduce;
+mod rnn;
 mod shape;
 mod tensorops;
 
@@ -75,6 +76,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Expand"),
     ("", "Flatten"),
     ("", "Floor"),
+    ("", "GRU"),
     ("", "Gather"),
     ("", "GatherElements"),
     ("", "Gelu"),
@@ -86,6 +88,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "HardSigmoid"),
     ("", "HardSwish"),
     ("", "Identity"),
+    ("", "LSTM"),
     ("", "LayerNormalization"),
     ("", "LeakyRelu"),
     ("", "Less"),
@@ -190,6 +193,56 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
             node.op_type == "LogSoftmax",
         )),
         ("", "PRelu") => Box::new(elementwise::PRelu),
+        ("", "LSTM" | "GRU") => {
+            let lstm = node.op_type == "LSTM";
+            let direction = rnn::Direction::parse(a.string("direction"))?;
+            let dirs = if direction == rnn::Direction::Bidirectional {
+                2
+            } else {
+                1
+            };
+            let names = a.strings("activations").unwrap_or_else(|| {
+                let one: &[&str] = if lstm {
+                    &["Sigmoid", "Tanh", "Tanh"]
+                } else {
+                    &["Sigmoid", "Tanh"]
+                };
+                one.iter()
+                    .cycle()
+                    .take(one.len() * dirs)
+                    .map(|s| s.to_string())
+                    .collect()
+            });
+            if a.floats("activation_alpha").is_some() || a.floats("activation_beta").is_some() {
+                return Err("parametric recurrent activations are not supported".into());
+            }
+            let activations = names
+                .iter()
+                .map(|n| rnn::Activation::parse(n))
+                .collect::<Result<Vec<_>, _>>()?;
+            if activations.len() != (if lstm { 3 } else { 2 }) * dirs {
+                return Err(format!(
+                    "{} activations for {dirs} direction(s)",
+                    activations.len()
+                ));
+            }
+            Box::new(rnn::Recurrent {
+                cell: if lstm {
+                    rnn::Cell::Lstm {
+                        input_forget: a.int("input_forget", 0) != 0,
+                    }
+                } else {
+                    rnn::Cell::Gru {
+                        linear_before_reset: a.int("linear_before_reset", 0) != 0,
+                    }
+                },
+                direction,
+                hidden: a.int("hidden_size", 0).max(0) as usize,
+                activations,
+                clip: a.0.iter().find(|x| x.name == "clip").map(|x| x.f),
+                batch_first: a.int("layout", 0) == 1,
+            })
+        }
         ("", "ScatterND") => {
             let reduction: Option<fn(f64, f64) -> f64> = match a.string("reduction").as_deref() {
                 None | Some("none") => None,
