@@ -36,7 +36,7 @@ SUPPORTED = {
         "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSumSquare", "Round", "Selu",
         "Sign", "Sin", "Size", "Softsign", "Split", "Tile", "Xor", "Conv", "MaxPool", "AveragePool",
         "BatchNormalization", "ArgMin", "CumSum", "GatherElements", "LogSoftmax", "OneHot",
-        "PRelu", "Pad", "Trilu", "ScatterND", "LSTM", "GRU",
+        "PRelu", "Pad", "Trilu", "ScatterND", "LSTM", "GRU", "RNN",
     ]
 } | {("ai.onnx.ml", op) for op in ["ArrayFeatureExtractor", "Scaler", "ZipMap"]}
 # Element types mlctl's tensors hold (int8 in 16-bit storage; no uint16,

@@ -111,6 +111,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Pow"),
     ("", "QLinearMatMul"),
     ("", "QuantizeLinear"),
+    ("", "RNN"),
     ("", "Range"),
     ("", "Reciprocal"),
     ("", "ReduceL1"),
@@ -193,23 +194,23 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
             node.op_type == "LogSoftmax",
         )),
         ("", "PRelu") => Box::new(elementwise::PRelu),
-        ("", "LSTM" | "GRU") => {
-            let lstm = node.op_type == "LSTM";
+        ("", "RNN" | "LSTM" | "GRU") => {
             let direction = rnn::Direction::parse(a.string("direction"))?;
             let dirs = if direction == rnn::Direction::Bidirectional {
                 2
             } else {
                 1
             };
+            let defaults: &[&str] = match node.op_type.as_str() {
+                "LSTM" => &["Sigmoid", "Tanh", "Tanh"],
+                "GRU" => &["Sigmoid", "Tanh"],
+                _ => &["Tanh"],
+            };
             let names = a.strings("activations").unwrap_or_else(|| {
-                let one: &[&str] = if lstm {
-                    &["Sigmoid", "Tanh", "Tanh"]
-                } else {
-                    &["Sigmoid", "Tanh"]
-                };
-                one.iter()
+                defaults
+                    .iter()
                     .cycle()
-                    .take(one.len() * dirs)
+                    .take(defaults.len() * dirs)
                     .map(|s| s.to_string())
                     .collect()
             });
@@ -220,21 +221,21 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
                 .iter()
                 .map(|n| rnn::Activation::parse(n))
                 .collect::<Result<Vec<_>, _>>()?;
-            if activations.len() != (if lstm { 3 } else { 2 }) * dirs {
+            if activations.len() != defaults.len() * dirs {
                 return Err(format!(
                     "{} activations for {dirs} direction(s)",
                     activations.len()
                 ));
             }
             Box::new(rnn::Recurrent {
-                cell: if lstm {
-                    rnn::Cell::Lstm {
+                cell: match node.op_type.as_str() {
+                    "LSTM" => rnn::Cell::Lstm {
                         input_forget: a.int("input_forget", 0) != 0,
-                    }
-                } else {
-                    rnn::Cell::Gru {
+                    },
+                    "GRU" => rnn::Cell::Gru {
                         linear_before_reset: a.int("linear_before_reset", 0) != 0,
-                    }
+                    },
+                    _ => rnn::Cell::Simple,
                 },
                 direction,
                 hidden: a.int("hidden_size", 0).max(0) as usize,

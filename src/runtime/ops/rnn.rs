@@ -1,4 +1,4 @@
-//! Recurrent layers: LSTM and GRU (forward, reverse, bidirectional; optional
+//! Recurrent layers: RNN, LSTM and GRU (forward, reverse, bidirectional; optional
 //! biases, initial states, peepholes, sequence lengths, clip, batch-first
 //! layout), computed step by step in float32 as the ONNX specification
 //! writes them. RNN exports of speech and time-series models use these.
@@ -60,8 +60,14 @@ impl Direction {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cell {
-    Lstm { input_forget: bool },
-    Gru { linear_before_reset: bool },
+    /// The plain (Elman) recurrent cell.
+    Simple,
+    Lstm {
+        input_forget: bool,
+    },
+    Gru {
+        linear_before_reset: bool,
+    },
 }
 
 pub struct Recurrent {
@@ -106,7 +112,11 @@ impl Op for Recurrent {
             1
         };
         let h = self.hidden;
-        let gates = if is_lstm { 4 } else { 3 };
+        let gates = match self.cell {
+            Cell::Simple => 1,
+            Cell::Lstm { .. } => 4,
+            Cell::Gru { .. } => 3,
+        };
         let xs = values(x)?;
         let ws = values(w)?;
         let rs = values(r)?;
@@ -173,6 +183,11 @@ impl Op for Recurrent {
                     let mut hr = rb.to_vec();
                     gemv_add(rd, h, hs_n, &mut hr);
                     match self.cell {
+                        Cell::Simple => {
+                            for k in 0..h {
+                                hs_n[k] = act[0].apply(clip(xw[k] + hr[k]));
+                            }
+                        }
                         Cell::Lstm { input_forget } => {
                             // Gate order i, o, f, c.
                             for k in 0..h {
