@@ -10,7 +10,7 @@ use prost::Message;
 use crate::error::{Error, Result};
 use crate::report::{Cell, Gate, Outcome, Report, Section, Status};
 use crate::runtime::graph::{dims_text, Graph, IoSpec};
-use crate::runtime::{ops, tensor};
+use crate::runtime::tensor;
 
 /// Operators that carry quantized (integer) arithmetic or its conversions.
 const QUANTIZATION_OPS: &[&str] = &[
@@ -79,8 +79,8 @@ pub fn run(opts: &Options) -> Result<Report> {
     let mut quantized = Vec::new();
     for node in &graph.nodes {
         let opset = graph.opset(&node.domain);
-        let ok = match ops::build(node, opset) {
-            Ok(_) => true,
+        let ok = match crate::runtime::check_node(node, opset) {
+            Ok(()) => true,
             Err(e) => {
                 unsupported.push(vec![
                     node.label().into(),

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use candle_onnx::onnx::{
-    tensor_shape_proto::dimension, type_proto, AttributeProto, ModelProto, TensorProto,
+    tensor_shape_proto::dimension, type_proto, AttributeProto, GraphProto, ModelProto, TensorProto,
     ValueInfoProto,
 };
 
@@ -47,9 +47,12 @@ pub struct Node {
     pub name: String,
     pub op_type: String,
     pub domain: String,
+    /// The node's inputs, then the outer values its subgraphs read.
     pub inputs: Vec<String>,
     pub outputs: Vec<String>,
     pub attributes: Vec<AttributeProto>,
+    /// Graph-valued attributes (If's branches), by attribute name.
+    pub subgraphs: Vec<(String, Graph)>,
 }
 
 impl Node {
@@ -108,14 +111,13 @@ fn io_spec(v: &ValueInfoProto) -> IoSpec {
 
 impl Graph {
     pub fn parse(model: &ModelProto) -> Result<Graph, Vec<String>> {
-        let mut problems = Vec::new();
         if !IR_VERSIONS.contains(&model.ir_version) {
-            problems.push(format!(
+            return Err(vec![format!(
                 "IR version {} is not supported (mlctl reads {} to {})",
                 model.ir_version,
                 IR_VERSIONS.start(),
                 IR_VERSIONS.end()
-            ));
+            )]);
         }
         let graph = match &model.graph {
             Some(g) => g,
@@ -130,6 +132,19 @@ impl Graph {
             };
             opsets.insert(domain, o.version);
         }
+        let producer = format!("{} {}", model.producer_name, model.producer_version)
+            .trim()
+            .to_string();
+        Self::from_proto(graph, opsets, model.ir_version, producer)
+    }
+
+    fn from_proto(
+        graph: &GraphProto,
+        opsets: BTreeMap<String, i64>,
+        ir_version: i64,
+        producer: String,
+    ) -> Result<Graph, Vec<String>> {
+        let mut problems = Vec::new();
         let initializer_names: HashSet<&str> =
             graph.initializer.iter().map(|t| t.name.as_str()).collect();
         let inputs = graph
@@ -138,10 +153,9 @@ impl Graph {
             .filter(|i| !initializer_names.contains(i.name.as_str()))
             .map(io_spec)
             .collect();
-        let nodes: Vec<Node> = graph
-            .node
-            .iter()
-            .map(|n| Node {
+        let mut nodes = Vec::with_capacity(graph.node.len());
+        for n in &graph.node {
+            let mut node = Node {
                 name: n.name.clone(),
                 op_type: n.op_type.clone(),
                 domain: if n.domain == "ai.onnx" {
@@ -152,8 +166,37 @@ impl Graph {
                 inputs: n.input.clone(),
                 outputs: n.output.clone(),
                 attributes: n.attribute.clone(),
-            })
-            .collect();
+                subgraphs: Vec::new(),
+            };
+            for attr in &n.attribute {
+                if let Some(g) = &attr.g {
+                    match Self::from_proto(g, opsets.clone(), ir_version, producer.clone()) {
+                        Ok(mut sub) => {
+                            // Values the subgraph reads from outside become
+                            // inputs of the subgraph and of this node, so that
+                            // ordering and freeing see them.
+                            for name in sub.free_values() {
+                                if !node.inputs.contains(&name) {
+                                    node.inputs.push(name.clone());
+                                }
+                                sub.inputs.push(IoSpec {
+                                    name,
+                                    elem_type: 0,
+                                    dims: None,
+                                    is_map: false,
+                                });
+                            }
+                            node.subgraphs.push((attr.name.clone(), sub));
+                        }
+                        Err(p) => problems.extend(
+                            p.into_iter()
+                                .map(|e| format!("in {} of node '{}': {e}", attr.name, n.name)),
+                        ),
+                    }
+                }
+            }
+            nodes.push(node);
+        }
         for n in &nodes {
             if !opsets.contains_key(&n.domain) {
                 problems.push(format!(
@@ -168,16 +211,40 @@ impl Graph {
             return Err(problems);
         }
         Ok(Graph {
-            ir_version: model.ir_version,
-            producer: format!("{} {}", model.producer_name, model.producer_version)
-                .trim()
-                .to_string(),
+            ir_version,
+            producer,
             opsets,
             inputs,
             outputs: graph.output.iter().map(io_spec).collect(),
             initializers: graph.initializer.clone(),
             nodes,
         })
+    }
+
+    /// Names the graph reads that neither its inputs, its initializers nor
+    /// its nodes provide: values of an enclosing graph.
+    pub fn free_values(&self) -> Vec<String> {
+        let mut known: HashSet<&str> = self
+            .inputs
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain(self.initializers.iter().map(|t| t.name.as_str()))
+            .collect();
+        for n in &self.nodes {
+            known.extend(n.outputs.iter().map(String::as_str));
+        }
+        let mut free = Vec::new();
+        for name in self
+            .nodes
+            .iter()
+            .flat_map(|n| n.inputs.iter())
+            .chain(self.outputs.iter().map(|o| &o.name))
+        {
+            if !name.is_empty() && !known.contains(name.as_str()) && !free.contains(name) {
+                free.push(name.clone());
+            }
+        }
+        free
     }
 
     pub fn opset(&self, domain: &str) -> i64 {
@@ -271,6 +338,7 @@ mod tests {
             inputs: inputs.iter().map(|s| s.to_string()).collect(),
             outputs: outputs.iter().map(|s| s.to_string()).collect(),
             attributes: vec![],
+            subgraphs: vec![],
         }
     }
 

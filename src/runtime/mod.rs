@@ -51,6 +51,82 @@ struct Step {
     free: Vec<usize>,
 }
 
+/// Whether mlctl can run `node` (for `inspect`): its operator is built, and
+/// for control flow every node of its branches too.
+pub fn check_node(node: &graph::Node, opset: i64) -> Result<(), String> {
+    if node.domain.is_empty() && node.op_type == "If" {
+        for (name, sub) in &node.subgraphs {
+            for n in &sub.nodes {
+                check_node(n, sub.opset(&n.domain))
+                    .map_err(|e| format!("{name}: node '{}': {e}", n.label()))?;
+            }
+        }
+        return Ok(());
+    }
+    ops::build(node, opset).map(|_| ())
+}
+
+/// `If`: runs one of two compiled branches on the values they read from the
+/// enclosing graph (the node's inputs after the condition).
+struct IfElse {
+    then_branch: Model,
+    else_branch: Model,
+    captured: Vec<String>,
+}
+
+impl IfElse {
+    fn compile(
+        node: &graph::Node,
+        device: &Device,
+        folder: Option<&Path>,
+    ) -> Result<IfElse, String> {
+        let branch = |name: &str| -> Result<Model, String> {
+            let sub = node
+                .subgraphs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, g)| g.clone())
+                .ok_or_else(|| format!("If without {name}"))?;
+            Model::compile(sub, device, folder).map_err(|e| format!("{name}: {}", e.0.join("; ")))
+        };
+        Ok(IfElse {
+            then_branch: branch("then_branch")?,
+            else_branch: branch("else_branch")?,
+            captured: node.inputs.iter().skip(1).cloned().collect(),
+        })
+    }
+}
+
+impl ops::Op for IfElse {
+    fn run(&self, inputs: &[Option<&Value>]) -> ops::OpResult {
+        let cond = ops::input(inputs, 0)?
+            .to_dtype(candle_core::DType::F64)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f64>())
+            .map_err(ops::err)?;
+        let branch = if cond.first().copied().unwrap_or(0.0) != 0.0 {
+            &self.then_branch
+        } else {
+            &self.else_branch
+        };
+        let mut feeds = Vec::with_capacity(branch.graph.inputs.len());
+        for spec in &branch.graph.inputs {
+            let i = self
+                .captured
+                .iter()
+                .position(|c| *c == spec.name)
+                .ok_or_else(|| {
+                    format!(
+                        "the branch reads '{}', which the enclosing graph does not give",
+                        spec.name
+                    )
+                })?;
+            feeds.push((spec.name.clone(), ops::input(inputs, 1 + i)?.clone()));
+        }
+        Ok(branch.run(feeds)?.into_iter().map(|(_, v)| v).collect())
+    }
+}
+
 /// A compiled model.
 pub struct Model {
     pub graph: Graph,
@@ -113,7 +189,12 @@ impl Model {
         for &n in &order {
             let node = &graph.nodes[n];
             let opset = graph.opset(&node.domain);
-            match ops::build(node, opset) {
+            let built = if node.domain.is_empty() && node.op_type == "If" {
+                IfElse::compile(node, device, folder).map(|op| Box::new(op) as Box<dyn ops::Op>)
+            } else {
+                ops::build(node, opset)
+            };
+            match built {
                 Ok(op) => {
                     let inputs = node
                         .inputs

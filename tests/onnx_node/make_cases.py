@@ -36,7 +36,7 @@ SUPPORTED = {
         "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSumSquare", "Round", "Selu",
         "Sign", "Sin", "Size", "Softsign", "Split", "Tile", "Xor", "Conv", "MaxPool", "AveragePool",
         "BatchNormalization", "ArgMin", "CumSum", "GatherElements", "LogSoftmax", "OneHot",
-        "PRelu", "Pad", "Trilu", "ScatterND", "LSTM", "GRU", "RNN",
+        "PRelu", "Pad", "Trilu", "ScatterND", "LSTM", "GRU", "RNN", "If",
     ]
 } | {("ai.onnx.ml", op) for op in ["ArrayFeatureExtractor", "Scaler", "ZipMap"]}
 # Element types mlctl's tensors hold (int8 in 16-bit storage; no uint16,
@@ -59,6 +59,9 @@ VARIANTS = {
 def node_ops(graph):
     for n in graph.node:
         yield (n.domain if n.domain != "ai.onnx" else "", n.op_type)
+        for a in n.attribute:
+            if a.HasField("g"):
+                yield from node_ops(a.g)
 
 
 def tensor_types(model):

@@ -47,7 +47,8 @@ pub trait Op: Send + Sync {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult;
 }
 
-/// (domain, op type) of every operator mlctl runs.
+/// (domain, op type) of every operator mlctl runs (If is built by the model
+/// compiler, which owns control flow).
 pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "Abs"),
     ("", "Add"),
@@ -88,6 +89,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "HardSigmoid"),
     ("", "HardSwish"),
     ("", "Identity"),
+    ("", "If"),
     ("", "LSTM"),
     ("", "LayerNormalization"),
     ("", "LeakyRelu"),
