@@ -119,7 +119,14 @@ fn mutated_models_never_panic() {
                     loaded += l as usize;
                     ran += r as usize;
                 }
-                Err(_) => panic!("{name}, mutant {run}: the loader or the run panicked"),
+                Err(_) => {
+                    let kept = std::env::temp_dir().join("mlctl-fuzz-crash.onnx");
+                    std::fs::write(&kept, &bytes).unwrap();
+                    panic!(
+                        "{name}, mutant {run}: the loader or the run panicked (mutant saved to {})",
+                        kept.display()
+                    )
+                }
             }
         }
     }

@@ -51,8 +51,15 @@ impl AutoPad {
             AutoPad::SameUpper | AutoPad::SameLower => (0..n)
                 .map(|i| {
                     let out = input[i].div_ceil(strides[i]);
-                    let span = (kernel[i] - 1) * dilations[i] + 1;
-                    let total = ((out - 1) * strides[i] + span).saturating_sub(input[i]);
+                    let span = kernel[i]
+                        .saturating_sub(1)
+                        .saturating_mul(dilations[i])
+                        .saturating_add(1);
+                    let total = out
+                        .saturating_sub(1)
+                        .saturating_mul(strides[i])
+                        .saturating_add(span)
+                        .saturating_sub(input[i]);
                     let small = total / 2;
                     if *self == AutoPad::SameUpper {
                         (small, total - small)
@@ -106,6 +113,30 @@ impl Op for Conv {
         let pads = self
             .auto_pad
             .resolve(&x.dims()[2..], &kernel, &strides, &dilations);
+        let mut padded_dims = x.dims().to_vec();
+        for (i, (b, e)) in pads.iter().enumerate() {
+            padded_dims[2 + i] = padded_dims[2 + i].saturating_add(*b).saturating_add(*e);
+        }
+        super::element_count(&padded_dims)?;
+        // candle's kernels trust their shapes: check what they would not.
+        for i in 0..spatial {
+            let span = (kernel[i] - 1)
+                .saturating_mul(dilations[i])
+                .saturating_add(1);
+            if kernel[i] == 0 || span > padded_dims[2 + i] {
+                return Err(format!(
+                    "the kernel ({span} with dilation) is larger than the padded input ({}) on spatial axis {i}",
+                    padded_dims[2 + i]
+                ));
+            }
+        }
+        let (channels, per_group, maps) = (x.dims()[1], w.dims()[1], w.dims()[0]);
+        if self.group == 0 || channels != per_group * self.group || maps % self.group != 0 {
+            return Err(format!(
+                "{channels} input channels, weights for {per_group} per group, {maps} maps and group {}",
+                self.group
+            ));
+        }
         let mut padded = x.clone();
         for (i, (b, e)) in pads.iter().enumerate() {
             if *b > 0 || *e > 0 {
@@ -171,8 +202,13 @@ impl Op for Pool {
             .resolve(input_sp, &kernel, &strides, &dilations);
         let mut out_sp = Vec::with_capacity(spatial);
         for i in 0..spatial {
-            let span = (kernel[i] - 1) * dilations[i] + 1;
-            let avail = input_sp[i] + pads[i].0 + pads[i].1;
+            let span = kernel[i]
+                .saturating_sub(1)
+                .saturating_mul(dilations[i])
+                .saturating_add(1);
+            let avail = input_sp[i]
+                .saturating_add(pads[i].0)
+                .saturating_add(pads[i].1);
             if avail < span {
                 return Err(format!(
                     "the kernel ({span}) is larger than the padded input ({avail})"
@@ -195,9 +231,10 @@ impl Op for Pool {
             .and_then(|t| t.to_vec1())
             .map_err(err)?;
         let in_size: usize = input_sp.iter().product();
-        let out_size: usize = out_sp.iter().product();
-        let k_size: usize = kernel.iter().product();
+        let out_size = super::element_count(&out_sp)?;
+        let k_size = super::element_count(&kernel)?;
         let planes = dims[0] * dims[1];
+        super::element_count(&[planes, out_size])?;
         let mut out = vec![0.0; planes * out_size];
         let unravel = |mut idx: usize, shape: &[usize]| -> Vec<usize> {
             let mut v = vec![0; shape.len()];

@@ -94,7 +94,7 @@ impl Op for OneHot {
         let ax = axis(self.axis, out_rank)?;
         let mut dims = indices.dims().to_vec();
         dims.insert(ax, depth as usize);
-        let total: usize = dims.iter().product();
+        let total = super::element_count(&dims)?;
         let mut out = vec![values[0]; total];
         let ostr = strides(&dims);
         for (i, &v) in idx.iter().enumerate() {
@@ -227,7 +227,7 @@ impl Op for Pad {
             .collect();
         let values = values_f64(x)?;
         let st = strides(&dims);
-        let total: usize = out_dims.iter().product();
+        let total = super::element_count(&out_dims)?;
         let mut out = Vec::with_capacity(total);
         for i in 0..total {
             let pos = unravel(i, &out_dims);

@@ -521,6 +521,19 @@ pub fn int_values(t: &Tensor) -> Result<Vec<i64>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The most elements an operator may create from sizes it reads from
+/// attributes or input values (pads, repeats, shapes): 2^31, 8 GiB of f32.
+/// Bigger requests are errors, not attempts to allocate.
+pub const MAX_ELEMENTS: usize = 1 << 31;
+
+/// Number of elements of `dims`, refused beyond `MAX_ELEMENTS`.
+pub fn element_count(dims: &[usize]) -> Result<usize, String> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| format!("a tensor of shape {dims:?} is too large"))
+}
+
 /// A possibly negative axis, resolved against `rank`.
 pub fn axis(axis: i64, rank: usize) -> Result<usize, String> {
     let r = rank as i64;

@@ -157,10 +157,27 @@ impl Op for Recurrent {
             &xs[offset..offset + features]
         };
         let per_dir = self.activations.len() / dirs.max(1);
+        let expect = |what: &str, got: usize, want: usize| -> Result<(), String> {
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{what} holds {got} values, {want} expected"))
+            }
+        };
+        expect("B", bs.len(), dirs * 2 * gates * h)?;
+        expect("P", ps.len(), dirs * 3 * h)?;
+        expect("initial_h", hs.len(), dirs * batch * h)?;
+        expect("initial_c", cs.len(), dirs * batch * h)?;
+        expect("sequence_lens", lens.len(), batch)?;
+        if self.activations.len() % dirs != 0 {
+            return Err("activations do not divide among the directions".into());
+        }
+        super::element_count(&[seq, dirs, batch, h])?;
         let mut y = vec![0.0f32; seq * dirs * batch * h];
+        // A clip that is not a positive number clips nothing.
         let clip = |v: f32| match self.clip {
-            Some(c) => v.clamp(-c, c),
-            None => v,
+            Some(c) if c > 0.0 => v.clamp(-c, c),
+            _ => v,
         };
         for d in 0..dirs {
             let reverse = self.direction == Direction::Reverse || d == 1;

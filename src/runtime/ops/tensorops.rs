@@ -98,6 +98,7 @@ impl Op for ConstantOfShape {
             .iter()
             .map(|&d| d.max(0) as usize)
             .collect();
+        super::element_count(&dims)?;
         let y = self
             .value
             .to_device(shape_tensor.device())
@@ -249,6 +250,7 @@ impl Op for Expand {
             .map(|&d| d.max(0) as usize)
             .collect();
         let dims = broadcast_dims(x.dims(), &shape)?;
+        super::element_count(&dims)?;
         let y = x
             .broadcast_as(Shape::from(dims))
             .and_then(|t| t.contiguous())
@@ -469,6 +471,13 @@ impl Op for Tile {
                 x.rank()
             ));
         }
+        let tiled: Vec<usize> = x
+            .dims()
+            .iter()
+            .zip(&repeats)
+            .map(|(&d, &r)| d.saturating_mul(r.max(0) as usize))
+            .collect();
+        super::element_count(&tiled)?;
         let mut y = x.clone();
         for (d, &r) in repeats.iter().enumerate() {
             if r < 0 {
