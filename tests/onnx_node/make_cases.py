@@ -36,7 +36,7 @@ SUPPORTED = {
         "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSumSquare", "Round", "Selu",
         "Sign", "Sin", "Size", "Softsign", "Split", "Tile", "Xor", "Conv", "MaxPool", "AveragePool",
         "BatchNormalization", "ArgMin", "CumSum", "GatherElements", "LogSoftmax", "OneHot",
-        "PRelu", "Pad", "Trilu", "ScatterND", "LSTM", "GRU", "RNN", "If",
+        "PRelu", "Pad", "Trilu", "ScatterND", "LSTM", "GRU", "RNN", "If", "Resize",
     ]
 } | {("ai.onnx.ml", op) for op in ["ArrayFeatureExtractor", "Scaler", "ZipMap"]}
 # Element types mlctl's tensors hold (int8 in 16-bit storage; no uint16,
@@ -53,6 +53,10 @@ VARIANTS = {
     "test_batchnorm_example_training_mode": "BatchNormalization in training mode",
     "test_maxpool_with_argmax_2d_precomputed_pads": "MaxPool's Indices output",
     "test_maxpool_with_argmax_2d_precomputed_strides": "MaxPool's Indices output",
+    "test_resize_downsample_scales_cubic_antialias": "Resize with antialias",
+    "test_resize_downsample_scales_linear_antialias": "Resize with antialias",
+    "test_resize_downsample_sizes_cubic_antialias": "Resize with antialias",
+    "test_resize_downsample_sizes_linear_antialias": "Resize with antialias",
 }
 
 

@@ -11,6 +11,7 @@ mod ml;
 mod nn;
 mod quant;
 mod reduce;
+mod resize;
 mod rnn;
 mod shape;
 mod tensorops;
@@ -127,6 +128,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("", "ReduceSumSquare"),
     ("", "Relu"),
     ("", "Reshape"),
+    ("", "Resize"),
     ("", "Round"),
     ("", "ScatterND"),
     ("", "Selu"),
@@ -196,6 +198,68 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
             node.op_type == "LogSoftmax",
         )),
         ("", "PRelu") => Box::new(elementwise::PRelu),
+        ("", "Resize") => {
+            if opset < 11 {
+                return Err("Resize before opset 11 is not supported".into());
+            }
+            if a.int("antialias", 0) != 0 {
+                return Err("Resize with antialias is not supported".into());
+            }
+            let mode = match a.string("mode").as_deref().unwrap_or("nearest") {
+                "nearest" => resize::Mode::Nearest,
+                "linear" => resize::Mode::Linear,
+                "cubic" => resize::Mode::Cubic,
+                other => return Err(format!("Resize mode '{other}' is not known")),
+            };
+            let nearest = match a
+                .string("nearest_mode")
+                .as_deref()
+                .unwrap_or("round_prefer_floor")
+            {
+                "round_prefer_floor" => resize::Nearest::RoundPreferFloor,
+                "round_prefer_ceil" => resize::Nearest::RoundPreferCeil,
+                "floor" => resize::Nearest::Floor,
+                "ceil" => resize::Nearest::Ceil,
+                other => return Err(format!("nearest_mode '{other}' is not known")),
+            };
+            let transform = match a
+                .string("coordinate_transformation_mode")
+                .as_deref()
+                .unwrap_or("half_pixel")
+            {
+                "half_pixel" => resize::Transform::HalfPixel,
+                "half_pixel_symmetric" => resize::Transform::HalfPixelSymmetric,
+                "pytorch_half_pixel" => resize::Transform::PytorchHalfPixel,
+                "align_corners" => resize::Transform::AlignCorners,
+                "asymmetric" => resize::Transform::Asymmetric,
+                "tf_crop_and_resize" => resize::Transform::TfCropAndResize,
+                other => {
+                    return Err(format!(
+                        "coordinate_transformation_mode '{other}' is not known"
+                    ))
+                }
+            };
+            let policy = match a
+                .string("keep_aspect_ratio_policy")
+                .as_deref()
+                .unwrap_or("stretch")
+            {
+                "stretch" => resize::AspectPolicy::Stretch,
+                "not_larger" => resize::AspectPolicy::NotLarger,
+                "not_smaller" => resize::AspectPolicy::NotSmaller,
+                other => return Err(format!("keep_aspect_ratio_policy '{other}' is not known")),
+            };
+            Box::new(resize::Resize {
+                mode,
+                nearest,
+                transform,
+                cubic_a: a.float("cubic_coeff_a", -0.75) as f64,
+                exclude_outside: a.int("exclude_outside", 0) != 0,
+                extrapolation: a.float("extrapolation_value", 0.0) as f64,
+                axes: a.ints("axes"),
+                policy,
+            })
+        }
         ("", "RNN" | "LSTM" | "GRU") => {
             let direction = rnn::Direction::parse(a.string("direction"))?;
             let dirs = if direction == rnn::Direction::Bidirectional {
