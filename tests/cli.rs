@@ -615,9 +615,16 @@ fn a_hundred_thousand_categories_are_fine() {
 }
 
 #[test]
-fn the_sample_projects_mlctl_toml_sets_baseline_window_and_gates() {
+fn the_sample_projects_mlctl_toml_sets_baseline_and_gates() {
     let out = bare_mlctl()
-        .args(["drift", "sample_data/logs.parquet", "--format", "json"])
+        .args([
+            "drift",
+            "sample_data/logs.parquet",
+            "--window",
+            "1d",
+            "--format",
+            "json",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
