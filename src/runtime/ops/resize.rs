@@ -155,29 +155,26 @@ impl Resize {
     }
 }
 
+/// An optional input of floats (roi, scales); empty counts as absent.
+fn float_list(inputs: &[Option<&Value>], i: usize) -> Result<Option<Vec<f64>>, String> {
+    let values = optional(inputs, i)?
+        .map(|t| {
+            t.to_dtype(DType::F64)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f64>())
+        })
+        .transpose()
+        .map_err(err)?;
+    Ok(values.filter(|v| !v.is_empty()))
+}
+
 impl Op for Resize {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let x = input(inputs, 0)?;
         let rank = x.rank();
         let dims = x.dims().to_vec();
-        let roi = optional(inputs, 1)?
-            .map(|t| {
-                t.to_dtype(DType::F64)
-                    .and_then(|t| t.flatten_all())
-                    .and_then(|t| t.to_vec1::<f64>())
-            })
-            .transpose()
-            .map_err(err)?
-            .filter(|v| !v.is_empty());
-        let scales = optional(inputs, 2)?
-            .map(|t| {
-                t.to_dtype(DType::F64)
-                    .and_then(|t| t.flatten_all())
-                    .and_then(|t| t.to_vec1::<f64>())
-            })
-            .transpose()
-            .map_err(err)?
-            .filter(|v| !v.is_empty());
+        let roi = float_list(inputs, 1)?;
+        let scales = float_list(inputs, 2)?;
         let sizes = optional(inputs, 3)?
             .map(int_values)
             .transpose()?
