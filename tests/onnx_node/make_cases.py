@@ -40,9 +40,10 @@ SUPPORTED = {
     ]
 } | {("ai.onnx.ml", op) for op in ["ArrayFeatureExtractor", "Scaler", "ZipMap"]}
 # Element types mlctl's tensors hold (int8 in 16-bit storage; no uint16,
-# uint64, string or float8 tensors yet).
+# uint64, string, float8 or 4-bit tensors yet).
 TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.INT64,
          onnx.TensorProto.INT32, onnx.TensorProto.INT16, onnx.TensorProto.UINT8, onnx.TensorProto.INT8,
+         onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
          onnx.TensorProto.BOOL, onnx.TensorProto.UINT32}
 
 
