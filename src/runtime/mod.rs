@@ -63,7 +63,7 @@ pub fn check_node(node: &graph::Node, opset: i64) -> Result<(), String> {
         }
         return Ok(());
     }
-    ops::build(node, opset).map(|_| ())
+    ops::build(node, opset, &HashMap::new()).map(|_| ())
 }
 
 /// `If`: runs one of two compiled branches on the values they read from the
@@ -185,6 +185,12 @@ impl Model {
         for i in &graph.inputs {
             slot(&i.name, &mut slots);
         }
+        let declared_types: HashMap<String, i32> = graph
+            .initializers
+            .iter()
+            .map(|t| (t.name.clone(), t.data_type))
+            .chain(graph.inputs.iter().map(|i| (i.name.clone(), i.elem_type)))
+            .collect();
         let mut steps = Vec::with_capacity(order.len());
         for &n in &order {
             let node = &graph.nodes[n];
@@ -192,7 +198,7 @@ impl Model {
             let built = if node.domain.is_empty() && node.op_type == "If" {
                 IfElse::compile(node, device, folder).map(|op| Box::new(op) as Box<dyn ops::Op>)
             } else {
-                ops::build(node, opset)
+                ops::build(node, opset, &declared_types)
             };
             match built {
                 Ok(op) => {

@@ -22,6 +22,8 @@ pub fn dtype_of(onnx_type: i32) -> Option<DType> {
         // losslessly; operators that care (QuantizeLinear) saturate to the
         // int8 range themselves.
         DataType::Int16 | DataType::Int8 => Some(DType::I16),
+        // Nor an unsigned 16-bit one: uint16 lives in i32, losslessly.
+        DataType::Uint16 => Some(DType::I32),
         DataType::Uint8 | DataType::Bool => Some(DType::U8),
         DataType::Uint32 => Some(DType::U32),
         _ => None,
@@ -133,7 +135,22 @@ pub fn from_proto(t: &TensorProto, device: &Device) -> Result<Tensor, String> {
         .ok_or_else(|| format!("element type {} is not supported", type_name(t.data_type)))?;
     let n: usize = dims.iter().product();
     let err = |e: candle_core::Error| e.to_string();
-    let tensor = if !t.raw_data.is_empty() && t.data_type == DataType::Int8 as i32 {
+    let tensor = if !t.raw_data.is_empty() && t.data_type == DataType::Uint16 as i32 {
+        if t.raw_data.len() != 2 * n {
+            return Err(format!(
+                "holds {} bytes of data, its shape {:?} needs {}",
+                t.raw_data.len(),
+                dims,
+                2 * n
+            ));
+        }
+        let values: Vec<i32> = t
+            .raw_data
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as i32)
+            .collect();
+        Tensor::from_vec(values, dims.as_slice(), &Device::Cpu).map_err(err)?
+    } else if !t.raw_data.is_empty() && t.data_type == DataType::Int8 as i32 {
         if t.raw_data.len() != n {
             return Err(format!(
                 "holds {} bytes of data, its shape {:?} needs {}",

@@ -39,11 +39,11 @@ SUPPORTED = {
         "PRelu", "Pad", "Trilu", "ScatterND", "LSTM", "GRU", "RNN", "If", "Resize",
     ]
 } | {("ai.onnx.ml", op) for op in ["ArrayFeatureExtractor", "Scaler", "ZipMap"]}
-# Element types mlctl's tensors hold (int8 in 16-bit storage; no uint16,
-# uint64, string, float8 or 4-bit tensors yet).
+# Element types mlctl's tensors hold (int8 in 16-bit storage, uint16 in
+# 32-bit storage; no uint64, string, float8 or 4-bit tensors yet).
 TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.INT64,
          onnx.TensorProto.INT32, onnx.TensorProto.INT16, onnx.TensorProto.UINT8, onnx.TensorProto.INT8,
-         onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
+         onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.UINT16,
          onnx.TensorProto.BOOL, onnx.TensorProto.UINT32}
 
 

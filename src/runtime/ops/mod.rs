@@ -159,7 +159,19 @@ pub const SUPPORTED: &[(&str, &str)] = &[
 ];
 
 /// Builds the operator for `node` at `opset` (the version its domain imports).
-pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
+/// `types` gives the ONNX element type of the values whose type the model
+/// declares (initializers, graph inputs): quantized outputs need it.
+pub fn build(
+    node: &Node,
+    opset: i64,
+    types: &std::collections::HashMap<String, i32>,
+) -> Result<Box<dyn Op>, String> {
+    let declared = |i: usize| {
+        node.inputs
+            .get(i)
+            .and_then(|n| types.get(n))
+            .and_then(|&t| quant::Quantized::from_onnx(t))
+    };
     let a = Attrs(&node.attributes);
     let op: Box<dyn Op> = match (node.domain.as_str(), node.op_type.as_str()) {
         ("", "Add" | "Sub" | "Mul" | "Div") => elementwise::binary(&node.op_type)?,
@@ -497,6 +509,12 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
         ("", "QuantizeLinear") => Box::new(quant::QuantizeLinear {
             axis: a.int("axis", 1),
             block_size: a.int("block_size", 0),
+            output: a
+                .0
+                .iter()
+                .find(|x| x.name == "output_dtype" && x.i != 0)
+                .and_then(|x| quant::Quantized::from_onnx(x.i as i32))
+                .or_else(|| declared(2)),
         }),
         ("", "DequantizeLinear") => Box::new(quant::DequantizeLinear {
             axis: a.int("axis", 1),
@@ -504,7 +522,9 @@ pub fn build(node: &Node, opset: i64) -> Result<Box<dyn Op>, String> {
         }),
         ("", "DynamicQuantizeLinear") => Box::new(quant::DynamicQuantizeLinear),
         ("", "MatMulInteger") => Box::new(quant::MatMulInteger),
-        ("", "QLinearMatMul") => Box::new(quant::QLinearMatMul),
+        ("", "QLinearMatMul") => Box::new(quant::QLinearMatMul {
+            output: declared(7),
+        }),
         ("", "LayerNormalization") => Box::new(tensorops::LayerNormalization {
             axis: a.int("axis", -1),
             epsilon: a.float("epsilon", 1e-5) as f64,

@@ -19,13 +19,47 @@ fn f64s(t: &Tensor) -> Result<Vec<f64>, String> {
         .map_err(err)
 }
 
-/// The integer range of a quantized type, by its storage dtype.
-fn range_of(dtype: DType) -> (f64, f64) {
-    match dtype {
-        DType::U8 => (0.0, 255.0),
-        DType::I16 => (-128.0, 127.0),
-        DType::I32 => (i32::MIN as f64, i32::MAX as f64),
-        _ => (0.0, 255.0),
+/// A quantized type: how its values are stored and the range they saturate to.
+#[derive(Debug, Clone, Copy)]
+pub struct Quantized {
+    pub storage: DType,
+    pub range: (f64, f64),
+}
+
+impl Quantized {
+    pub const UINT8: Quantized = Quantized {
+        storage: DType::U8,
+        range: (0.0, 255.0),
+    };
+
+    /// From an ONNX element type (int8 and int16 share i16 storage, uint16
+    /// lives in i32, so the storage alone cannot tell the range).
+    pub fn from_onnx(onnx_type: i32) -> Option<Quantized> {
+        use candle_onnx::onnx::tensor_proto::DataType as T;
+        let (storage, range) = match T::try_from(onnx_type).ok()? {
+            T::Uint8 => (DType::U8, (0.0, 255.0)),
+            T::Int8 => (DType::I16, (-128.0, 127.0)),
+            T::Uint16 => (DType::I32, (0.0, 65535.0)),
+            T::Int16 => (DType::I16, (-32768.0, 32767.0)),
+            T::Int32 => (DType::I32, (i32::MIN as f64, i32::MAX as f64)),
+            _ => return None,
+        };
+        Some(Quantized { storage, range })
+    }
+
+    /// When the model does not say: from the zero point's storage.
+    fn from_storage(dtype: DType) -> Quantized {
+        match dtype {
+            DType::I16 => Quantized {
+                storage: dtype,
+                range: (-128.0, 127.0),
+            },
+            DType::I32 => Quantized {
+                storage: dtype,
+                range: (i32::MIN as f64, i32::MAX as f64),
+            },
+            _ => Quantized::UINT8,
+        }
     }
 }
 
@@ -85,13 +119,21 @@ impl Op for DequantizeLinear {
 pub struct QuantizeLinear {
     pub axis: i64,
     pub block_size: i64,
+    /// The output type, when the model declares it (the zero point's type,
+    /// or output_dtype).
+    pub output: Option<Quantized>,
 }
 
 /// round-half-to-even(x / scale) + zero point, saturated to the type's range.
 /// The division happens in float32 when x and the scale are float32, as in
 /// ONNX Runtime, so that values on a rounding boundary land where they do
 /// there.
-fn quantize(x: &Tensor, scale: &Tensor, zp: Option<&Tensor>, out: DType) -> Result<Tensor, String> {
+fn quantize(
+    x: &Tensor,
+    scale: &Tensor,
+    zp: Option<&Tensor>,
+    out: Quantized,
+) -> Result<Tensor, String> {
     let precision = if x.dtype() == DType::F32 && scale.dtype() == DType::F32 {
         DType::F32
     } else {
@@ -114,10 +156,10 @@ fn quantize(x: &Tensor, scale: &Tensor, zp: Option<&Tensor>, out: DType) -> Resu
             .broadcast_add(&z.to_dtype(DType::F64).map_err(err)?)
             .map_err(err)?;
     }
-    let (lo, hi) = range_of(out);
+    let (lo, hi) = out.range;
     let clamped: Vec<f64> = f64s(&y)?.into_iter().map(|v| v.clamp(lo, hi)).collect();
     Tensor::from_vec(clamped, dims.as_slice(), x.device())
-        .and_then(|t| t.to_dtype(out))
+        .and_then(|t| t.to_dtype(out.storage))
         .map_err(err)
 }
 
@@ -136,7 +178,9 @@ impl Op for QuantizeLinear {
             .map(|z| along_axis(z, x, ax, self.block_size))
             .transpose()?;
         // The zero point's type is the output type; uint8 without one.
-        let out = zp.map_or(DType::U8, |z| z.dtype());
+        let out = self
+            .output
+            .unwrap_or_else(|| zp.map_or(Quantized::UINT8, |z| Quantized::from_storage(z.dtype())));
         Ok(vec![Value::Tensor(quantize(x, &s, z.as_ref(), out)?)])
     }
 }
@@ -175,7 +219,7 @@ impl Op for DynamicQuantizeLinear {
                 &x.to_dtype(DType::F32).map_err(err)?,
                 &s,
                 Some(&z),
-                DType::U8,
+                Quantized::UINT8,
             )?
         };
         Ok(vec![
@@ -220,7 +264,9 @@ impl Op for MatMulInteger {
 }
 
 /// Quantized matrix product with requantization to y_scale / y_zero_point.
-pub struct QLinearMatMul;
+pub struct QLinearMatMul {
+    pub output: Option<Quantized>,
+}
 
 impl Op for QLinearMatMul {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
@@ -239,7 +285,9 @@ impl Op for QLinearMatMul {
             &a.broadcast_mul(&a_scale).map_err(err)?,
             &b.broadcast_mul(&b_scale).map_err(err)?,
         )?;
-        let out = y_zp.map_or(DType::U8, |z| z.dtype());
+        let out = self.output.unwrap_or_else(|| {
+            y_zp.map_or(Quantized::UINT8, |z| Quantized::from_storage(z.dtype()))
+        });
         Ok(vec![Value::Tensor(quantize(&real, y_scale, y_zp, out)?)])
     }
 }
