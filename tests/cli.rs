@@ -2,24 +2,11 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
+mod common;
+
+use common::{bare_mlctl, fails_cleanly, mlctl};
 use predicates::prelude::*;
 use serde_json::Value;
-
-/// The binary, with an empty settings file so that the sample project's
-/// mlctl.toml does not change what each test asks for.
-fn mlctl() -> Command {
-    let mut cmd = bare_mlctl();
-    cmd.args(["--config", "tests/fixtures/empty.toml"]);
-    cmd
-}
-
-/// The binary as a user runs it in the repository: ./mlctl.toml applies.
-fn bare_mlctl() -> Command {
-    let mut cmd = Command::cargo_bin("mlctl").unwrap();
-    cmd.env("NO_COLOR", "1").env_remove("RUST_BACKTRACE");
-    cmd
-}
 
 fn json_of(args: &[&str], expected_code: i32) -> Value {
     let out = mlctl()
@@ -52,20 +39,6 @@ fn row<'a>(section: &'a Value, column: &str) -> &'a Value {
         .iter()
         .find(|r| r["column"] == column)
         .unwrap_or_else(|| panic!("no row {column}"))
-}
-
-/// Exit code 2 with exactly one line on stderr that contains `needle`.
-fn fails_cleanly(args: &[&str], needle: &str) {
-    let out = mlctl().args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "one line expected: {stderr}"
-    );
-    assert!(stderr.contains(needle), "{needle:?} not in {stderr:?}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
 }
 
 #[test]

@@ -3,30 +3,13 @@
 //! tests/fixtures/make_runtime_fixtures.py), and on broken models
 //! (tests/fixtures/models, made by make_bad_models.py).
 
-use assert_cmd::Command;
+mod common;
+
+use common::{fails_cleanly, mlctl};
 use predicates::prelude::*;
 use serde_json::Value;
 
 use mlctl::data::Table;
-
-fn mlctl() -> Command {
-    let mut cmd = Command::cargo_bin("mlctl").unwrap();
-    cmd.env("NO_COLOR", "1")
-        .args(["--config", "tests/fixtures/empty.toml"]);
-    cmd
-}
-
-fn fails_cleanly(args: &[&str], needle: &str) {
-    let out = mlctl().args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "one line expected: {stderr}"
-    );
-    assert!(stderr.contains(needle), "{needle:?} not in {stderr:?}");
-}
 
 #[test]
 fn predict_matches_onnx_runtime_on_the_sample_mlp() {

@@ -18,6 +18,18 @@ pub struct GroupedProfiles {
     pub groups: BTreeMap<Option<i64>, ColumnProfile>,
 }
 
+/// Applies `update` to the whole-data profile and to group `g`'s.
+fn tally(
+    whole: &mut ColumnProfile,
+    groups: &mut BTreeMap<Option<i64>, ColumnProfile>,
+    g: Option<i64>,
+    empty: &impl Fn() -> ColumnProfile,
+    update: impl Fn(&mut ColumnProfile),
+) {
+    update(whole);
+    update(groups.entry(g).or_insert_with(empty));
+}
+
 /// Builds profiles from value counts; `cap` bounds the distinct numbers kept
 /// per profile (beyond it a summary with a recorded rank error).
 pub fn profiles_from_counts(
@@ -34,16 +46,15 @@ pub fn profiles_from_counts(
             let mut pairs: BTreeMap<Option<i64>, Vec<(f64, u64)>> = BTreeMap::new();
             let mut all = Vec::new();
             for &(g, v, n) in entries {
-                let p = groups.entry(g).or_insert_with(empty);
-                for profile in [&mut whole, p] {
-                    profile.rows += n;
+                tally(&mut whole, &mut groups, g, &empty, |p| {
+                    p.rows += n;
                     match v {
-                        None => profile.nulls += n,
-                        Some(x) if x.is_nan() => profile.nan += n,
-                        Some(x) if x.is_infinite() => profile.infinite += n,
+                        None => p.nulls += n,
+                        Some(x) if x.is_nan() => p.nan += n,
+                        Some(x) if x.is_infinite() => p.infinite += n,
                         Some(_) => {}
                     }
-                }
+                });
                 if let Some(x) = v.filter(|x| x.is_finite()) {
                     pairs.entry(g).or_default().push((x, n));
                     all.push((x, n));
@@ -58,13 +69,12 @@ pub fn profiles_from_counts(
             let mut whole_map = BTreeMap::new();
             let mut maps: BTreeMap<Option<i64>, BTreeMap<String, u64>> = BTreeMap::new();
             for (g, v, n) in entries {
-                let p = groups.entry(*g).or_insert_with(empty);
-                for profile in [&mut whole, p] {
-                    profile.rows += n;
+                tally(&mut whole, &mut groups, *g, &empty, |p| {
+                    p.rows += n;
                     if v.is_none() {
-                        profile.nulls += n;
+                        p.nulls += n;
                     }
-                }
+                });
                 if let Some(text) = v {
                     *whole_map.entry(text.clone()).or_insert(0) += n;
                     *maps.entry(*g).or_default().entry(text.clone()).or_insert(0) += n;
@@ -77,20 +87,16 @@ pub fn profiles_from_counts(
         }
         ValueCounts::Micros(entries) => {
             for &(g, v, n) in entries {
-                let p = groups.entry(g).or_insert_with(empty);
-                for profile in [&mut whole, p] {
-                    profile.rows += n;
+                tally(&mut whole, &mut groups, g, &empty, |p| {
+                    p.rows += n;
                     match v {
-                        None => profile.nulls += n,
+                        None => p.nulls += n,
                         Some(t) => {
-                            profile.time_range = Some(
-                                profile
-                                    .time_range
-                                    .map_or((t, t), |(a, b)| (a.min(t), b.max(t))),
-                            )
+                            p.time_range =
+                                Some(p.time_range.map_or((t, t), |(a, b)| (a.min(t), b.max(t))))
                         }
                     }
-                }
+                });
             }
         }
     }
