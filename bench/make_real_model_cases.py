@@ -40,7 +40,32 @@ def minilm_path():
     return pathlib.Path(glob.glob(str(ROOT / "bench_data" / "minilm" / "**" / "*.onnx"), recursive=True)[0])
 
 
-def write_case(name, model, feeds, out=OUT, copy=False):
+def session(model, optimized):
+    options = ort.SessionOptions()
+    if not optimized:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
+def outlier_fraction(a, b, rtol=1e-4, atol=1e-4):
+    """Share of values where two runs differ by more than the tolerance."""
+    worst = 0.0
+    for x, y in zip(a, b):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.dtype.kind == "f":
+            worst = max(worst, float(np.mean(np.abs(x - y) > atol + rtol * np.abs(y))))
+    return worst
+
+
+def write_case(name, model, feeds, out=OUT, copy=False, quantized=False):
+    """The reference is ONNX Runtime with graph optimisations off: the graph's
+    own ops, one by one, which is what mlctl runs (ORT's fusions change the
+    float rounding). A dynamically quantized model rounds each activation to
+    uint8 at run time, so a last-bit difference before DynamicQuantizeLinear
+    moves a value by one step and a whole token's row with it: ONNX Runtime's
+    optimized run disagrees with its own unoptimized run on such values. For
+    those models tolerance.txt allows, as its third field, the share of values
+    ORT itself disagrees on; every other value must match to 1e-4."""
     d = out / name
     d.mkdir(parents=True, exist_ok=True)
     target = d / "model.onnx"
@@ -48,14 +73,17 @@ def write_case(name, model, feeds, out=OUT, copy=False):
         shutil.copyfile(model, target)
     elif not target.exists():
         target.symlink_to(model)
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    outputs = session.run(None, dict(feeds))
+    outputs = session(model, optimized=False).run(None, dict(feeds))
     for k, (_, x) in enumerate(feeds):
         (d / f"input_{k}.pb").write_bytes(numpy_helper.from_array(x).SerializeToString())
     for k, y in enumerate(outputs):
         (d / f"output_{k}.pb").write_bytes(numpy_helper.from_array(np.asarray(y)).SerializeToString())
-    (d / "tolerance.txt").write_text("1e-4 1e-4\n")
-    print(name, [o.shape for o in outputs])
+    tolerance = "1e-4 1e-4"
+    if quantized:
+        optimized = session(model, optimized=True).run(None, dict(feeds))
+        tolerance += f" {outlier_fraction(optimized, outputs):.5f}"
+    (d / "tolerance.txt").write_text(tolerance + "\n")
+    print(name, [o.shape for o in outputs], tolerance)
 
 
 def int8(model, name):
@@ -81,7 +109,7 @@ def main():
     del quantized.graph.output[1:]
     slim = ROOT / "bench_data" / "model.int8.labels.onnx"
     onnx.save(quantized, str(slim))
-    write_case("mlp_int8_labels", slim, [("X", x)], out=VENDORED, copy=True)
+    write_case("mlp_int8_labels", slim, [("X", x)], out=VENDORED, copy=True, quantized=True)
 
     model = minilm_path()
     model_int8 = int8(model, "minilm_l3.int8.onnx")
@@ -95,7 +123,7 @@ def main():
             mask[1, seq // 2:] = 0
         feeds = [("input_ids", ids), ("attention_mask", mask)]
         write_case(f"minilm_l3_{batch}x{seq}", model, feeds)
-        write_case(f"minilm_l3_int8_{batch}x{seq}", model_int8, feeds)
+        write_case(f"minilm_l3_int8_{batch}x{seq}", model_int8, feeds, quantized=True)
 
 
 if __name__ == "__main__":

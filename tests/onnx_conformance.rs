@@ -26,12 +26,16 @@ fn values(t: &Tensor) -> Vec<f64> {
 
 fn run_case(dir: &Path) -> Result<(), String> {
     let model = Model::load(&dir.join("model.onnx"), &Device::Cpu).map_err(|e| e.0.join("; "))?;
-    let (rtol, atol) = match std::fs::read_to_string(dir.join("tolerance.txt")) {
+    // "rtol atol [outliers]": the optional third field is the share of
+    // values allowed past the tolerance, written for dynamically quantized
+    // models as the share ONNX Runtime's optimized run disagrees with its own
+    // unoptimized run (bench/make_real_model_cases.py says why).
+    let (rtol, atol, outliers) = match std::fs::read_to_string(dir.join("tolerance.txt")) {
         Ok(t) => {
             let v: Vec<f64> = t.split_whitespace().map(|x| x.parse().unwrap()).collect();
-            (v[0], v[1])
+            (v[0], v[1], v.get(2).copied().unwrap_or(0.0))
         }
-        Err(_) => (1e-3, 1e-7),
+        Err(_) => (1e-3, 1e-7, 0.0),
     };
     let feeds: Vec<(String, Tensor)> = model
         .graph
@@ -74,6 +78,9 @@ fn run_case(dir: &Path) -> Result<(), String> {
                 first.get_or_insert(format!("[{i}]: {a}, expected {e}"));
                 worst = worst.max((a - e).abs());
             }
+        }
+        if bad as f64 <= outliers * actual.elem_count() as f64 {
+            continue;
         }
         if let Some(first) = first {
             let message = format!(
