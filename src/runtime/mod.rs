@@ -3,6 +3,7 @@
 //! times. Parsing (`graph`) is separate from execution (`ops`, `Model::run`).
 
 pub mod graph;
+pub mod kernels;
 pub mod ops;
 pub mod tensor;
 
@@ -40,6 +41,20 @@ fn cuda_device(ordinal: usize) -> Result<Device, String> {
 #[cfg(not(feature = "cuda"))]
 fn cuda_device(_ordinal: usize) -> Result<Device, String> {
     Err("built without CUDA support; rebuild with --features cuda".into())
+}
+
+/// Sets the number of threads every kernel uses. Must run before the first
+/// operator: rayon builds its pool once, and candle's matrix products read
+/// RAYON_NUM_THREADS on every call, so both are set here.
+pub fn set_threads(n: usize) -> Result<(), String> {
+    if n == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| format!("cannot set {n} threads: {e}"))
 }
 
 struct Step {
@@ -264,6 +279,16 @@ impl Model {
     /// Runs the model. Every graph input must be fed, with its declared
     /// element type and rank, and its fixed dimensions.
     pub fn run(&self, feeds: Vec<(String, Tensor)>) -> Result<Vec<(String, Value)>, String> {
+        self.run_profiled(feeds, None)
+    }
+
+    /// `run`, adding each step's wall time to `profile` by operator type
+    /// (calls, seconds) when given.
+    pub fn run_profiled(
+        &self,
+        feeds: Vec<(String, Tensor)>,
+        mut profile: Option<&mut HashMap<String, (usize, f64)>>,
+    ) -> Result<Vec<(String, Value)>, String> {
         let mut values: Vec<Option<Value>> = vec![None; self.slots.len()];
         for (slot, w) in &self.weights {
             values[*slot] = Some(Value::Tensor(w.clone()));
@@ -311,10 +336,16 @@ impl Model {
                 .iter()
                 .map(|s| s.and_then(|s| values[s].as_ref()))
                 .collect();
+            let start = profile.is_some().then(std::time::Instant::now);
             let outputs = step
                 .op
                 .run(&inputs)
                 .map_err(|e| format!("node '{}' ({}): {e}", node.label(), node.op_type))?;
+            if let (Some(profile), Some(start)) = (profile.as_deref_mut(), start) {
+                let entry = profile.entry(node.op_type.clone()).or_default();
+                entry.0 += 1;
+                entry.1 += start.elapsed().as_secs_f64();
+            }
             for (slot, value) in step.outputs.iter().zip(outputs) {
                 if let Some(slot) = slot {
                     values[*slot] = Some(value);

@@ -1,11 +1,48 @@
 //! Matrix products: MatMul (numpy semantics, batched with broadcasting) and
 //! Gemm (alpha * A' B' + beta * C, the bias optional).
+//!
+//! On the CPU, float32 products run on mlctl's own kernels
+//! (`runtime::kernels::sgemm`): a right-hand side that is a weight is packed
+//! once, on the first call, and kept with the operator. Other devices, types
+//! and shapes go through candle.
 
-use candle_core::Tensor;
+use std::sync::{Arc, Mutex};
+
+use candle_core::{DType, Tensor, TensorId};
+use rayon::prelude::*;
 
 use super::{err, input, optional, Op, OpResult, Value};
+use crate::runtime::kernels::{self, sgemm::PackedB};
 
-pub struct MatMul;
+/// The packed form of the last right-hand side seen, by tensor identity:
+/// weights keep theirs across calls (the model hands the same tensor every
+/// time); activations are packed afresh.
+pub struct PackCache<P>(Mutex<Option<(TensorId, Arc<P>)>>);
+
+impl<P> Default for PackCache<P> {
+    fn default() -> Self {
+        PackCache(Mutex::new(None))
+    }
+}
+
+impl<P> PackCache<P> {
+    pub fn get_or(&self, t: &Tensor, pack: impl FnOnce() -> Option<P>) -> Option<Arc<P>> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((id, packed)) = slot.as_ref() {
+            if *id == t.id() {
+                return Some(packed.clone());
+            }
+        }
+        let packed = Arc::new(pack()?);
+        *slot = Some((t.id(), packed.clone()));
+        Some(packed)
+    }
+}
+
+#[derive(Default)]
+pub struct MatMul {
+    packed: PackCache<PackedB>,
+}
 
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
     // A vector operand is a matrix with one row (left) or column (right),
@@ -34,12 +71,76 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
     Ok(y)
 }
 
+/// A (..., m, k) times a 2-D B (k, n) on the CPU kernels, the leading
+/// dimensions of A folded into its rows.
+fn matmul_weight(a: &Tensor, packed: &PackedB) -> Option<Tensor> {
+    let k = *a.dims().last()?;
+    if k != packed.k || a.rank() < 2 {
+        return None;
+    }
+    let m = a.elem_count() / k.max(1);
+    let mut dims = a.dims().to_vec();
+    *dims.last_mut()? = packed.n;
+    let mut c = vec![0f32; m * packed.n];
+    kernels::with_slice::<f32, _>(a, |a| kernels::sgemm::sgemm(m, a, k, packed, &mut c, true))?;
+    kernels::tensor_from(c, &dims).ok()
+}
+
+/// Batched A (..., m, k) times B (..., k, n) with the same leading
+/// dimensions: batches in parallel when there are enough of them.
+fn matmul_batched(a: &Tensor, b: &Tensor) -> Option<Tensor> {
+    let (ad, bd) = (a.dims(), b.dims());
+    let r = ad.len();
+    if r < 3 || bd.len() != r || ad[..r - 2] != bd[..r - 2] || ad[r - 1] != bd[r - 2] {
+        return None;
+    }
+    let (m, k, n) = (ad[r - 2], ad[r - 1], bd[r - 1]);
+    let batches: usize = ad[..r - 2].iter().product();
+    let mut dims = ad.to_vec();
+    dims[r - 1] = n;
+    let mut c = vec![0f32; batches * m * n];
+    kernels::with_slice::<f32, _>(a, |a| {
+        kernels::with_slice::<f32, _>(b, |b| {
+            let one = |(i, c): (usize, &mut [f32]), parallel: bool| {
+                let packed = PackedB::pack(&b[i * k * n..(i + 1) * k * n], k, n, n, 1);
+                kernels::sgemm::sgemm(m, &a[i * m * k..], k, &packed, c, parallel);
+            };
+            if batches >= kernels::threads()
+                && kernels::threads() > 1
+                && m * n * k * batches >= 1 << 17
+            {
+                c.par_chunks_mut((m * n).max(1))
+                    .enumerate()
+                    .for_each(|x| one(x, false));
+            } else {
+                c.chunks_mut((m * n).max(1))
+                    .enumerate()
+                    .for_each(|x| one(x, true));
+            }
+        })
+    })??;
+    kernels::tensor_from(c, &dims).ok()
+}
+
 impl Op for MatMul {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
-        Ok(vec![Value::Tensor(matmul(
-            input(inputs, 0)?,
-            input(inputs, 1)?,
-        )?)])
+        let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
+        if kernels::on_cpu(a, DType::F32) && kernels::on_cpu(b, DType::F32) {
+            let fast = if b.rank() == 2 {
+                let (k, n) = (b.dims()[0], b.dims()[1]);
+                self.packed
+                    .get_or(b, || {
+                        kernels::with_slice::<f32, _>(b, |v| PackedB::pack(v, k, n, n, 1))
+                    })
+                    .and_then(|packed| matmul_weight(a, &packed))
+            } else {
+                matmul_batched(a, b)
+            };
+            if let Some(y) = fast {
+                return Ok(vec![Value::Tensor(y)]);
+            }
+        }
+        Ok(vec![Value::Tensor(matmul(a, b)?)])
     }
 }
 
@@ -48,22 +149,63 @@ pub struct Gemm {
     pub beta: f64,
     pub trans_a: bool,
     pub trans_b: bool,
+    pub packed: PackCache<PackedB>,
+}
+
+impl Gemm {
+    /// alpha A' B' on the CPU kernels (B' packed through its strides).
+    fn product_on_cpu(&self, a: &Tensor, b: &Tensor) -> Option<Tensor> {
+        if !kernels::on_cpu(a, DType::F32) || !kernels::on_cpu(b, DType::F32) || b.rank() != 2 {
+            return None;
+        }
+        let a = if self.trans_a {
+            a.t().ok()?.contiguous().ok()?
+        } else {
+            a.clone()
+        };
+        let (rows, cols) = (b.dims()[0], b.dims()[1]);
+        let (k, n) = if self.trans_b {
+            (cols, rows)
+        } else {
+            (rows, cols)
+        };
+        let packed = self.packed.get_or(b, || {
+            kernels::with_slice::<f32, _>(b, |v| {
+                if self.trans_b {
+                    PackedB::pack(v, k, n, 1, k)
+                } else {
+                    PackedB::pack(v, k, n, n, 1)
+                }
+            })
+        })?;
+        let y = matmul_weight(&a, &packed)?;
+        if self.alpha != 1.0 {
+            return y.affine(self.alpha, 0.0).ok();
+        }
+        Some(y)
+    }
 }
 
 impl Op for Gemm {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
-        let mut a = input(inputs, 0)?.clone();
-        let mut b = input(inputs, 1)?.clone();
-        if self.trans_a {
-            a = a.t().map_err(err)?;
-        }
-        if self.trans_b {
-            b = b.t().map_err(err)?;
-        }
-        let mut y = matmul(&a, &b)?;
-        if self.alpha != 1.0 {
-            y = y.affine(self.alpha, 0.0).map_err(err)?;
-        }
+        let mut y = match self.product_on_cpu(input(inputs, 0)?, input(inputs, 1)?) {
+            Some(y) => y,
+            None => {
+                let mut a = input(inputs, 0)?.clone();
+                let mut b = input(inputs, 1)?.clone();
+                if self.trans_a {
+                    a = a.t().map_err(err)?;
+                }
+                if self.trans_b {
+                    b = b.t().map_err(err)?;
+                }
+                let mut y = matmul(&a, &b)?;
+                if self.alpha != 1.0 {
+                    y = y.affine(self.alpha, 0.0).map_err(err)?;
+                }
+                y
+            }
+        };
         if let Some(c) = optional(inputs, 2)? {
             let c = if self.beta != 1.0 {
                 c.affine(self.beta, 0.0).map_err(err)?

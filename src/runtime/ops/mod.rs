@@ -186,12 +186,13 @@ pub fn build(
         ("", "HardSigmoid") => {
             elementwise::hard_sigmoid(a.float("alpha", 0.2), a.float("beta", 0.5))
         }
-        ("", "MatMul") => Box::new(linalg::MatMul),
+        ("", "MatMul") => Box::new(linalg::MatMul::default()),
         ("", "Gemm") => Box::new(linalg::Gemm {
             alpha: a.float("alpha", 1.0) as f64,
             beta: a.float("beta", 1.0) as f64,
             trans_a: a.int("transA", 0) != 0,
             trans_b: a.int("transB", 0) != 0,
+            packed: Default::default(),
         }),
         ("", "ArgMax") => Box::new(nn::ArgMax {
             axis: a.int("axis", 0),
@@ -521,7 +522,7 @@ pub fn build(
             block_size: a.int("block_size", 0),
         }),
         ("", "DynamicQuantizeLinear") => Box::new(quant::DynamicQuantizeLinear),
-        ("", "MatMulInteger") => Box::new(quant::MatMulInteger),
+        ("", "MatMulInteger") => Box::new(quant::MatMulInteger::default()),
         ("", "QLinearMatMul") => Box::new(quant::QLinearMatMul {
             output: declared(7),
         }),

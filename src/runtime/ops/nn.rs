@@ -4,6 +4,7 @@
 use candle_core::{DType, Tensor, D};
 
 use super::{axis, err, input, Op, OpResult, Value};
+use crate::runtime::kernels::{self, rows};
 
 /// Softmax and LogSoftmax.
 pub struct Softmax {
@@ -38,6 +39,15 @@ impl Op for Softmax {
         let rank = x.rank();
         let ax = axis(self.axis, rank)?;
         let dims = x.dims().to_vec();
+        // Rows of the last axis (or, before opset 13, of everything from the
+        // axis on) run on the CPU kernel.
+        let row_len: usize = dims[ax..].iter().product();
+        if !self.log && (self.opset < 13 || ax + 1 == rank) && kernels::on_cpu(x, DType::F32) {
+            if let Some(mut v) = kernels::with_slice::<f32, _>(x, |v| v.to_vec()) {
+                rows::softmax_rows(&mut v, row_len);
+                return Ok(vec![Value::Tensor(kernels::tensor_from(v, &dims)?)]);
+            }
+        }
         let y = if self.opset < 13 {
             // Opsets 1-12: the input is seen as 2-D, [prod(d[..axis]), prod(d[axis..])].
             let rows: usize = dims[..ax].iter().product();

@@ -9,8 +9,9 @@
 
 use candle_core::{DType, Tensor};
 
-use super::linalg::matmul;
+use super::linalg::{matmul, PackCache};
 use super::{axis, err, input, optional, Op, OpResult, Value};
+use crate::runtime::kernels::{self, igemm, igemm::IntA, igemm::PackedIntB, rows};
 
 fn f64s(t: &Tensor) -> Result<Vec<f64>, String> {
     t.to_dtype(DType::F64)
@@ -185,6 +186,17 @@ impl Op for QuantizeLinear {
     }
 }
 
+/// DynamicQuantizeLinear's scale and zero point for a range that includes 0.
+fn range_to_scale(lo: f32, hi: f32) -> (f32, f32) {
+    let scale = (hi - lo) / 255.0;
+    let zero_point = if scale == 0.0 {
+        0.0
+    } else {
+        (0.0 - lo / scale).clamp(0.0, 255.0).round()
+    };
+    (scale, zero_point)
+}
+
 /// uint8 quantization with the scale and zero point computed from the data's
 /// range (which always includes 0).
 pub struct DynamicQuantizeLinear;
@@ -194,6 +206,25 @@ impl Op for DynamicQuantizeLinear {
         let x = input(inputs, 0)?;
         // As ONNX Runtime computes it, in float32: the range always
         // includes 0, the zero point is rounded half away from zero.
+        if kernels::on_cpu(x, DType::F32) {
+            let quantized = kernels::with_slice::<f32, _>(x, |values| {
+                let (lo, hi) = rows::min_max_with_zero(values);
+                let (scale, zero_point) = range_to_scale(lo, hi);
+                let mut y = vec![0u8; values.len()];
+                if scale != 0.0 {
+                    rows::quantize_u8(values, scale, zero_point, &mut y);
+                }
+                (y, scale, zero_point)
+            });
+            if let Some((y, scale, zero_point)) = quantized {
+                let device = x.device();
+                return Ok(vec![
+                    Value::Tensor(kernels::tensor_from(y, x.dims())?),
+                    Value::Tensor(Tensor::new(scale, device).map_err(err)?),
+                    Value::Tensor(Tensor::new(zero_point as u8, device).map_err(err)?),
+                ]);
+            }
+        }
         let values: Vec<f32> = x
             .to_dtype(DType::F32)
             .and_then(|t| t.flatten_all())
@@ -201,12 +232,7 @@ impl Op for DynamicQuantizeLinear {
             .map_err(err)?;
         let lo = values.iter().copied().fold(0.0f32, f32::min);
         let hi = values.iter().copied().fold(0.0f32, f32::max);
-        let scale = (hi - lo) / 255.0;
-        let zero_point = if scale == 0.0 {
-            0.0
-        } else {
-            (0.0 - lo / scale).clamp(0.0, 255.0).round()
-        };
+        let (scale, zero_point) = range_to_scale(lo, hi);
         let device = x.device();
         let y = if scale == 0.0 {
             x.zeros_like()
@@ -231,8 +257,72 @@ impl Op for DynamicQuantizeLinear {
 }
 
 /// (A - a_zero_point) x (B - b_zero_point) in int32. B's zero point may be
-/// per output column.
-pub struct MatMulInteger;
+/// per output column. On the CPU, with a 2-D B, the integer kernels run
+/// (`runtime::kernels::igemm`, B packed once when it is a weight); the f64
+/// path below is the reference for everything else.
+#[derive(Default)]
+pub struct MatMulInteger {
+    packed: PackCache<PackedIntB>,
+}
+
+impl MatMulInteger {
+    fn on_cpu(&self, inputs: &[Option<&Value>]) -> Result<Option<Tensor>, String> {
+        let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
+        let eight_bit = |t: &Tensor| matches!(t.dtype(), DType::U8 | DType::I16);
+        if !kernels::on_cpu(a, a.dtype())
+            || !eight_bit(a)
+            || !eight_bit(b)
+            || b.rank() != 2
+            || a.rank() < 2
+        {
+            return Ok(None);
+        }
+        let (k, n) = (b.dims()[0], b.dims()[1]);
+        if a.dims()[a.rank() - 1] != k {
+            return Ok(None);
+        }
+        let m = a.elem_count() / k.max(1);
+        let zero_points = |t: Option<&Tensor>, allowed: usize| -> Option<Vec<i32>> {
+            match t {
+                None => Some(vec![0]),
+                Some(z) if z.elem_count() == 1 || z.elem_count() == allowed => {
+                    kernels::small_ints(z)
+                }
+                Some(_) => None,
+            }
+        };
+        // A per-row zero point of A only when A is the matrix itself.
+        let rows_of_a = if a.rank() == 2 { m } else { 1 };
+        let (Some(za), Some(zb)) = (
+            zero_points(optional(inputs, 2)?, rows_of_a),
+            zero_points(optional(inputs, 3)?, n),
+        ) else {
+            return Ok(None);
+        };
+        let b_signed = b.dtype() == DType::I16;
+        let Some(packed) = self.packed.get_or(b, || {
+            kernels::small_ints(b).map(|v| PackedIntB::pack(&v, k, n, b_signed, &zb))
+        }) else {
+            return Ok(None);
+        };
+        let mut c = vec![0i32; m * n];
+        let done = if a.dtype() == DType::U8 {
+            kernels::with_slice::<u8, _>(a, |v| {
+                igemm::matmul_integer(m, IntA::Unsigned(v), &za, &packed, &mut c, true)
+            })
+        } else {
+            kernels::with_slice::<i16, _>(a, |v| {
+                igemm::matmul_integer(m, IntA::Signed(v), &za, &packed, &mut c, true)
+            })
+        };
+        if done.is_none() {
+            return Ok(None);
+        }
+        let mut dims = a.dims().to_vec();
+        dims[a.rank() - 1] = n;
+        kernels::tensor_from(c, &dims).map(Some)
+    }
+}
 
 fn centred(
     t: &Tensor,
@@ -256,6 +346,9 @@ fn centred(
 
 impl Op for MatMulInteger {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        if let Some(y) = self.on_cpu(inputs)? {
+            return Ok(vec![Value::Tensor(y)]);
+        }
         let a = centred(input(inputs, 0)?, optional(inputs, 2)?, None)?;
         let b = centred(input(inputs, 1)?, optional(inputs, 3)?, Some(1))?;
         let y = matmul(&a, &b)?.to_dtype(DType::I32).map_err(err)?;

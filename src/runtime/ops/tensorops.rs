@@ -6,6 +6,7 @@ use candle_core::{DType, Device, Shape, Tensor};
 use candle_onnx::onnx::AttributeProto;
 
 use super::{axis, err, input, int_values, optional, Attrs, Op, OpResult, Value};
+use crate::runtime::kernels::{self, rows};
 use crate::runtime::tensor::from_proto;
 
 pub struct ShapeOf {
@@ -325,6 +326,12 @@ impl Op for Erf {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let x = input(inputs, 0)?;
         super::float_only("Erf", x)?;
+        if kernels::on_cpu(x, DType::F32) {
+            if let Some(mut v) = kernels::with_slice::<f32, _>(x, |v| v.to_vec()) {
+                rows::erf_in_place(&mut v);
+                return Ok(vec![Value::Tensor(kernels::tensor_from(v, x.dims())?)]);
+            }
+        }
         Ok(vec![Value::Tensor(x.erf().map_err(err)?)])
     }
 }
@@ -333,6 +340,47 @@ impl Op for Erf {
 pub struct LayerNormalization {
     pub axis: i64,
     pub epsilon: f64,
+}
+
+impl LayerNormalization {
+    /// float32 on the CPU with a scale (and bias) of one value per column.
+    fn on_cpu(
+        &self,
+        x: &Tensor,
+        scale: &Tensor,
+        bias: Option<&Tensor>,
+        rows: usize,
+        cols: usize,
+        stats_dims: &[usize],
+    ) -> Option<OpResult> {
+        let f32_cpu = |t: &Tensor| kernels::on_cpu(t, DType::F32) && t.elem_count() == cols;
+        if !kernels::on_cpu(x, DType::F32) || !f32_cpu(scale) || !bias.is_none_or(f32_cpu) {
+            return None;
+        }
+        let mut y = kernels::with_slice::<f32, _>(x, |v| v.to_vec())?;
+        let gamma = kernels::with_slice::<f32, _>(scale, |v| v.to_vec())?;
+        let beta = match bias {
+            Some(b) => Some(kernels::with_slice::<f32, _>(b, |v| v.to_vec())?),
+            None => None,
+        };
+        let (mut means, mut inv_stds) = (vec![0f32; rows], vec![0f32; rows]);
+        rows::layer_norm_rows(
+            &mut y,
+            &gamma,
+            beta.as_deref(),
+            self.epsilon as f32,
+            &mut means,
+            &mut inv_stds,
+        );
+        let tensors = || -> Result<Vec<Value>, String> {
+            Ok(vec![
+                Value::Tensor(kernels::tensor_from(y, x.dims())?),
+                Value::Tensor(kernels::tensor_from(means, stats_dims)?),
+                Value::Tensor(kernels::tensor_from(inv_stds, stats_dims)?),
+            ])
+        };
+        Some(tensors())
+    }
 }
 
 impl Op for LayerNormalization {
@@ -347,6 +395,9 @@ impl Op for LayerNormalization {
         // The optional outputs Mean and InvStdDev keep the normalised axes as 1s.
         let mut stats_dims = dims[..ax].to_vec();
         stats_dims.extend(std::iter::repeat_n(1, dims.len() - ax));
+        if let Some(outputs) = self.on_cpu(x, scale, bias, rows, cols, &stats_dims) {
+            return outputs;
+        }
         let (y, mean, inv_std) = (|| {
             let dtype = x.dtype();
             let flat = x.reshape((rows, cols))?.to_dtype(DType::F32)?;

@@ -1,0 +1,512 @@
+//! 8-bit integer matrix product into int32, as MatMulInteger defines it:
+//! C = (A - a_zero_point) (B - b_zero_point), exactly.
+//!
+//! Every combination of uint8 and int8 operands becomes uint8 x int8 (A + 128
+//! when A is signed, B - 128 when B is unsigned, the zero points shifted
+//! alike), the form the dot-product instructions take. The kernels compute
+//! the raw sums of A'B'; the zero points come in afterwards through the row
+//! sums of A' and the column sums of B':
+//!   C = S - za * colsum(B') - zb * rowsum(A') + k * za * zb.
+//!
+//! AVX-512 VNNI multiplies four uint8 x int8 pairs per 32-bit lane in one
+//! instruction (vpdpbusd, no saturation). AVX2 widens to 16 bits and uses
+//! vpmaddwd, which is exact too (vpmaddubsw would saturate at 2 x 255 x 127).
+
+use rayon::prelude::*;
+
+use super::{isa, threads, Isa, SharedMut};
+
+const PARALLEL_WORK: usize = 1 << 17;
+
+/// (rows per tile, columns per tile, k values per 32-bit lane).
+fn tile_shape(isa: Isa) -> (usize, usize, usize) {
+    match isa {
+        Isa::Avx512Vnni => (12, 32, 4),
+        Isa::Avx2 => (6, 16, 2),
+        Isa::Reference => (4, 16, 4),
+    }
+}
+
+#[derive(Debug)]
+enum Panels {
+    /// Four int8 values of one column per 32-bit lane (VNNI, reference).
+    Bytes(Vec<i8>),
+    /// Two int16 values of one column per 32-bit lane (AVX2).
+    Words(Vec<i16>),
+}
+
+/// B (k x n) as int8 in panels of columns, with its column sums and zero
+/// points (one, or one per column), shifted to the signed form.
+#[derive(Debug)]
+pub struct PackedIntB {
+    pub k: usize,
+    pub n: usize,
+    isa: Isa,
+    groups: usize,
+    panels: Panels,
+    col_sums: Vec<i32>,
+    zero_points: Vec<i32>,
+}
+
+impl PackedIntB {
+    /// `b` holds B's values row-major (uint8 when `!signed`, else int8);
+    /// `zero_point` has one value or n.
+    pub fn pack(b: &[i32], k: usize, n: usize, signed: bool, zero_point: &[i32]) -> PackedIntB {
+        Self::pack_for(isa(), b, k, n, signed, zero_point)
+    }
+
+    pub fn pack_for(
+        isa: Isa,
+        b: &[i32],
+        k: usize,
+        n: usize,
+        signed: bool,
+        zero_point: &[i32],
+    ) -> PackedIntB {
+        let shift = if signed { 0 } else { 128 };
+        let (_, nr, group) = tile_shape(isa);
+        let groups = k.div_ceil(group);
+        let panel_len = groups * nr * group;
+        let panel_count = n.div_ceil(nr);
+        let at = |p: usize, j: usize| (b[p * n + j] - shift) as i16;
+        let place = |panel: usize, p: usize, c: usize| {
+            panel * panel_len + (p / group) * nr * group + c * group + p % group
+        };
+        let panels = if group == 4 {
+            let mut data = vec![0i8; panel_count * panel_len];
+            for p in 0..k {
+                for j in 0..n {
+                    data[place(j / nr, p, j % nr)] = at(p, j) as i8;
+                }
+            }
+            Panels::Bytes(data)
+        } else {
+            let mut data = vec![0i16; panel_count * panel_len];
+            for p in 0..k {
+                for j in 0..n {
+                    data[place(j / nr, p, j % nr)] = at(p, j);
+                }
+            }
+            Panels::Words(data)
+        };
+        let col_sums = (0..n)
+            .map(|j| (0..k).map(|p| at(p, j) as i32).sum())
+            .collect();
+        let zero_points = zero_point.iter().map(|z| z - shift).collect();
+        PackedIntB {
+            k,
+            n,
+            isa,
+            groups,
+            panels,
+            col_sums,
+            zero_points,
+        }
+    }
+
+    fn zero_point(&self, j: usize) -> i32 {
+        if self.zero_points.len() == 1 {
+            self.zero_points[0]
+        } else {
+            self.zero_points[j]
+        }
+    }
+}
+
+/// A as the kernels read it: uint8 values A' (A + 128 when A is int8), one
+/// row after another.
+pub enum IntA<'a> {
+    Unsigned(&'a [u8]),
+    Signed(&'a [i16]),
+}
+
+/// C (m x n int32, row-major) = (A - za) (B - zb), A being m x k;
+/// `zero_point` has one value or m (per row).
+pub fn matmul_integer(
+    m: usize,
+    a: IntA,
+    zero_point: &[i32],
+    b: &PackedIntB,
+    c: &mut [i32],
+    parallel: bool,
+) {
+    let (k, n) = (b.k, b.n);
+    assert!(c.len() >= m * n);
+    let (mr, nr, group) = tile_shape(b.isa);
+    let groups = b.groups;
+    // A' as one 32-bit word per group of k values (row by row, padded with
+    // zeros to whole groups), and the row sums of A'.
+    let (shift, packed_a, row_sums) = match a {
+        IntA::Unsigned(v) => {
+            assert!(v.len() >= m * k);
+            let (words, sums) = pack_a(m, groups, group, |i| &v[i * k..(i + 1) * k], |x| x);
+            (0, words, sums)
+        }
+        IntA::Signed(v) => {
+            assert!(v.len() >= m * k);
+            let (words, sums) = pack_a(
+                m,
+                groups,
+                group,
+                |i| &v[i * k..(i + 1) * k],
+                |x| (x + 128) as u8,
+            );
+            (128, words, sums)
+        }
+    };
+    let za_of = |i: usize| {
+        shift
+            + if zero_point.len() == 1 {
+                zero_point[0]
+            } else {
+                zero_point[i]
+            }
+    };
+    let per_row_za = zero_point.len() > 1;
+    // With one zero point for A, each column's correction is known up front:
+    // -za * colsum + k * za * zb; each row then subtracts zb * rowsum.
+    let zb: Vec<i32> = (0..n).map(|j| b.zero_point(j)).collect();
+    let any_zb = zb.iter().any(|&z| z != 0);
+    let column_terms: Vec<i32> = (0..n)
+        .map(|j| {
+            let za = za_of(0);
+            -za * b.col_sums[j] + k as i32 * za * zb[j]
+        })
+        .collect();
+    let row_blocks = m.div_ceil(mr);
+    let panel_count = n.div_ceil(nr);
+    let panel_len = groups * nr * group;
+    let tiles = row_blocks * panel_count;
+    let c_ptr = SharedMut(c.as_mut_ptr());
+    let run = |t: usize| {
+        let (panel, block) = (t / row_blocks, t % row_blocks);
+        let (i0, j0) = (block * mr, panel * nr);
+        let rows = mr.min(m - i0);
+        let cols = nr.min(n - j0);
+        let ap = &packed_a[i0 * groups..];
+        // SAFETY: each tile writes only its rows and columns of C (inside
+        // m x n); A' has `rows` rows of `groups` words, the panel is whole.
+        unsafe {
+            let cp = c_ptr.get().add(i0 * n + j0);
+            match &b.panels {
+                #[cfg(target_arch = "x86_64")]
+                Panels::Bytes(data) if b.isa == Isa::Avx512Vnni => {
+                    x86::tile_vnni(groups, ap, &data[panel * panel_len..], cp, n, rows, cols)
+                }
+                Panels::Bytes(data) => tile_reference(
+                    groups,
+                    ap,
+                    &data[panel * panel_len..(panel + 1) * panel_len],
+                    nr,
+                    cp,
+                    n,
+                    rows,
+                    cols,
+                ),
+                #[cfg(target_arch = "x86_64")]
+                Panels::Words(data) => {
+                    x86::tile_avx2(groups, ap, &data[panel * panel_len..], cp, n, rows, cols)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                Panels::Words(_) => unreachable!("16-bit panels are packed for AVX2 only"),
+            }
+        }
+        // The zero points, through the row and column sums.
+        for r in 0..rows {
+            let i = i0 + r;
+            // SAFETY: this tile's part of row i.
+            let row = unsafe { std::slice::from_raw_parts_mut(c_ptr.get().add(i * n + j0), cols) };
+            let rs = row_sums[i];
+            if per_row_za {
+                let za = za_of(i);
+                for (cc, v) in row.iter_mut().enumerate() {
+                    let j = j0 + cc;
+                    *v += -za * b.col_sums[j] - zb[j] * rs + k as i32 * za * zb[j];
+                }
+            } else if any_zb {
+                for ((v, t), z) in row.iter_mut().zip(&column_terms[j0..]).zip(&zb[j0..]) {
+                    *v += t - z * rs;
+                }
+            } else {
+                for (v, t) in row.iter_mut().zip(&column_terms[j0..]) {
+                    *v += t;
+                }
+            }
+        }
+    };
+    if parallel && threads() > 1 && m * n * k >= PARALLEL_WORK && tiles > 1 {
+        let per_task = (tiles / (threads() * 4)).max(1);
+        (0..tiles)
+            .into_par_iter()
+            .with_min_len(per_task)
+            .for_each(run);
+    } else {
+        (0..tiles).for_each(run);
+    }
+}
+
+/// Packs the rows of A' into 32-bit words of `group` values (bytes for
+/// groups of 4, 16-bit halves for groups of 2) and sums each row.
+fn pack_a<'a, T: Copy + 'a>(
+    m: usize,
+    groups: usize,
+    group: usize,
+    row: impl Fn(usize) -> &'a [T],
+    to_u8: impl Fn(T) -> u8,
+) -> (Vec<u32>, Vec<i32>) {
+    let mut words = vec![0u32; m * groups];
+    let mut sums = vec![0i32; m];
+    let bits = 32 / group as u32;
+    for i in 0..m {
+        let out = &mut words[i * groups..(i + 1) * groups];
+        let mut sum = 0i32;
+        for (w, chunk) in out.iter_mut().zip(row(i).chunks(group)) {
+            let mut word = 0u32;
+            for (q, &x) in chunk.iter().enumerate() {
+                let v = to_u8(x);
+                sum += v as i32;
+                word |= (v as u32) << (bits * q as u32);
+            }
+            *w = word;
+        }
+        sums[i] = sum;
+    }
+    (words, sums)
+}
+
+/// The plain version the vector kernels are checked against (raw sums of
+/// A'B' over the byte layout).
+///
+/// # Safety
+/// `c` must hold `rows` rows of `ldc` values with `cols` valid columns.
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_reference(
+    groups: usize,
+    a: &[u32],
+    b: &[i8],
+    nr: usize,
+    c: *mut i32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    for r in 0..rows {
+        for j in 0..cols {
+            let mut sum = 0i32;
+            for g in 0..groups {
+                let word = a[r * groups + g];
+                for q in 0..4 {
+                    let x = ((word >> (8 * q)) & 0xff) as i32;
+                    sum += x * b[g * nr * 4 + j * 4 + q] as i32;
+                }
+            }
+            *c.add(r * ldc + j) = sum;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    pub unsafe fn tile_vnni(
+        groups: usize,
+        a: &[u32],
+        b: &[i8],
+        c: *mut i32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+    ) {
+        macro_rules! by_rows {
+            ($($r:literal)*) => {
+                match rows {
+                    $($r => kernel_vnni::<$r>(groups, a.as_ptr(), b.as_ptr(), c, ldc, cols),)*
+                    _ => unreachable!("at most 12 rows"),
+                }
+            };
+        }
+        by_rows!(1 2 3 4 5 6 7 8 9 10 11 12)
+    }
+
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    unsafe fn kernel_vnni<const MR: usize>(
+        groups: usize,
+        a: *const u32,
+        b: *const i8,
+        c: *mut i32,
+        ldc: usize,
+        cols: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_si512(); 2]; MR];
+        for g in 0..groups {
+            let b0 = _mm512_loadu_si512(b.add(g * 128) as *const _);
+            let b1 = _mm512_loadu_si512(b.add(g * 128 + 64) as *const _);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_epi32(*a.add(r * groups + g) as i32);
+                acc[0] = _mm512_dpbusd_epi32(acc[0], x, b0);
+                acc[1] = _mm512_dpbusd_epi32(acc[1], x, b1);
+            }
+        }
+        let m0: __mmask16 = if cols >= 16 {
+            0xffff
+        } else {
+            (1u16 << cols) - 1
+        };
+        let m1: __mmask16 = if cols >= 32 {
+            0xffff
+        } else if cols > 16 {
+            (1u16 << (cols - 16)) - 1
+        } else {
+            0
+        };
+        for (r, acc) in acc.iter().enumerate() {
+            let row = c.add(r * ldc);
+            _mm512_mask_storeu_epi32(row, m0, acc[0]);
+            _mm512_mask_storeu_epi32(row.add(16), m1, acc[1]);
+        }
+    }
+
+    pub unsafe fn tile_avx2(
+        groups: usize,
+        a: &[u32],
+        b: &[i16],
+        c: *mut i32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+    ) {
+        macro_rules! by_rows {
+            ($($r:literal)*) => {
+                match rows {
+                    $($r => kernel_avx2::<$r>(groups, a.as_ptr(), b.as_ptr(), c, ldc, cols),)*
+                    _ => unreachable!("at most 6 rows"),
+                }
+            };
+        }
+        by_rows!(1 2 3 4 5 6)
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn kernel_avx2<const MR: usize>(
+        groups: usize,
+        a: *const u32,
+        b: *const i16,
+        c: *mut i32,
+        ldc: usize,
+        cols: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_si256(); 2]; MR];
+        for g in 0..groups {
+            let b0 = _mm256_loadu_si256(b.add(g * 32) as *const _);
+            let b1 = _mm256_loadu_si256(b.add(g * 32 + 16) as *const _);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = _mm256_set1_epi32(*a.add(r * groups + g) as i32);
+                acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(x, b0));
+                acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(x, b1));
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            let mut tmp = [0i32; 16];
+            _mm256_storeu_si256(tmp.as_mut_ptr() as *mut _, acc[0]);
+            _mm256_storeu_si256(tmp.as_mut_ptr().add(8) as *mut _, acc[1]);
+            std::ptr::copy_nonoverlapping(tmp.as_ptr(), c.add(r * ldc), cols);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ints(len: usize, seed: u64, lo: i32, hi: i32) -> Vec<i32> {
+        let mut s = seed;
+        (0..len)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                lo + ((s >> 33) % (hi - lo + 1) as u64) as i32
+            })
+            .collect()
+    }
+
+    fn naive(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[i32],
+        za: &[i32],
+        b: &[i32],
+        zb: &[i32],
+    ) -> Vec<i32> {
+        let z = |v: &[i32], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+        let mut c = vec![0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k)
+                    .map(|p| (a[i * k + p] - z(za, i)) * (b[p * n + j] - z(zb, j)))
+                    .sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn every_kernel_is_exact_for_every_signedness_and_zero_point() {
+        for isa in Isa::available() {
+            for &(m, n, k) in &[
+                (1, 1, 1),
+                (13, 33, 7),
+                (25, 70, 130),
+                (12, 32, 64),
+                (3, 100, 30),
+                (1, 384, 1536),
+            ] {
+                for (a_signed, b_signed) in
+                    [(false, true), (false, false), (true, true), (true, false)]
+                {
+                    let range = |s: bool| if s { (-128, 127) } else { (0, 255) };
+                    let (alo, ahi) = range(a_signed);
+                    let (blo, bhi) = range(b_signed);
+                    let a = ints(m * k, m as u64 + 7, alo, ahi);
+                    let b = ints(k * n, n as u64 + 9, blo, bhi);
+                    // Extreme values too: the saturating instructions fail there.
+                    let mut a = a;
+                    a[0] = ahi;
+                    let mut b = b;
+                    b[0] = blo;
+                    let za = if m > 2 {
+                        ints(m, 3, alo, ahi)
+                    } else {
+                        vec![alo + 3]
+                    };
+                    let zb = if n > 2 {
+                        ints(n, 4, blo, bhi)
+                    } else {
+                        vec![bhi - 1]
+                    };
+                    let expected = naive(m, n, k, &a, &za, &b, &zb);
+                    let packed = PackedIntB::pack_for(isa, &b, k, n, b_signed, &zb);
+                    for parallel in [false, true] {
+                        let mut c = vec![i32::MIN; m * n];
+                        let (bytes, words): (Vec<u8>, Vec<i16>) = (
+                            a.iter().map(|&x| x as u8).collect(),
+                            a.iter().map(|&x| x as i16).collect(),
+                        );
+                        let source = if a_signed {
+                            IntA::Signed(&words)
+                        } else {
+                            IntA::Unsigned(&bytes)
+                        };
+                        matmul_integer(m, source, &za, &packed, &mut c, parallel);
+                        assert_eq!(
+                            c, expected,
+                            "{isa:?} {m}x{n}x{k} a_signed {a_signed} b_signed {b_signed}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

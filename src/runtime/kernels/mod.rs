@@ -1,0 +1,132 @@
+//! Hand-written CPU kernels for the operators that dominate real models:
+//! float matrix products (`sgemm`), 8-bit integer matrix products (`igemm`)
+//! and the row-wise float operations of transformer encoders (`rows`).
+//!
+//! Each kernel has a plain reference implementation, and the vector versions
+//! (AVX-512, AVX2) are chosen once at run time from the CPU's features; the
+//! tests compare every version the machine can run against the reference.
+//! Other devices (CUDA) keep candle's kernels.
+
+pub mod igemm;
+pub mod rows;
+pub mod sgemm;
+
+use std::sync::OnceLock;
+
+use candle_core::{DType, Device, Storage, Tensor, WithDType};
+
+/// The instruction set the kernels use on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512 F with VNNI (8-bit dot products into 32-bit sums).
+    Avx512Vnni,
+    /// AVX2 with FMA.
+    Avx2,
+    /// Portable Rust.
+    Reference,
+}
+
+impl Isa {
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512Vnni => "avx512f+avx512vnni",
+            Isa::Avx2 => "avx2+fma",
+            Isa::Reference => "portable",
+        }
+    }
+
+    /// Every instruction set this machine can run, best first (for tests).
+    pub fn available() -> Vec<Isa> {
+        let mut all = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512vnni")
+                && is_x86_feature_detected!("avx512bw")
+            {
+                all.push(Isa::Avx512Vnni);
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                all.push(Isa::Avx2);
+            }
+        }
+        all.push(Isa::Reference);
+        all
+    }
+}
+
+/// The best instruction set of this machine, unless MLCTL_ISA names a lesser
+/// one (`avx2`, `portable`) to measure or to work around a CPU.
+pub fn isa() -> Isa {
+    static CHOSEN: OnceLock<Isa> = OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        let available = Isa::available();
+        let wanted = std::env::var("MLCTL_ISA").unwrap_or_default();
+        available
+            .iter()
+            .copied()
+            .find(|isa| wanted.is_empty() || isa.name().starts_with(wanted.as_str()))
+            .unwrap_or(available[0])
+    })
+}
+
+/// Threads the kernels may use (rayon's pool, which `--threads` sizes).
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// A raw pointer that parallel tasks share, each writing its own disjoint
+/// part of the buffer behind it.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut<T>(pub *mut T);
+unsafe impl<T> Send for SharedMut<T> {}
+unsafe impl<T> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    /// The pointer (a method, so closures capture the Send wrapper whole).
+    pub(crate) fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// Runs `f` on the elements of a CPU tensor of type `T`, in row-major order,
+/// without copying when the tensor is already contiguous. `None` when the
+/// tensor is elsewhere (CUDA) or of another type: the caller falls back to
+/// candle.
+pub fn with_slice<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> Option<R> {
+    if !matches!(t.device(), Device::Cpu) || t.dtype() != T::DTYPE {
+        return None;
+    }
+    let t = if t.is_contiguous() {
+        t.clone()
+    } else {
+        t.contiguous().ok()?
+    };
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        return None;
+    };
+    let (start, end) = layout.contiguous_offsets()?;
+    let all: &[T] = cpu.as_slice::<T>().ok()?;
+    Some(f(&all[start..end]))
+}
+
+/// A CPU tensor from a vector, without copying.
+pub fn tensor_from<T: WithDType>(data: Vec<T>, dims: &[usize]) -> Result<Tensor, String> {
+    Tensor::from_vec(data, dims, &Device::Cpu).map_err(|e| e.to_string())
+}
+
+/// Whether the fast CPU kernels can take this tensor.
+pub fn on_cpu(t: &Tensor, dtype: DType) -> bool {
+    matches!(t.device(), Device::Cpu) && t.dtype() == dtype
+}
+
+/// Integer values of an 8-bit tensor as i32 (uint8 in U8 storage, int8 in
+/// the 16-bit storage mlctl keeps it in).
+pub fn small_ints(t: &Tensor) -> Option<Vec<i32>> {
+    match t.dtype() {
+        DType::U8 => with_slice::<u8, _>(t, |v| v.iter().map(|&x| x as i32).collect()),
+        DType::I16 => with_slice::<i16, _>(t, |v| v.iter().map(|&x| x as i32).collect()),
+        _ => None,
+    }
+}

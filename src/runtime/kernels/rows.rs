@@ -1,0 +1,303 @@
+//! Element-wise and row-wise float32 loops (quantization, softmax, erf),
+//! written so that the compiler vectorizes them: each public function is
+//! compiled three times (AVX-512, AVX2, portable) and the machine's best
+//! version runs. exp and erf are polynomial approximations accurate to a few
+//! units in the last place, branch-free so that they vectorize.
+
+use super::Isa;
+
+/// Defines `pub fn NAME(args)` whose body is compiled for AVX-512, for AVX2
+/// and portably, the version chosen by `kernels::isa()` at run time.
+macro_rules! vectorized {
+    ($(#[$meta:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        pub fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                unsafe fn wide($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn narrow($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+                match super::isa() {
+                    // SAFETY: isa() reports only what this CPU has.
+                    Isa::Avx512Vnni => return unsafe { wide($($arg),*) },
+                    Isa::Avx2 => return unsafe { narrow($($arg),*) },
+                    Isa::Reference => {}
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
+vectorized! {
+    /// The smallest and largest value, starting from 0 (DynamicQuantizeLinear's
+    /// range always includes 0). NaN is skipped.
+    pub fn min_max_with_zero(x: &[f32]) -> (f32, f32) {
+        let mut lo = [0f32; 16];
+        let mut hi = [0f32; 16];
+        let mut chunks = x.chunks_exact(16);
+        for chunk in &mut chunks {
+            for q in 0..16 {
+                lo[q] = if chunk[q] < lo[q] { chunk[q] } else { lo[q] };
+                hi[q] = if chunk[q] > hi[q] { chunk[q] } else { hi[q] };
+            }
+        }
+        let mut lo = lo.iter().copied().fold(0f32, f32::min);
+        let mut hi = hi.iter().copied().fold(0f32, f32::max);
+        for &v in chunks.remainder() {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        (lo, hi)
+    }
+}
+
+vectorized! {
+    /// round-half-to-even(x / scale) + zero point, saturated to uint8 (the
+    /// division in float32, as ONNX Runtime does it).
+    pub fn quantize_u8(x: &[f32], scale: f32, zero_point: f32, out: &mut [u8]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = ((v / scale).round_ties_even() + zero_point).clamp(0.0, 255.0) as u8;
+        }
+    }
+}
+
+/// e^x for float32, Cephes' polynomial after range reduction by powers of 2:
+/// within 2 ulp for x in [-87, 88]; below, a tiny positive number (never 0:
+/// the callers only divide by sums of it).
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * std::f32::consts::LOG2_E).round_ties_even();
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let z = r * r;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1;
+    let y = p * z + r + 1.0;
+    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// erf for float32: x P(x^2) / Q(x^2) on [-4, 4] (beyond, erf is 1 to
+/// float precision), the rational approximation Eigen uses; within 1e-7.
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let z = x * x;
+    let mut p = -2.726_142_3e-10f32;
+    p = p * z + 2.770_681_4e-8;
+    p = p * z + -2.101_024e-6;
+    p = p * z + -5.692_506_4e-5;
+    p = p * z + -7.349_906_3e-4;
+    p = p * z + -2.954_600_1e-3;
+    p = p * z + -1.609_603_3e-2;
+    let mut q = -1.456_607_2e-5f32;
+    q = q * z + -2.133_740_6e-4;
+    q = q * z + -1.682_827e-3;
+    q = q * z + -7.373_329_2e-3;
+    q = q * z + -1.426_474e-2;
+    x * p / q
+}
+
+/// Sum in 16 independent lanes (so that it vectorizes), then across them.
+#[inline(always)]
+fn sum_lanes(x: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let mut chunks = x.chunks_exact(16);
+    for chunk in &mut chunks {
+        for q in 0..16 {
+            lanes[q] += chunk[q];
+        }
+    }
+    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
+/// Sum in 32 lanes (four vectors of 8), folded pairwise: vectors 0+1 and
+/// 2+3, then those two, then the halves of the 8 lanes, then pairs; the
+/// values past the last whole 32 are added one by one at the end.
+#[inline(always)]
+fn sum_32_lanes(x: &[f32]) -> f32 {
+    let mut lanes = [0f32; 32];
+    let mut chunks = x.chunks_exact(32);
+    for chunk in &mut chunks {
+        for q in 0..32 {
+            lanes[q] += chunk[q];
+        }
+    }
+    let mut v = [0f32; 8];
+    for q in 0..8 {
+        v[q] = (lanes[q] + lanes[8 + q]) + (lanes[16 + q] + lanes[24 + q]);
+    }
+    let t = [v[0] + v[4], v[1] + v[5], v[2] + v[6], v[3] + v[7]];
+    let mut sum = (t[0] + t[1]) + (t[2] + t[3]);
+    for &r in chunks.remainder() {
+        sum += r;
+    }
+    sum
+}
+
+/// Maximum in 16 independent lanes (NaN is skipped).
+#[inline(always)]
+fn max_lanes(x: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut chunks = x.chunks_exact(16);
+    for chunk in &mut chunks {
+        for q in 0..16 {
+            lanes[q] = if chunk[q] > lanes[q] {
+                chunk[q]
+            } else {
+                lanes[q]
+            };
+        }
+    }
+    let rest = chunks.remainder().iter().copied();
+    lanes
+        .iter()
+        .copied()
+        .chain(rest)
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
+vectorized! {
+    /// Softmax over each row of `row_len` values, in place.
+    pub fn softmax_rows(x: &mut [f32], row_len: usize) {
+        for row in x.chunks_mut(row_len.max(1)) {
+            let max = max_lanes(row);
+            for v in row.iter_mut() {
+                *v = exp(*v - max);
+            }
+            let scale = 1.0 / sum_lanes(row);
+            for v in row.iter_mut() {
+                *v *= scale;
+            }
+        }
+    }
+}
+
+vectorized! {
+    /// erf of every value, in place.
+    pub fn erf_in_place(x: &mut [f32]) {
+        for v in x.iter_mut() {
+            *v = erf(*v);
+        }
+    }
+}
+
+vectorized! {
+    /// LayerNormalization over rows of `gamma.len()` values, in place:
+    /// (x - mean) / sqrt(var + eps) * gamma + beta (beta optional); each
+    /// row's mean and 1 / sqrt(var + eps) go to `means` and `inv_stds`.
+    pub fn layer_norm_rows(
+        x: &mut [f32],
+        gamma: &[f32],
+        beta: Option<&[f32]>,
+        epsilon: f32,
+        means: &mut [f32],
+        inv_stds: &mut [f32],
+    ) {
+        // Sums in 32 lanes folded pairwise (`sum_32_lanes`), means by
+        // multiplying with 1/n. A dynamically quantized model rounds the
+        // output to uint8 next, and these last bits decide on which side of
+        // a rounding step values land: in this order the int8 MiniLM agrees
+        // with ONNX Runtime, where a sum from first to last flips a zero
+        // point on a 1 x 16 input.
+        let n = gamma.len().max(1);
+        let reciprocal = (1.0 / n as f64) as f32;
+        let mut centred = vec![0f32; n];
+        for ((row, m), s) in x.chunks_mut(n).zip(means.iter_mut()).zip(inv_stds.iter_mut()) {
+            let mean = sum_32_lanes(row) * reciprocal;
+            for (c, v) in centred.iter_mut().zip(row.iter()) {
+                *c = (v - mean) * (v - mean);
+            }
+            let var = sum_32_lanes(&centred) * reciprocal;
+            let inv = 1.0 / (var + epsilon).sqrt();
+            (*m, *s) = (mean, inv);
+            match beta {
+                Some(beta) => {
+                    for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+                        *v = (*v - mean) * inv * g + b;
+                    }
+                }
+                None => {
+                    for (v, g) in row.iter_mut().zip(gamma) {
+                        *v = (*v - mean) * inv * g;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid() -> Vec<f32> {
+        (-4000..4000)
+            .map(|i| i as f32 * 0.0023)
+            .chain([0.0, -0.0, 1e-6, -1e-6, 1e-30])
+            .collect()
+    }
+
+    #[test]
+    fn exp_is_within_a_few_ulp_of_libm() {
+        for x in (-8700..8800).map(|i| i as f32 * 0.01) {
+            let (got, want) = (exp(x), x.exp());
+            assert!(
+                (got - want).abs() <= 3.0 * f32::EPSILON * want,
+                "exp({x}) = {got}, libm {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn erf_is_within_1e_7_of_libm_and_relative_near_zero() {
+        for x in grid() {
+            let (got, want) = (erf(x), libm_erf(x as f64));
+            assert!(
+                (got as f64 - want).abs() <= 1e-7 + 1e-5 * want.abs(),
+                "erf({x}) = {got}, libm {want}"
+            );
+        }
+    }
+
+    fn libm_erf(x: f64) -> f64 {
+        statrs::function::erf::erf(x)
+    }
+
+    #[test]
+    fn every_version_agrees_with_the_portable_one() {
+        let x = grid();
+        let mut out = vec![0u8; x.len()];
+        quantize_u8(&x, 0.037, 12.0, &mut out);
+        for (o, v) in out.iter().zip(&x) {
+            let want = ((v / 0.037f32).round_ties_even() + 12.0).clamp(0.0, 255.0) as u8;
+            assert_eq!(*o, want, "{v}");
+        }
+        let (lo, hi) = min_max_with_zero(&x);
+        assert_eq!(
+            (lo, hi),
+            (
+                x.iter().copied().fold(0f32, f32::min),
+                x.iter().copied().fold(0f32, f32::max)
+            )
+        );
+        let mut s: Vec<f32> = x[..1000].to_vec();
+        softmax_rows(&mut s, 100);
+        for (row, src) in s.chunks(100).zip(x[..1000].chunks(100)) {
+            let max = src.iter().copied().fold(f32::MIN, f32::max);
+            let total: f64 = src.iter().map(|v| ((v - max) as f64).exp()).sum();
+            for (got, v) in row.iter().zip(src) {
+                let want = ((v - max) as f64).exp() / total;
+                assert!(
+                    (*got as f64 - want).abs() <= 1e-6 * want + 1e-9,
+                    "{got} vs {want}"
+                );
+            }
+        }
+    }
+}
