@@ -29,7 +29,11 @@ fn main() {
         flag("--warmup", 5),
         flag("--threads", 0),
     );
+    if args[0] == "--gemm" {
+        return gemm_speed(&args[1], runs);
+    }
     let [model_path, inputs_path] = [&args[0], &args[1]];
+    runtime::keep_freed_memory();
     if threads > 0 {
         runtime::set_threads(threads).expect("threads");
     }
@@ -71,5 +75,47 @@ fn main() {
         mean,
         times[0],
         times.len()
+    );
+}
+
+/// `--gemm M,N,K`: the float and the int8 kernels alone, in GFLOP/s (int8
+/// multiply-adds counted as two operations too).
+fn gemm_speed(shape: &str, runs: usize) {
+    use mlctl::runtime::kernels::{igemm, sgemm};
+    let d: Vec<usize> = shape
+        .split(',')
+        .map(|v| v.parse().expect("M,N,K"))
+        .collect();
+    let (m, n, k) = (d[0], d[1], d[2]);
+    let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+    let packed = sgemm::PackedB::pack(&b, k, n, n, 1);
+    let mut c = vec![0f32; m * n];
+    let flops = 2.0 * (m * n * k) as f64;
+    let time = |f: &mut dyn FnMut()| {
+        f();
+        let start = Instant::now();
+        for _ in 0..runs {
+            f();
+        }
+        start.elapsed().as_secs_f64() / runs as f64
+    };
+    let t = time(&mut || sgemm::sgemm(m, &a, k, &packed, &mut c, true));
+    println!(
+        "sgemm {m}x{n}x{k}: {:.3} ms, {:.1} GFLOP/s",
+        t * 1e3,
+        flops / t / 1e9
+    );
+    let ai: Vec<u8> = (0..m * k).map(|i| (i % 251) as u8).collect();
+    let bi: Vec<i32> = (0..k * n).map(|i| (i % 255) as i32 - 127).collect();
+    let packed = igemm::PackedIntB::pack(&bi, k, n, true, &[0]);
+    let mut ci = vec![0i32; m * n];
+    let t = time(&mut || {
+        igemm::matmul_integer(m, igemm::IntA::Unsigned(&ai), &[3], &packed, &mut ci, true)
+    });
+    println!(
+        "igemm {m}x{n}x{k}: {:.3} ms, {:.1} GOP/s",
+        t * 1e3,
+        flops / t / 1e9
     );
 }

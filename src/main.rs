@@ -11,6 +11,7 @@ use mlctl::error::{Error, Result};
 use mlctl::report::{self, Report};
 
 fn main() {
+    mlctl::runtime::keep_freed_memory();
     // A bug must still end in one line and exit code 2, never a backtrace.
     std::panic::set_hook(Box::new(|info| {
         let message = info

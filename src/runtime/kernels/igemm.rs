@@ -136,24 +136,20 @@ pub fn matmul_integer(
     let groups = b.groups;
     // A' as one 32-bit word per group of k values (row by row, padded with
     // zeros to whole groups), and the row sums of A'.
-    let (shift, packed_a, row_sums) = match a {
+    let (shift, converted);
+    let bytes: &[u8] = match a {
         IntA::Unsigned(v) => {
-            assert!(v.len() >= m * k);
-            let (words, sums) = pack_a(m, groups, group, |i| &v[i * k..(i + 1) * k], |x| x);
-            (0, words, sums)
+            shift = 0;
+            v
         }
         IntA::Signed(v) => {
-            assert!(v.len() >= m * k);
-            let (words, sums) = pack_a(
-                m,
-                groups,
-                group,
-                |i| &v[i * k..(i + 1) * k],
-                |x| (x + 128) as u8,
-            );
-            (128, words, sums)
+            shift = 128;
+            converted = v.iter().map(|&x| (x + 128) as u8).collect::<Vec<u8>>();
+            &converted
         }
     };
+    assert!(bytes.len() >= m * k);
+    let (packed_a, row_sums) = pack_a(m, k, groups, group, bytes);
     let za_of = |i: usize| {
         shift
             + if zero_point.len() == 1 {
@@ -246,30 +242,35 @@ pub fn matmul_integer(
 }
 
 /// Packs the rows of A' into 32-bit words of `group` values (bytes for
-/// groups of 4, 16-bit halves for groups of 2) and sums each row.
-fn pack_a<'a, T: Copy + 'a>(
-    m: usize,
-    groups: usize,
-    group: usize,
-    row: impl Fn(usize) -> &'a [T],
-    to_u8: impl Fn(T) -> u8,
-) -> (Vec<u32>, Vec<i32>) {
+/// groups of 4, 16-bit halves for groups of 2; the first value in the low
+/// bits), each row padded with zeros to whole words, and sums each row.
+fn pack_a(m: usize, k: usize, groups: usize, group: usize, a: &[u8]) -> (Vec<u32>, Vec<i32>) {
     let mut words = vec![0u32; m * groups];
-    let mut sums = vec![0i32; m];
-    let bits = 32 / group as u32;
-    for i in 0..m {
-        let out = &mut words[i * groups..(i + 1) * groups];
-        let mut sum = 0i32;
-        for (w, chunk) in out.iter_mut().zip(row(i).chunks(group)) {
-            let mut word = 0u32;
-            for (q, &x) in chunk.iter().enumerate() {
-                let v = to_u8(x);
-                sum += v as i32;
-                word |= (v as u32) << (bits * q as u32);
+    let sums = (0..m)
+        .map(|i| a[i * k..(i + 1) * k].iter().map(|&x| x as i32).sum())
+        .collect();
+    for (out, row) in words
+        .chunks_mut(groups.max(1))
+        .zip(a.chunks(k.max(1)))
+        .take(m)
+    {
+        if group == 4 && cfg!(target_endian = "little") {
+            // The bytes of little-endian words are the values in order.
+            // SAFETY: u8 has no alignment or validity requirements; the view
+            // covers exactly this row's words.
+            let view = unsafe {
+                std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, out.len() * 4)
+            };
+            view[..row.len()].copy_from_slice(row);
+        } else {
+            let bits = 32 / group as u32;
+            for (w, chunk) in out.iter_mut().zip(row.chunks(group)) {
+                *w = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |word, (q, &v)| word | (v as u32) << (bits * q as u32));
             }
-            *w = word;
         }
-        sums[i] = sum;
     }
     (words, sums)
 }

@@ -60,7 +60,8 @@ vectorized! {
     /// division in float32, as ONNX Runtime does it).
     pub fn quantize_u8(x: &[f32], scale: f32, zero_point: f32, out: &mut [u8]) {
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = ((v / scale).round_ties_even() + zero_point).clamp(0.0, 255.0) as u8;
+            // Through i32, which vectorizes (a direct float-to-u8 cast does not).
+            *o = ((v / scale).round_ties_even() + zero_point).clamp(0.0, 255.0) as i32 as u8;
         }
     }
 }
@@ -228,6 +229,50 @@ vectorized! {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The four arithmetic operators of ONNX's element-wise binary ops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arith {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+vectorized! {
+    /// out[i] = a[i] op b[i % b.len()]: B the same size as A, or repeating
+    /// along A's leading dimensions (numpy broadcasting of a suffix);
+    /// `b_first` computes b op a instead.
+    pub fn arith_cycle(op: Arith, a: &[f32], b: &[f32], b_first: bool, out: &mut [f32]) {
+        let step = b.len().max(1);
+        for (o, a) in out.chunks_mut(step).zip(a.chunks(step)) {
+            let pairs = o.iter_mut().zip(a.iter().zip(b));
+            match (op, b_first) {
+                (Arith::Add, _) => pairs.for_each(|(o, (a, b))| *o = a + b),
+                (Arith::Mul, _) => pairs.for_each(|(o, (a, b))| *o = a * b),
+                (Arith::Sub, false) => pairs.for_each(|(o, (a, b))| *o = a - b),
+                (Arith::Sub, true) => pairs.for_each(|(o, (a, b))| *o = b - a),
+                (Arith::Div, false) => pairs.for_each(|(o, (a, b))| *o = a / b),
+                (Arith::Div, true) => pairs.for_each(|(o, (a, b))| *o = b / a),
+            }
+        }
+    }
+}
+
+vectorized! {
+    /// out[i] = a[i] op s (or s op a[i] with `s_first`).
+    pub fn arith_scalar(op: Arith, a: &[f32], s: f32, s_first: bool, out: &mut [f32]) {
+        let pairs = out.iter_mut().zip(a);
+        match (op, s_first) {
+            (Arith::Add, _) => pairs.for_each(|(o, a)| *o = a + s),
+            (Arith::Mul, _) => pairs.for_each(|(o, a)| *o = a * s),
+            (Arith::Sub, false) => pairs.for_each(|(o, a)| *o = a - s),
+            (Arith::Sub, true) => pairs.for_each(|(o, a)| *o = s - a),
+            (Arith::Div, false) => pairs.for_each(|(o, a)| *o = a / s),
+            (Arith::Div, true) => pairs.for_each(|(o, a)| *o = s / a),
         }
     }
 }

@@ -65,8 +65,19 @@ impl PackedB {
     }
 }
 
-/// C (m x n, row-major, `c.len() == m * n`) = A (m x k, row i at
+/// Depth of one block of k: a kc x NR slice of a B panel (32 KB on
+/// AVX-512) stays in L1 while a micro-kernel sweeps it.
+const KC: usize = 256;
+/// Rows of A packed together per block: MC x KC floats (about 100 KB) stay
+/// in L2 while every panel of B passes by.
+const MC: usize = 96;
+
+/// C (m x n, row-major, `c.len() >= m * n`) = A (m x k, row i at
 /// `a[i * lda..]`) times packed B. Parallel when `parallel` and large enough.
+///
+/// Blocked as in GotoBLAS: A is copied block by block (MC rows x KC deep)
+/// into the order the micro-kernel reads it, and each block meets every
+/// panel of B; blocks of k after the first add into C.
 pub fn sgemm(m: usize, a: &[f32], lda: usize, b: &PackedB, c: &mut [f32], parallel: bool) {
     let (k, n) = (b.k, b.n);
     assert!(c.len() >= m * n && (m == 0 || a.len() >= (m - 1) * lda + k));
@@ -78,41 +89,83 @@ pub fn sgemm(m: usize, a: &[f32], lda: usize, b: &PackedB, c: &mut [f32], parall
         return;
     }
     let (mr, nr) = tile_shape(b.isa);
-    let row_blocks = m.div_ceil(mr);
     let panels = n.div_ceil(nr);
-    let tiles = row_blocks * panels;
+    let row_chunks = m.div_ceil(MC);
+    let workers = if parallel && m * n * k >= PARALLEL_WORK {
+        threads()
+    } else {
+        1
+    };
+    // Units of work: a chunk of rows times a run of panels. Few rows (small
+    // batches) split the panels among the threads instead.
+    let panel_runs = if row_chunks >= workers * 2 {
+        1
+    } else {
+        (workers * 2).div_ceil(row_chunks).min(panels)
+    };
+    let panels_per_run = panels.div_ceil(panel_runs);
+    let units = row_chunks * panel_runs;
     let c_ptr = SharedMut(c.as_mut_ptr());
-    // Tiles go panel by panel, so one thread's run of tiles reuses its B
-    // panel from cache while A streams by.
-    let run = |t: usize| {
-        let (panel, block) = (t / row_blocks, t % row_blocks);
-        let (i0, j0) = (block * mr, panel * nr);
-        let rows = mr.min(m - i0);
-        let cols = nr.min(n - j0);
-        let bp = &b.data[panel * k * nr..(panel + 1) * k * nr];
-        let ap = &a[i0 * lda..];
-        // SAFETY: each tile writes only its own rows i0..i0+rows and columns
-        // j0..j0+cols of C, inside c's m x n; the kernels read `rows` rows
-        // of A (length k each, checked above) and the k x nr panel.
-        unsafe {
-            let cp = c_ptr.get().add(i0 * n + j0);
-            match b.isa {
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512Vnni => x86::tile_avx512(k, ap, lda, bp, cp, n, rows, cols),
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => x86::tile_avx2(k, ap, lda, bp, cp, n, rows, cols),
-                _ => tile_reference(k, ap, lda, bp, nr, cp, n, rows, cols),
+    let run = |unit: usize| {
+        let (chunk, run) = (unit / panel_runs, unit % panel_runs);
+        let i0 = chunk * MC;
+        let rows_here = MC.min(m - i0);
+        let panel_range = (run * panels_per_run)..((run + 1) * panels_per_run).min(panels);
+        let mut packed_a = vec![0f32; rows_here.div_ceil(mr) * mr * KC.min(k)];
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            pack_a(&a[i0 * lda + k0..], lda, rows_here, kc, mr, &mut packed_a);
+            for panel in panel_range.clone() {
+                let j0 = panel * nr;
+                let cols = nr.min(n - j0);
+                let bp = &b.data[panel * k * nr + k0 * nr..panel * k * nr + (k0 + kc) * nr];
+                for block in 0..rows_here.div_ceil(mr) {
+                    let rows = mr.min(rows_here - block * mr);
+                    let ap = &packed_a[block * mr * kc..(block + 1) * mr * kc];
+                    // SAFETY: this unit alone writes rows i0..i0+rows_here
+                    // and columns of its panels, inside C's m x n; the
+                    // kernels read kc x mr packed A and kc x nr of the panel.
+                    unsafe {
+                        let cp = c_ptr.get().add((i0 + block * mr) * n + j0);
+                        let add = k0 > 0;
+                        match b.isa {
+                            #[cfg(target_arch = "x86_64")]
+                            Isa::Avx512Vnni => x86::tile_avx512(kc, ap, bp, cp, n, rows, cols, add),
+                            #[cfg(target_arch = "x86_64")]
+                            Isa::Avx2 => x86::tile_avx2(kc, ap, bp, cp, n, rows, cols, add),
+                            _ => tile_reference(kc, ap, mr, bp, nr, cp, n, rows, cols, add),
+                        }
+                    }
+                }
             }
         }
     };
-    if parallel && threads() > 1 && m * n * k >= PARALLEL_WORK && tiles > 1 {
-        let per_task = (tiles / (threads() * 4)).max(1);
-        (0..tiles)
-            .into_par_iter()
-            .with_min_len(per_task)
-            .for_each(run);
+    if workers > 1 && units > 1 {
+        (0..units).into_par_iter().for_each(run);
     } else {
-        (0..tiles).for_each(run);
+        (0..units).for_each(run);
+    }
+}
+
+/// Copies `rows` rows of A (kc values each, rows `lda` apart) into blocks of
+/// `mr` rows stored column by column: block b, step p, row r at
+/// `out[b * mr * kc + p * mr + r]` (missing rows of the last block are 0).
+fn pack_a(a: &[f32], lda: usize, rows: usize, kc: usize, mr: usize, out: &mut [f32]) {
+    for block in 0..rows.div_ceil(mr) {
+        let dst = &mut out[block * mr * kc..(block + 1) * mr * kc];
+        for r in 0..mr {
+            let i = block * mr + r;
+            if i < rows {
+                let src = &a[i * lda..i * lda + kc];
+                for (p, v) in src.iter().enumerate() {
+                    dst[p * mr + r] = *v;
+                }
+            } else {
+                for p in 0..kc {
+                    dst[p * mr + r] = 0.0;
+                }
+            }
+        }
     }
 }
 
@@ -122,26 +175,28 @@ pub fn sgemm(m: usize, a: &[f32], lda: usize, b: &PackedB, c: &mut [f32], parall
 /// `c` must hold `rows` rows of `ldc` values with `cols` valid columns.
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_reference(
-    k: usize,
+    kc: usize,
     a: &[f32],
-    lda: usize,
+    mr: usize,
     b: &[f32],
     nr: usize,
     c: *mut f32,
     ldc: usize,
     rows: usize,
     cols: usize,
+    add: bool,
 ) {
     for r in 0..rows {
         let mut acc = [0f32; 64];
-        for p in 0..k {
-            let x = a[r * lda + p];
+        for p in 0..kc {
+            let x = a[p * mr + r];
             for (j, acc) in acc.iter_mut().enumerate().take(cols) {
                 *acc = x.mul_add(b[p * nr + j], *acc);
             }
         }
         for (j, v) in acc.iter().enumerate().take(cols) {
-            *c.add(r * ldc + j) = *v;
+            let out = c.add(r * ldc + j);
+            *out = if add { *out + *v } else { *v };
         }
     }
 }
@@ -154,19 +209,19 @@ mod x86 {
     /// the accumulators stay in registers).
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn tile_avx512(
-        k: usize,
+        kc: usize,
         a: &[f32],
-        lda: usize,
         b: &[f32],
         c: *mut f32,
         ldc: usize,
         rows: usize,
         cols: usize,
+        add: bool,
     ) {
         macro_rules! by_rows {
             ($($r:literal)*) => {
                 match rows {
-                    $($r => kernel_avx512::<$r>(k, a.as_ptr(), lda, b.as_ptr(), c, ldc, cols),)*
+                    $($r => kernel_avx512::<$r>(kc, a.as_ptr(), b.as_ptr(), c, ldc, cols, add),)*
                     _ => unreachable!("at most 12 rows"),
                 }
             };
@@ -174,22 +229,23 @@ mod x86 {
         by_rows!(1 2 3 4 5 6 7 8 9 10 11 12)
     }
 
+    /// A is packed 12 rows per step (`a[p * 12 + r]`), B 32 columns per step.
     #[target_feature(enable = "avx512f")]
     unsafe fn kernel_avx512<const MR: usize>(
-        k: usize,
+        kc: usize,
         a: *const f32,
-        lda: usize,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
         cols: usize,
+        add: bool,
     ) {
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-        for p in 0..k {
+        for p in 0..kc {
             let b0 = _mm512_loadu_ps(b.add(p * 32));
             let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
             for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(*a.add(r * lda + p));
+                let x = _mm512_set1_ps(*a.add(p * 12 + r));
                 acc[0] = _mm512_fmadd_ps(x, b0, acc[0]);
                 acc[1] = _mm512_fmadd_ps(x, b1, acc[1]);
             }
@@ -208,26 +264,31 @@ mod x86 {
         };
         for (r, acc) in acc.iter().enumerate() {
             let row = c.add(r * ldc);
-            _mm512_mask_storeu_ps(row, m0, acc[0]);
-            _mm512_mask_storeu_ps(row.add(16), m1, acc[1]);
+            let (mut v0, mut v1) = (acc[0], acc[1]);
+            if add {
+                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, row));
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, row.add(16)));
+            }
+            _mm512_mask_storeu_ps(row, m0, v0);
+            _mm512_mask_storeu_ps(row.add(16), m1, v1);
         }
     }
 
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn tile_avx2(
-        k: usize,
+        kc: usize,
         a: &[f32],
-        lda: usize,
         b: &[f32],
         c: *mut f32,
         ldc: usize,
         rows: usize,
         cols: usize,
+        add: bool,
     ) {
         macro_rules! by_rows {
             ($($r:literal)*) => {
                 match rows {
-                    $($r => kernel_avx2::<$r>(k, a.as_ptr(), lda, b.as_ptr(), c, ldc, cols),)*
+                    $($r => kernel_avx2::<$r>(kc, a.as_ptr(), b.as_ptr(), c, ldc, cols, add),)*
                     _ => unreachable!("at most 6 rows"),
                 }
             };
@@ -235,36 +296,35 @@ mod x86 {
         by_rows!(1 2 3 4 5 6)
     }
 
+    /// A is packed 6 rows per step (`a[p * 6 + r]`), B 16 columns per step.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn kernel_avx2<const MR: usize>(
-        k: usize,
+        kc: usize,
         a: *const f32,
-        lda: usize,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
         cols: usize,
+        add: bool,
     ) {
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-        for p in 0..k {
+        for p in 0..kc {
             let b0 = _mm256_loadu_ps(b.add(p * 16));
             let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
             for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm256_set1_ps(*a.add(r * lda + p));
+                let x = _mm256_set1_ps(*a.add(p * 6 + r));
                 acc[0] = _mm256_fmadd_ps(x, b0, acc[0]);
                 acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
             }
         }
         for (r, acc) in acc.iter().enumerate() {
             let row = c.add(r * ldc);
-            if cols == 16 {
-                _mm256_storeu_ps(row, acc[0]);
-                _mm256_storeu_ps(row.add(8), acc[1]);
-            } else {
-                let mut tmp = [0f32; 16];
-                _mm256_storeu_ps(tmp.as_mut_ptr(), acc[0]);
-                _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc[1]);
-                std::ptr::copy_nonoverlapping(tmp.as_ptr(), row, cols);
+            let mut tmp = [0f32; 16];
+            _mm256_storeu_ps(tmp.as_mut_ptr(), acc[0]);
+            _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc[1]);
+            for (j, v) in tmp.iter().enumerate().take(cols) {
+                let out = row.add(j);
+                *out = if add { *out + v } else { *v };
             }
         }
     }

@@ -3,28 +3,67 @@
 use candle_core::{DType, Tensor};
 
 use super::{err, float_only, input, Op, OpResult, Value};
+use crate::runtime::kernels::{self, rows, rows::Arith};
 
 type Binary = fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>;
 type Unary = fn(&Tensor) -> candle_core::Result<Tensor>;
 
-struct BinaryOp(Binary);
+struct BinaryOp(Binary, Arith);
+
+/// float32 on the CPU when one operand is a scalar, or both have the same
+/// shape, or the smaller one's shape is a suffix of the larger's (a bias
+/// over the last axis, a mask over the last two): the common cases of real
+/// models. Anything else broadcasts through candle.
+fn arith_on_cpu(op: Arith, a: &Tensor, b: &Tensor) -> Option<Result<Tensor, String>> {
+    if !kernels::on_cpu(a, DType::F32) || !kernels::on_cpu(b, DType::F32) {
+        return None;
+    }
+    let strip = |d: &[usize]| -> Vec<usize> { d.iter().copied().skip_while(|&x| x == 1).collect() };
+    let (ad, bd) = (a.dims(), b.dims());
+    // The larger operand gives the output shape; the other must be a suffix.
+    let (big, small, small_first) = if a.elem_count() >= b.elem_count() {
+        (a, b, false)
+    } else {
+        (b, a, true)
+    };
+    let (big_dims, small_dims) = if small_first { (bd, ad) } else { (ad, bd) };
+    let tail = strip(small_dims);
+    if small_dims.len() > big_dims.len() || !big_dims.ends_with(&tail) {
+        return None;
+    }
+    let out_dims = big_dims.to_vec();
+    let mut out = vec![0f32; big.elem_count()];
+    kernels::with_slice::<f32, _>(big, |x| {
+        kernels::with_slice::<f32, _>(small, |y| {
+            if y.len() == 1 {
+                rows::arith_scalar(op, x, y[0], small_first, &mut out);
+            } else {
+                rows::arith_cycle(op, x, y, small_first, &mut out);
+            }
+        })
+    })??;
+    Some(kernels::tensor_from(out, &out_dims))
+}
 
 impl Op for BinaryOp {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
+        if let Some(y) = arith_on_cpu(self.1, a, b) {
+            return Ok(vec![Value::Tensor(y?)]);
+        }
         Ok(vec![Value::Tensor((self.0)(a, b).map_err(err)?)])
     }
 }
 
 pub fn binary(op: &str) -> Result<Box<dyn Op>, String> {
-    let f: Binary = match op {
-        "Add" => |a, b| a.broadcast_add(b),
-        "Sub" => |a, b| a.broadcast_sub(b),
-        "Mul" => |a, b| a.broadcast_mul(b),
-        "Div" => |a, b| a.broadcast_div(b),
+    let (f, arith): (Binary, Arith) = match op {
+        "Add" => (|a, b| a.broadcast_add(b), Arith::Add),
+        "Sub" => (|a, b| a.broadcast_sub(b), Arith::Sub),
+        "Mul" => (|a, b| a.broadcast_mul(b), Arith::Mul),
+        "Div" => (|a, b| a.broadcast_div(b), Arith::Div),
         other => return Err(format!("{other} is not a binary operator")),
     };
-    Ok(Box::new(BinaryOp(f)))
+    Ok(Box::new(BinaryOp(f, arith)))
 }
 
 /// Sum, Max, Min and Mean over any number of inputs.
