@@ -5,6 +5,7 @@
 pub mod graph;
 pub mod kernels;
 pub mod ops;
+pub mod optimize;
 pub mod tensor;
 
 use std::collections::HashMap;
@@ -73,6 +74,8 @@ pub fn set_threads(n: usize) -> Result<(), String> {
 
 struct Step {
     node: usize,
+    /// A fused step's name (for profiles and errors); None for one node.
+    fused: Option<&'static str>,
     op: Box<dyn ops::Op>,
     inputs: Vec<Option<usize>>,
     outputs: Vec<Option<usize>>,
@@ -116,7 +119,8 @@ impl IfElse {
                 .find(|(n, _)| n == name)
                 .map(|(_, g)| g.clone())
                 .ok_or_else(|| format!("If without {name}"))?;
-            Model::compile(sub, device, folder).map_err(|e| format!("{name}: {}", e.0.join("; ")))
+            Model::compile(sub, device, folder, true)
+                .map_err(|e| format!("{name}: {}", e.0.join("; ")))
         };
         Ok(IfElse {
             then_branch: branch("then_branch")?,
@@ -173,6 +177,12 @@ pub struct LoadError(pub Vec<String>);
 
 impl Model {
     pub fn load(path: &Path, device: &Device) -> Result<Model, LoadError> {
+        Self::load_with(path, device, true)
+    }
+
+    /// `load`, with or without the fusions of `optimize` (tests compare
+    /// the two).
+    pub fn load_with(path: &Path, device: &Device, fuse: bool) -> Result<Model, LoadError> {
         let bytes = std::fs::read(path).map_err(|e| LoadError(vec![e.to_string()]))?;
         let folder = path.parent().map(|p| {
             if p.as_os_str().is_empty() {
@@ -181,22 +191,32 @@ impl Model {
                 p
             }
         });
-        Self::parse(&bytes, device, folder)
+        Self::parse(&bytes, device, folder, fuse)
     }
 
     /// A model from memory; external data files cannot be found from here.
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Model, LoadError> {
-        Self::parse(bytes, device, None)
+        Self::parse(bytes, device, None, true)
     }
 
-    fn parse(bytes: &[u8], device: &Device, folder: Option<&Path>) -> Result<Model, LoadError> {
+    fn parse(
+        bytes: &[u8],
+        device: &Device,
+        folder: Option<&Path>,
+        fuse: bool,
+    ) -> Result<Model, LoadError> {
         let proto = candle_onnx::onnx::ModelProto::decode(bytes)
             .map_err(|e| LoadError(vec![format!("not an ONNX model (protobuf: {e})")]))?;
         let graph = Graph::parse(&proto).map_err(LoadError)?;
-        Self::compile(graph, device, folder)
+        Self::compile(graph, device, folder, fuse)
     }
 
-    fn compile(graph: Graph, device: &Device, folder: Option<&Path>) -> Result<Model, LoadError> {
+    fn compile(
+        graph: Graph,
+        device: &Device,
+        folder: Option<&Path>,
+        fuse: bool,
+    ) -> Result<Model, LoadError> {
         let order = graph.topological_order().map_err(|e| LoadError(vec![e]))?;
         let mut problems = Vec::new();
         let mut slots: HashMap<String, usize> = HashMap::new();
@@ -220,29 +240,44 @@ impl Model {
             .map(|t| (t.name.clone(), t.data_type))
             .chain(graph.inputs.iter().map(|i| (i.name.clone(), i.elem_type)))
             .collect();
-        let mut steps = Vec::with_capacity(order.len());
-        for &n in &order {
+        // The fused kernels run float32 on the CPU only.
+        let plan = if fuse && matches!(device, Device::Cpu) {
+            optimize::plan(&graph, &order)
+        } else {
+            order
+                .iter()
+                .map(|&n| optimize::Planned::single(&graph, n))
+                .collect()
+        };
+        let mut steps = Vec::with_capacity(plan.len());
+        for planned in plan {
+            let n = *planned.nodes.last().expect("a step runs at least one node");
             let node = &graph.nodes[n];
             let opset = graph.opset(&node.domain);
-            let built = if node.domain.is_empty() && node.op_type == "If" {
-                IfElse::compile(node, device, folder).map(|op| Box::new(op) as Box<dyn ops::Op>)
-            } else {
-                ops::build(node, opset, &declared_types)
+            let (built, fused) = match planned.fused {
+                Some((name, op)) => (Ok(op), Some(name)),
+                None if node.domain.is_empty() && node.op_type == "If" => (
+                    IfElse::compile(node, device, folder)
+                        .map(|op| Box::new(op) as Box<dyn ops::Op>),
+                    None,
+                ),
+                None => (ops::build(node, opset, &declared_types), None),
             };
             match built {
                 Ok(op) => {
-                    let inputs = node
+                    let inputs = planned
                         .inputs
                         .iter()
                         .map(|i| (!i.is_empty()).then(|| slot(i, &mut slots)))
                         .collect();
-                    let outputs = node
+                    let outputs = planned
                         .outputs
                         .iter()
                         .map(|o| (!o.is_empty()).then(|| slot(o, &mut slots)))
                         .collect();
                     steps.push(Step {
                         node: n,
+                        fused,
                         op,
                         inputs,
                         outputs,
@@ -351,12 +386,13 @@ impl Model {
                 .map(|s| s.and_then(|s| values[s].as_ref()))
                 .collect();
             let start = profile.is_some().then(std::time::Instant::now);
-            let outputs = step
-                .op
-                .run(&inputs)
-                .map_err(|e| format!("node '{}' ({}): {e}", node.label(), node.op_type))?;
+            let outputs = step.op.run(&inputs).map_err(|e| {
+                let op = step.fused.unwrap_or(&node.op_type);
+                format!("node '{}' ({op}): {e}", node.label())
+            })?;
             if let (Some(profile), Some(start)) = (profile.as_deref_mut(), start) {
-                let entry = profile.entry(node.op_type.clone()).or_default();
+                let op = step.fused.unwrap_or(&node.op_type);
+                let entry = profile.entry(op.to_string()).or_default();
                 entry.0 += 1;
                 entry.1 += start.elapsed().as_secs_f64();
             }

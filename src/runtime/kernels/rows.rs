@@ -60,8 +60,12 @@ vectorized! {
     /// division in float32, as ONNX Runtime does it).
     pub fn quantize_u8(x: &[f32], scale: f32, zero_point: f32, out: &mut [u8]) {
         for (o, &v) in out.iter_mut().zip(x) {
-            // Through i32, which vectorizes (a direct float-to-u8 cast does not).
-            *o = ((v / scale).round_ties_even() + zero_point).clamp(0.0, 255.0) as i32 as u8;
+            // max/min rather than clamp: they send NaN to a bound, so the
+            // unchecked conversion below (which vectorizes, unlike `as`)
+            // always sees a value in 0..=255.
+            let q = ((v / scale).round_ties_even() + zero_point).max(0.0).min(255.0);
+            // SAFETY: q is finite and within 0..=255.
+            *o = unsafe { q.to_int_unchecked::<i32>() } as u8;
         }
     }
 }
@@ -71,7 +75,10 @@ vectorized! {
 /// the callers only divide by sums of it).
 #[inline(always)]
 fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
+    // max/min send NaN to a bound (NaN is put back at the end), so that the
+    // unchecked conversion of n, which vectorizes, sees a small integer.
+    let input = x;
+    let x = x.max(-87.0).min(88.0);
     let n = (x * std::f32::consts::LOG2_E).round_ties_even();
     let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
     let z = r * r;
@@ -80,7 +87,13 @@ fn exp(x: f32) -> f32 {
         * r
         + 5.000_000_1e-1;
     let y = p * z + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // SAFETY: n is an integer in -126..=127 (x was clamped above).
+    let power = f32::from_bits(((unsafe { n.to_int_unchecked::<i32>() } + 127) as u32) << 23);
+    if input.is_nan() {
+        input
+    } else {
+        y * power
+    }
 }
 
 /// erf for float32: x P(x^2) / Q(x^2) on [-4, 4] (beyond, erf is 1 to
@@ -180,6 +193,53 @@ vectorized! {
 }
 
 vectorized! {
+    /// softmax(x / divisor + mask) over rows of `row` values: row i's mask
+    /// starts at mask[offsets[i]] (a whole row, or one value when
+    /// `!whole_rows`). Written to `out`.
+    pub fn scaled_masked_softmax(
+        x: &[f32],
+        mask: &[f32],
+        offsets: &[usize],
+        whole_rows: bool,
+        row: usize,
+        divisor: f32,
+        out: &mut [f32],
+    ) {
+        for ((o, xr), &offset) in out.chunks_mut(row.max(1)).zip(x.chunks(row.max(1))).zip(offsets) {
+            if whole_rows {
+                for ((o, v), m) in o.iter_mut().zip(xr).zip(&mask[offset..offset + row]) {
+                    *o = v / divisor + m;
+                }
+            } else {
+                let m = mask[offset];
+                for (o, v) in o.iter_mut().zip(xr) {
+                    *o = v / divisor + m;
+                }
+            }
+            let max = max_lanes(o);
+            for v in o.iter_mut() {
+                *v = exp(*v - max);
+            }
+            let scale = 1.0 / sum_lanes(o);
+            for v in o.iter_mut() {
+                *v *= scale;
+            }
+        }
+    }
+}
+
+vectorized! {
+    /// GELU as exporters spell it, in place, in its order of operations:
+    /// (x * (erf(x / scale) + one)) * half (x * scale when `!divide`).
+    pub fn gelu_in_place(x: &mut [f32], scale: f32, divide: bool, one: f32, half: f32) {
+        for v in x.iter_mut() {
+            let t = if divide { *v / scale } else { *v * scale };
+            *v = (*v * (erf(t) + one)) * half;
+        }
+    }
+}
+
+vectorized! {
     /// erf of every value, in place.
     pub fn erf_in_place(x: &mut [f32]) {
         for v in x.iter_mut() {
@@ -259,6 +319,50 @@ vectorized! {
                 (Arith::Div, true) => pairs.for_each(|(o, (a, b))| *o = b / a),
             }
         }
+    }
+}
+
+vectorized! {
+    /// x[i] += b[i % b.len()] (a bias over the last axis).
+    pub fn add_cycle_in_place(x: &mut [f32], b: &[f32]) {
+        for chunk in x.chunks_mut(b.len().max(1)) {
+            for (v, b) in chunk.iter_mut().zip(b) {
+                *v += b;
+            }
+        }
+    }
+}
+
+vectorized! {
+    /// float(v) * scale (+ bias): a Cast of int32 sums to float, a Mul by
+    /// one scale or one per column, an Add of a bias per column.
+    pub fn int_to_scaled_float(v: &[i32], scale: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        let n = if scale.len() > 1 {
+            scale.len()
+        } else if let Some(b) = bias {
+            b.len().max(1)
+        } else {
+            v.len().max(1)
+        };
+        let mut out = vec![0f32; v.len()];
+        for (o, v) in out.chunks_mut(n).zip(v.chunks(n)) {
+            if scale.len() == 1 {
+                let s = scale[0];
+                for (o, v) in o.iter_mut().zip(v) {
+                    *o = *v as f32 * s;
+                }
+            } else {
+                for ((o, v), s) in o.iter_mut().zip(v).zip(scale) {
+                    *o = *v as f32 * s;
+                }
+            }
+            if let Some(b) = bias {
+                for (o, b) in o.iter_mut().zip(b) {
+                    *o += b;
+                }
+            }
+        }
+        out
     }
 }
 

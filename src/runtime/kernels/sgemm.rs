@@ -73,19 +73,34 @@ const KC: usize = 256;
 const MC: usize = 96;
 
 /// C (m x n, row-major, `c.len() >= m * n`) = A (m x k, row i at
-/// `a[i * lda..]`) times packed B. Parallel when `parallel` and large enough.
+/// `a[i * lda..]`) times packed B, plus `bias` (one value per column) when
+/// given. Parallel when `parallel` and large enough.
 ///
 /// Blocked as in GotoBLAS: A is copied block by block (MC rows x KC deep)
 /// into the order the micro-kernel reads it, and each block meets every
 /// panel of B; blocks of k after the first add into C.
-pub fn sgemm(m: usize, a: &[f32], lda: usize, b: &PackedB, c: &mut [f32], parallel: bool) {
+pub fn sgemm(
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    b: &PackedB,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    parallel: bool,
+) {
     let (k, n) = (b.k, b.n);
     assert!(c.len() >= m * n && (m == 0 || a.len() >= (m - 1) * lda + k));
+    assert!(bias.is_none_or(|b| b.len() == n));
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        c[..m * n].fill(0.0);
+        for row in c[..m * n].chunks_mut(n) {
+            match bias {
+                Some(b) => row.copy_from_slice(b),
+                None => row.fill(0.0),
+            }
+        }
         return;
     }
     let (mr, nr) = tile_shape(b.isa);
@@ -135,6 +150,15 @@ pub fn sgemm(m: usize, a: &[f32], lda: usize, b: &PackedB, c: &mut [f32], parall
                             Isa::Avx2 => x86::tile_avx2(kc, ap, bp, cp, n, rows, cols, add),
                             _ => tile_reference(kc, ap, mr, bp, nr, cp, n, rows, cols, add),
                         }
+                        // The bias, while the tile is still in cache.
+                        if let (Some(bias), true) = (bias, k0 + kc == k) {
+                            for r in 0..rows {
+                                let row = std::slice::from_raw_parts_mut(cp.add(r * n), cols);
+                                for (v, b) in row.iter_mut().zip(&bias[j0..j0 + cols]) {
+                                    *v += b;
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -153,17 +177,17 @@ pub fn sgemm(m: usize, a: &[f32], lda: usize, b: &PackedB, c: &mut [f32], parall
 fn pack_a(a: &[f32], lda: usize, rows: usize, kc: usize, mr: usize, out: &mut [f32]) {
     for block in 0..rows.div_ceil(mr) {
         let dst = &mut out[block * mr * kc..(block + 1) * mr * kc];
-        for r in 0..mr {
+        let present = mr.min(rows - block * mr);
+        if present < mr {
+            dst.fill(0.0);
+        }
+        // Row by row into a stride of mr: each source row is read once,
+        // in order.
+        for r in 0..present {
             let i = block * mr + r;
-            if i < rows {
-                let src = &a[i * lda..i * lda + kc];
-                for (p, v) in src.iter().enumerate() {
-                    dst[p * mr + r] = *v;
-                }
-            } else {
-                for p in 0..kc {
-                    dst[p * mr + r] = 0.0;
-                }
+            let src = &a[i * lda..i * lda + kc];
+            for (d, v) in dst[r..].iter_mut().step_by(mr).zip(src) {
+                *d = *v;
             }
         }
     }
@@ -375,7 +399,7 @@ mod tests {
                 for parallel in [false, true] {
                     let packed = PackedB::pack_for(isa, &b, k, n, n, 1);
                     let mut c = vec![f32::NAN; m * n];
-                    sgemm(m, &a, k, &packed, &mut c, parallel);
+                    sgemm(m, &a, k, &packed, None, &mut c, parallel);
                     for (i, (x, e)) in c.iter().zip(&expected).enumerate() {
                         assert!(
                             (*x as f64 - e).abs() <= 1e-5 * (1.0 + e.abs()) * k as f64,
@@ -384,6 +408,21 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_bias_is_added_to_every_row() {
+        let (m, n, k) = (30, 45, 600);
+        let a = values(m * k, 5);
+        let b = values(k * n, 6);
+        let bias = values(n, 7);
+        let packed = PackedB::pack(&b, k, n, n, 1);
+        let (mut plain, mut biased) = (vec![0f32; m * n], vec![0f32; m * n]);
+        sgemm(m, &a, k, &packed, None, &mut plain, false);
+        sgemm(m, &a, k, &packed, Some(&bias), &mut biased, true);
+        for (i, (p, q)) in plain.iter().zip(&biased).enumerate() {
+            assert_eq!(p + bias[i % n], *q);
         }
     }
 
@@ -401,8 +440,24 @@ mod tests {
         }
         let mut c1 = vec![0f32; m * n];
         let mut c2 = vec![0f32; m * n];
-        sgemm(m, &a, k, &PackedB::pack(&b, k, n, n, 1), &mut c1, false);
-        sgemm(m, &a, k, &PackedB::pack(&bt, k, n, 1, k), &mut c2, false);
+        sgemm(
+            m,
+            &a,
+            k,
+            &PackedB::pack(&b, k, n, n, 1),
+            None,
+            &mut c1,
+            false,
+        );
+        sgemm(
+            m,
+            &a,
+            k,
+            &PackedB::pack(&bt, k, n, 1, k),
+            None,
+            &mut c2,
+            false,
+        );
         assert_eq!(c1, c2);
     }
 }

@@ -8,62 +8,140 @@ use crate::runtime::kernels::{self, rows, rows::Arith};
 type Binary = fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>;
 type Unary = fn(&Tensor) -> candle_core::Result<Tensor>;
 
-struct BinaryOp(Binary, Arith);
+struct BinaryOp(Arith);
 
-/// float32 on the CPU when one operand is a scalar, or both have the same
-/// shape, or the smaller one's shape is a suffix of the larger's (a bias
-/// over the last axis, a mask over the last two): the common cases of real
-/// models. Anything else broadcasts through candle.
+/// numpy's broadcast shape of two shapes, or None when they do not fit.
+fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let at = |d: &[usize], i: usize| {
+        if i + d.len() >= rank {
+            d[i + d.len() - rank]
+        } else {
+            1
+        }
+    };
+    (0..rank)
+        .map(|i| match (at(a, i), at(b, i)) {
+            (x, y) if x == y => Some(x),
+            (1, y) => Some(y),
+            (x, 1) => Some(x),
+            _ => None,
+        })
+        .collect()
+}
+
+/// float32 on the CPU when one operand has the output's shape: the other
+/// is a scalar, the same shape, a suffix of it (a bias over the last axis),
+/// or broadcast some other way (an attention mask [b, 1, 1, s]), which goes
+/// row by row. Anything else broadcasts through candle.
 fn arith_on_cpu(op: Arith, a: &Tensor, b: &Tensor) -> Option<Result<Tensor, String>> {
     if !kernels::on_cpu(a, DType::F32) || !kernels::on_cpu(b, DType::F32) {
         return None;
     }
-    let strip = |d: &[usize]| -> Vec<usize> { d.iter().copied().skip_while(|&x| x == 1).collect() };
-    let (ad, bd) = (a.dims(), b.dims());
-    // The larger operand gives the output shape; the other must be a suffix.
-    let (big, small, small_first) = if a.elem_count() >= b.elem_count() {
+    let out_dims = broadcast_shape(a.dims(), b.dims())?;
+    let (big, small, small_first) = if a.dims() == out_dims.as_slice() {
         (a, b, false)
-    } else {
+    } else if b.dims() == out_dims.as_slice() {
         (b, a, true)
-    };
-    let (big_dims, small_dims) = if small_first { (bd, ad) } else { (ad, bd) };
-    let tail = strip(small_dims);
-    if small_dims.len() > big_dims.len() || !big_dims.ends_with(&tail) {
+    } else {
         return None;
-    }
-    let out_dims = big_dims.to_vec();
+    };
+    let small_dims = small.dims();
+    let tail: Vec<usize> = small_dims.iter().copied().skip_while(|&x| x == 1).collect();
     let mut out = vec![0f32; big.elem_count()];
     kernels::with_slice::<f32, _>(big, |x| {
         kernels::with_slice::<f32, _>(small, |y| {
             if y.len() == 1 {
                 rows::arith_scalar(op, x, y[0], small_first, &mut out);
-            } else {
+            } else if out_dims.ends_with(&tail) {
                 rows::arith_cycle(op, x, y, small_first, &mut out);
+            } else {
+                by_rows(op, x, &out_dims, y, small_dims, small_first, &mut out);
             }
         })
     })??;
     Some(kernels::tensor_from(out, &out_dims))
 }
 
+/// For broadcasting `y_dims` against `out_dims` row by row (rows of the
+/// last axis): where each output row's values start in y, and whether y
+/// has a whole row there (else one value repeats along the row).
+pub fn row_offsets(out_dims: &[usize], y_dims: &[usize]) -> (Vec<usize>, bool) {
+    let rank = out_dims.len();
+    // y's strides over the output's axes (0 where y has 1 or lacks the axis).
+    let mut strides = vec![0usize; rank];
+    let mut stride = 1;
+    for i in (0..y_dims.len().min(rank)).rev() {
+        let axis = rank - y_dims.len() + i;
+        strides[axis] = if y_dims[i] == 1 { 0 } else { stride };
+        stride *= y_dims[i];
+    }
+    let rows: usize = out_dims[..rank.saturating_sub(1)].iter().product();
+    let offsets = (0..rows)
+        .map(|r| {
+            let (mut rest, mut offset) = (r, 0);
+            for axis in (0..rank.saturating_sub(1)).rev() {
+                offset += (rest % out_dims[axis]) * strides[axis];
+                rest /= out_dims[axis];
+            }
+            offset
+        })
+        .collect();
+    (offsets, rank > 0 && strides[rank - 1] != 0)
+}
+
+/// General broadcasting of `y` (shape `y_dims`) against `x` (shape
+/// `out_dims`), one row of the last axis at a time.
+fn by_rows(
+    op: Arith,
+    x: &[f32],
+    out_dims: &[usize],
+    y: &[f32],
+    y_dims: &[usize],
+    y_first: bool,
+    out: &mut [f32],
+) {
+    let last = out_dims.last().copied().unwrap_or(1).max(1);
+    let (offsets, whole_rows) = row_offsets(out_dims, y_dims);
+    for ((o, xr), &offset) in out.chunks_mut(last).zip(x.chunks(last)).zip(&offsets) {
+        if whole_rows {
+            rows::arith_cycle(op, xr, &y[offset..offset + last], y_first, o);
+        } else {
+            rows::arith_scalar(op, xr, y[offset], y_first, o);
+        }
+    }
+}
+
+/// a op b with numpy broadcasting, on the CPU kernels when they apply.
+pub fn arith(op: Arith, a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
+    if let Some(y) = arith_on_cpu(op, a, b) {
+        return y;
+    }
+    match op {
+        Arith::Add => a.broadcast_add(b),
+        Arith::Sub => a.broadcast_sub(b),
+        Arith::Mul => a.broadcast_mul(b),
+        Arith::Div => a.broadcast_div(b),
+    }
+    .map_err(err)
+}
+
 impl Op for BinaryOp {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
-        if let Some(y) = arith_on_cpu(self.1, a, b) {
-            return Ok(vec![Value::Tensor(y?)]);
-        }
-        Ok(vec![Value::Tensor((self.0)(a, b).map_err(err)?)])
+        Ok(vec![Value::Tensor(arith(self.0, a, b)?)])
     }
 }
 
 pub fn binary(op: &str) -> Result<Box<dyn Op>, String> {
-    let (f, arith): (Binary, Arith) = match op {
-        "Add" => (|a, b| a.broadcast_add(b), Arith::Add),
-        "Sub" => (|a, b| a.broadcast_sub(b), Arith::Sub),
-        "Mul" => (|a, b| a.broadcast_mul(b), Arith::Mul),
-        "Div" => (|a, b| a.broadcast_div(b), Arith::Div),
+    let arith = match op {
+        "Add" => Arith::Add,
+        "Sub" => Arith::Sub,
+        "Mul" => Arith::Mul,
+        "Div" => Arith::Div,
         other => return Err(format!("{other} is not a binary operator")),
     };
-    Ok(Box::new(BinaryOp(f, arith)))
+    Ok(Box::new(BinaryOp(arith)))
 }
 
 /// Sum, Max, Min and Mean over any number of inputs.

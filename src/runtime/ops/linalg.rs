@@ -41,7 +41,7 @@ impl<P> PackCache<P> {
 
 #[derive(Default)]
 pub struct MatMul {
-    packed: PackCache<PackedB>,
+    pub packed: PackCache<PackedB>,
 }
 
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
@@ -72,8 +72,13 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
 }
 
 /// A (..., m, k) times a 2-D B (k, n) on the CPU kernels, the leading
-/// dimensions of A folded into its rows.
-fn matmul_weight(a: &Tensor, packed: &PackedB) -> Option<Tensor> {
+/// dimensions of A folded into its rows, plus a bias per column if given:
+/// the values and the shape.
+pub fn matmul_weight_values(
+    a: &Tensor,
+    packed: &PackedB,
+    bias: Option<&[f32]>,
+) -> Option<(Vec<f32>, Vec<usize>)> {
     let k = *a.dims().last()?;
     if k != packed.k || a.rank() < 2 {
         return None;
@@ -82,7 +87,14 @@ fn matmul_weight(a: &Tensor, packed: &PackedB) -> Option<Tensor> {
     let mut dims = a.dims().to_vec();
     *dims.last_mut()? = packed.n;
     let mut c = vec![0f32; m * packed.n];
-    kernels::with_slice::<f32, _>(a, |a| kernels::sgemm::sgemm(m, a, k, packed, &mut c, true))?;
+    kernels::with_slice::<f32, _>(a, |a| {
+        kernels::sgemm::sgemm(m, a, k, packed, bias, &mut c, true)
+    })?;
+    Some((c, dims))
+}
+
+fn matmul_weight(a: &Tensor, packed: &PackedB) -> Option<Tensor> {
+    let (c, dims) = matmul_weight_values(a, packed, None)?;
     kernels::tensor_from(c, &dims).ok()
 }
 
@@ -103,7 +115,7 @@ fn matmul_batched(a: &Tensor, b: &Tensor) -> Option<Tensor> {
         kernels::with_slice::<f32, _>(b, |b| {
             let one = |(i, c): (usize, &mut [f32]), parallel: bool| {
                 let packed = PackedB::pack(&b[i * k * n..(i + 1) * k * n], k, n, n, 1);
-                kernels::sgemm::sgemm(m, &a[i * m * k..], k, &packed, c, parallel);
+                kernels::sgemm::sgemm(m, &a[i * m * k..], k, &packed, None, c, parallel);
             };
             if batches >= kernels::threads()
                 && kernels::threads() > 1

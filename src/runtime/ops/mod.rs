@@ -3,13 +3,13 @@
 //! README's table is checked against it by a test.
 
 mod conv;
-mod elementwise;
+pub(crate) mod elementwise;
 mod index;
-mod linalg;
+pub(crate) mod linalg;
 mod logic;
 mod ml;
 mod nn;
-mod quant;
+pub(crate) mod quant;
 mod reduce;
 mod resize;
 mod rnn;

@@ -1,0 +1,506 @@
+//! Compile-time graph optimisation: chains of nodes that real exported
+//! models spell out op by op are run as one fused step, which reads and
+//! writes each tensor once instead of once per node.
+//!
+//! Every fused step computes the same float32 operations in the same order
+//! as the nodes it replaces (only the passes over memory go), so results do
+//! not change:
+//!
+//! * GELU, as exporters write it: `Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5)`.
+//! * MatMul by a weight followed by `Add` of a bias (then, optionally, the
+//!   GELU above): the bias is added to the product in place.
+//! * ONNX Runtime's dynamic quantization, `MatMulInteger -> Cast(float) ->
+//!   Mul(scale)` (then, optionally, `Add` of a bias): int32 sums go straight
+//!   to scaled floats.
+//! * Attention scores: `Softmax(Add(Div(x, c), mask))` over the last axis.
+//!
+//! A chain fuses only when each intermediate value has exactly one reader
+//! and is not a graph output, and when its constants are what the pattern
+//! needs.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
+
+use super::graph::{Graph, Node};
+use super::kernels::{self, rows, sgemm::PackedB};
+use super::ops::{self, input, optional, Op, OpResult, Value};
+
+/// One step of the plan: a node, or a fused chain of nodes.
+pub struct Planned {
+    /// The graph's nodes this step runs (the last one names it in errors).
+    pub nodes: Vec<usize>,
+    /// The fused operator, or None to build the single node as usual.
+    pub fused: Option<(&'static str, Box<dyn Op>)>,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+}
+
+impl Planned {
+    /// One node, as it is.
+    pub fn single(graph: &Graph, n: usize) -> Planned {
+        Planned {
+            nodes: vec![n],
+            fused: None,
+            inputs: graph.nodes[n].inputs.clone(),
+            outputs: graph.nodes[n].outputs.clone(),
+        }
+    }
+}
+
+struct Facts<'g> {
+    graph: &'g Graph,
+    /// Readers of each value (graph outputs count as readers).
+    readers: HashMap<&'g str, usize>,
+    /// The node writing each value.
+    producer: HashMap<&'g str, usize>,
+    /// Which node reads each value, when exactly one does.
+    only_reader: HashMap<&'g str, usize>,
+}
+
+impl<'g> Facts<'g> {
+    fn new(graph: &'g Graph) -> Self {
+        let mut readers: HashMap<&str, usize> = HashMap::new();
+        let mut only_reader = HashMap::new();
+        let mut producer = HashMap::new();
+        for (i, n) in graph.nodes.iter().enumerate() {
+            for inp in n.inputs.iter().filter(|s| !s.is_empty()) {
+                *readers.entry(inp.as_str()).or_default() += 1;
+                only_reader.insert(inp.as_str(), i);
+            }
+            for out in &n.outputs {
+                producer.insert(out.as_str(), i);
+            }
+        }
+        for o in &graph.outputs {
+            *readers.entry(o.name.as_str()).or_default() += 1;
+        }
+        Facts {
+            graph,
+            readers,
+            producer,
+            only_reader,
+        }
+    }
+
+    /// The node that alone reads `value`, if that node is a plain ONNX `op`.
+    fn next(&self, value: &str, op: &str) -> Option<usize> {
+        if self.readers.get(value) != Some(&1) {
+            return None;
+        }
+        let n = *self.only_reader.get(value)?;
+        let node = &self.graph.nodes[n];
+        (node.domain.is_empty() && node.op_type == op).then_some(n)
+    }
+
+    fn node(&self, n: usize) -> &'g Node {
+        &self.graph.nodes[n]
+    }
+
+    /// A constant's value: an initializer or a Constant node's tensor.
+    fn constant(&self, name: &str) -> Option<Tensor> {
+        if let Some(t) = self.graph.initializers.iter().find(|t| t.name == name) {
+            return super::tensor::from_proto(t, &Device::Cpu).ok();
+        }
+        let n = self.node(*self.producer.get(name)?);
+        if n.op_type != "Constant" || !n.domain.is_empty() {
+            return None;
+        }
+        let value = n.attributes.iter().find(|a| a.name == "value")?;
+        super::tensor::from_proto(value.t.as_ref()?, &Device::Cpu).ok()
+    }
+
+    fn scalar(&self, name: &str) -> Option<f32> {
+        let t = self.constant(name)?;
+        if t.elem_count() != 1 || t.dtype() != DType::F32 {
+            return None;
+        }
+        t.flatten_all()
+            .ok()?
+            .to_vec1::<f32>()
+            .ok()?
+            .first()
+            .copied()
+    }
+
+    fn is_initializer(&self, name: &str) -> bool {
+        self.graph.initializers.iter().any(|t| t.name == name)
+    }
+
+    /// The other input of a two-input node, given one of them.
+    fn other<'a>(&self, node: &'a Node, this: &str) -> Option<&'a str> {
+        match node.inputs.as_slice() {
+            [a, b] if a == this => Some(b),
+            [a, b] if b == this => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// GELU from `x`, starting at the Div (or Mul by 1/√2) node `first`:
+/// returns the chain and the constants, or None.
+fn gelu_chain(f: &Facts, first: usize) -> Option<(Vec<usize>, Gelu)> {
+    let div = f.node(first);
+    if div.inputs.len() != 2 {
+        return None;
+    }
+    let (x, scale_name, divide) = match div.op_type.as_str() {
+        "Div" => (&div.inputs[0], &div.inputs[1], true),
+        "Mul" if f.scalar(&div.inputs[1]).is_some() => (&div.inputs[0], &div.inputs[1], false),
+        "Mul" => (&div.inputs[1], &div.inputs[0], false),
+        _ => return None,
+    };
+    let scale = f.scalar(scale_name)?;
+    let expected = if divide {
+        std::f32::consts::SQRT_2
+    } else {
+        std::f32::consts::FRAC_1_SQRT_2
+    };
+    if (scale - expected).abs() > 1e-3 {
+        return None;
+    }
+    let erf = f.next(&div.outputs[0], "Erf")?;
+    let add = f.next(&f.node(erf).outputs[0], "Add")?;
+    let one = f.scalar(f.other(f.node(add), &f.node(erf).outputs[0])?)?;
+    // x * (erf + 1): x is read by the Div too, so it has two readers.
+    let add_out = &f.node(add).outputs[0];
+    let mul = f.next(add_out, "Mul")?;
+    if f.other(f.node(mul), add_out)? != x {
+        return None;
+    }
+    let mul_out = &f.node(mul).outputs[0];
+    let half_node = f.next(mul_out, "Mul")?;
+    let half = f.scalar(f.other(f.node(half_node), mul_out)?)?;
+    Some((
+        vec![first, erf, add, mul, half_node],
+        Gelu {
+            scale,
+            divide,
+            one,
+            half,
+        },
+    ))
+}
+
+/// The plan: the graph's nodes in `order`, with fusable chains fused.
+pub fn plan(graph: &Graph, order: &[usize]) -> Vec<Planned> {
+    let f = Facts::new(graph);
+    let position: HashMap<usize, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+    let mut taken = vec![false; graph.nodes.len()];
+    let mut steps = Vec::with_capacity(order.len());
+    let single = |n: usize| Planned::single(graph, n);
+    for &n in order {
+        if taken[n] {
+            continue;
+        }
+        let node = &graph.nodes[n];
+        let fused = if !node.domain.is_empty() {
+            None
+        } else {
+            match node.op_type.as_str() {
+                "MatMul" => fuse_matmul_bias(&f, n),
+                "MatMulInteger" => fuse_matmul_integer(&f, n),
+                "Div" | "Mul" => fuse_gelu(&f, n).or_else(|| fuse_softmax(&f, n)),
+                _ => None,
+            }
+        };
+        match fused {
+            // A chain runs where its last node would; every node it covers
+            // comes later in the order than its first, and its outside
+            // inputs are all ready at its first node except the ones the
+            // pattern checks (constants, weights, values computed earlier
+            // than the chain's first node in a topological order).
+            Some(step)
+                if step.nodes.iter().all(|&m| !taken[m])
+                    && inputs_ready(&f, &position, &step, n) =>
+            {
+                for &m in &step.nodes {
+                    taken[m] = true;
+                }
+                steps.push(step);
+            }
+            _ => {
+                taken[n] = true;
+                steps.push(single(n));
+            }
+        }
+    }
+    steps
+}
+
+/// Whether every input of a fused step is computed before `first` in the
+/// order (so the step can run in `first`'s place).
+fn inputs_ready(f: &Facts, position: &HashMap<usize, usize>, step: &Planned, first: usize) -> bool {
+    let start = position[&first];
+    step.inputs
+        .iter()
+        .filter(|s| !s.is_empty())
+        .all(|name| match f.producer.get(name.as_str()) {
+            Some(p) => step.nodes.contains(p) || position.get(p).is_some_and(|&i| i < start),
+            None => true,
+        })
+}
+
+fn fuse_gelu(f: &Facts, n: usize) -> Option<Planned> {
+    let (nodes, gelu) = gelu_chain(f, n)?;
+    let div = f.node(n);
+    let x = if div.op_type == "Mul" && f.scalar(&div.inputs[1]).is_none() {
+        div.inputs[1].clone()
+    } else {
+        div.inputs[0].clone()
+    };
+    Some(Planned {
+        outputs: f.node(*nodes.last()?).outputs.clone(),
+        nodes,
+        fused: Some(("Gelu (fused)", Box::new(FusedGelu { gelu }))),
+        inputs: vec![x],
+    })
+}
+
+/// MatMul(A, W) + bias, W a 2-D weight, bias a 1-D weight of W's columns;
+/// a GELU chain after it joins too.
+fn fuse_matmul_bias(f: &Facts, n: usize) -> Option<Planned> {
+    let mm = f.node(n);
+    let (a, w) = (mm.inputs.first()?, mm.inputs.get(1)?);
+    if !f.is_initializer(w) {
+        return None;
+    }
+    let add = f.next(&mm.outputs[0], "Add")?;
+    let bias = f.other(f.node(add), &mm.outputs[0])?;
+    let bias_t = f.constant(bias)?;
+    let w_t = f.constant(w)?;
+    if w_t.rank() != 2 || bias_t.rank() != 1 || bias_t.elem_count() != w_t.dims()[1] {
+        return None;
+    }
+    let mut nodes = vec![n, add];
+    let mut gelu = None;
+    let add_out = &f.node(add).outputs[0];
+    // The GELU chain reads the sum twice (Div and the Mul by (erf + 1)).
+    if f.readers.get(add_out.as_str()) == Some(&2) {
+        let first = f.graph.nodes.iter().position(|m| {
+            m.domain.is_empty()
+                && matches!(m.op_type.as_str(), "Div" | "Mul")
+                && m.inputs.contains(add_out)
+                && gelu_chain(
+                    f,
+                    f.graph
+                        .nodes
+                        .iter()
+                        .position(|o| std::ptr::eq(o, m))
+                        .unwrap_or(0),
+                )
+                .is_some()
+        });
+        if let Some((chain, g)) = first.and_then(|d| gelu_chain(f, d)) {
+            nodes.extend(chain);
+            gelu = Some(g);
+        }
+    }
+    Some(Planned {
+        outputs: f.node(*nodes.last()?).outputs.clone(),
+        inputs: vec![a.clone(), w.clone(), bias.to_string()],
+        fused: Some((
+            if gelu.is_some() {
+                "MatMul+Add+Gelu (fused)"
+            } else {
+                "MatMul+Add (fused)"
+            },
+            Box::new(MatMulBias {
+                matmul: Default::default(),
+                gelu,
+            }),
+        )),
+        nodes,
+    })
+}
+
+/// MatMulInteger -> Cast(float) -> Mul(scale) [-> Add(bias)].
+fn fuse_matmul_integer(f: &Facts, n: usize) -> Option<Planned> {
+    let mmi = f.node(n);
+    let cast = f.next(&mmi.outputs[0], "Cast")?;
+    let to = f.node(cast).attributes.iter().find(|a| a.name == "to")?.i;
+    if to != 1 {
+        return None;
+    }
+    let cast_out = &f.node(cast).outputs[0];
+    let mul = f.next(cast_out, "Mul")?;
+    let scale = f.other(f.node(mul), cast_out)?.to_string();
+    let mut nodes = vec![n, cast, mul];
+    let mut inputs = mmi.inputs.clone();
+    inputs.resize(4, String::new());
+    inputs.push(scale);
+    let mul_out = &f.node(mul).outputs[0];
+    if let Some(add) = f.next(mul_out, "Add") {
+        let bias = f.other(f.node(add), mul_out)?;
+        if f.constant(bias).is_some_and(|b| b.rank() == 1) {
+            nodes.push(add);
+            inputs.push(bias.to_string());
+        }
+    }
+    Some(Planned {
+        outputs: f.node(*nodes.last()?).outputs.clone(),
+        inputs,
+        fused: Some((
+            "MatMulInteger+Cast+Mul (fused)",
+            Box::new(MatMulIntegerToFloat::default()),
+        )),
+        nodes,
+    })
+}
+
+/// Softmax(Add(Div(x, c), mask)) over the last axis (opset 13 and later).
+fn fuse_softmax(f: &Facts, n: usize) -> Option<Planned> {
+    let div = f.node(n);
+    if div.op_type != "Div" || div.inputs.len() != 2 {
+        return None;
+    }
+    let c = f.scalar(&div.inputs[1])?;
+    let add = f.next(&div.outputs[0], "Add")?;
+    let mask = f.other(f.node(add), &div.outputs[0])?.to_string();
+    let softmax = f.next(&f.node(add).outputs[0], "Softmax")?;
+    let axis = f
+        .node(softmax)
+        .attributes
+        .iter()
+        .find(|a| a.name == "axis")
+        .map_or(-1, |a| a.i);
+    if axis != -1 || f.graph.opset("") < 13 {
+        return None;
+    }
+    Some(Planned {
+        nodes: vec![n, add, softmax],
+        fused: Some((
+            "Div+Add+Softmax (fused)",
+            Box::new(ScaledMaskedSoftmax { divisor: c }),
+        )),
+        inputs: vec![div.inputs[0].clone(), mask],
+        outputs: f.node(softmax).outputs.clone(),
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Gelu {
+    scale: f32,
+    divide: bool,
+    one: f32,
+    half: f32,
+}
+
+impl Gelu {
+    /// The chain's own operations, in its order.
+    fn apply(&self, v: &mut [f32]) {
+        rows::gelu_in_place(v, self.scale, self.divide, self.one, self.half);
+    }
+}
+
+struct FusedGelu {
+    gelu: Gelu,
+}
+
+impl Op for FusedGelu {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let mut v = kernels::with_slice::<f32, _>(x, |v| v.to_vec())
+            .ok_or("fused GELU needs float32 on the CPU")?;
+        self.gelu.apply(&mut v);
+        Ok(vec![Value::Tensor(kernels::tensor_from(v, x.dims())?)])
+    }
+}
+
+struct MatMulBias {
+    matmul: ops::linalg::MatMul,
+    gelu: Option<Gelu>,
+}
+
+impl Op for MatMulBias {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let (a, w, bias) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
+        let (k, n) = match w.dims() {
+            [k, n] => (*k, *n),
+            _ => return Err("the weight is not a matrix".into()),
+        };
+        let packed = self
+            .matmul
+            .packed
+            .get_or(w, || {
+                kernels::with_slice::<f32, _>(w, |v| PackedB::pack(v, k, n, n, 1))
+            })
+            .ok_or("fused MatMul needs float32 on the CPU")?;
+        let (mut v, dims) = kernels::with_slice::<f32, _>(bias, |b| {
+            ops::linalg::matmul_weight_values(a, &packed, Some(b))
+        })
+        .flatten()
+        .ok_or_else(|| format!("cannot multiply {:?} by {:?}", a.dims(), w.dims()))?;
+        if let Some(g) = &self.gelu {
+            g.apply(&mut v);
+        }
+        let y = kernels::tensor_from(v, &dims)?;
+        Ok(vec![Value::Tensor(y)])
+    }
+}
+
+#[derive(Default)]
+struct MatMulIntegerToFloat {
+    matmul: ops::quant::MatMulInteger,
+}
+
+impl Op for MatMulIntegerToFloat {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let sums = self.matmul.run(&inputs[..4])?;
+        let sums = sums[0].tensor()?;
+        let scale = input(inputs, 4)?;
+        let bias = optional(inputs, 5)?;
+        let n = *sums.dims().last().ok_or("MatMulInteger gave a scalar")?;
+        let s =
+            kernels::with_slice::<f32, _>(scale, |s| s.to_vec()).ok_or("scale must be float32")?;
+        if s.len() != 1 && s.len() != n {
+            return Err(format!("scale of {} values for {n} columns", s.len()));
+        }
+        let b = match bias {
+            Some(b) => Some(
+                kernels::with_slice::<f32, _>(b, |b| b.to_vec()).ok_or("bias must be float32")?,
+            ),
+            None => None,
+        };
+        let y =
+            kernels::with_slice::<i32, _>(sums, |v| rows::int_to_scaled_float(v, &s, b.as_deref()))
+                .ok_or("MatMulInteger's sums are not on the CPU")?;
+        Ok(vec![Value::Tensor(kernels::tensor_from(y, sums.dims())?)])
+    }
+}
+
+struct ScaledMaskedSoftmax {
+    divisor: f32,
+}
+
+impl Op for ScaledMaskedSoftmax {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let mask = input(inputs, 1)?;
+        let row = *x.dims().last().ok_or("softmax of a scalar")?;
+        let fits = mask.rank() <= x.rank()
+            && mask
+                .dims()
+                .iter()
+                .rev()
+                .zip(x.dims().iter().rev())
+                .all(|(m, d)| *m == 1 || m == d);
+        if !fits || !kernels::on_cpu(mask, DType::F32) {
+            return Err(format!(
+                "mask of shape {:?} does not broadcast to scores of shape {:?}",
+                mask.dims(),
+                x.dims()
+            ));
+        }
+        let (offsets, whole_rows) = ops::elementwise::row_offsets(x.dims(), mask.dims());
+        let mut out = vec![0f32; x.elem_count()];
+        kernels::with_slice::<f32, _>(x, |v| {
+            kernels::with_slice::<f32, _>(mask, |m| {
+                rows::scaled_masked_softmax(v, m, &offsets, whole_rows, row, self.divisor, &mut out)
+            })
+        })
+        .flatten()
+        .ok_or("fused softmax needs float32 on the CPU")?;
+        Ok(vec![Value::Tensor(kernels::tensor_from(out, x.dims())?)])
+    }
+}
