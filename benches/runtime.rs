@@ -100,7 +100,7 @@ fn gemm_speed(shape: &str, runs: usize) {
         }
         start.elapsed().as_secs_f64() / runs as f64
     };
-    let t = time(&mut || sgemm::sgemm(m, &a, k, &packed, &mut c, true));
+    let t = time(&mut || sgemm::sgemm(m, &a, k, &packed, None, &mut c, true));
     println!(
         "sgemm {m}x{n}x{k}: {:.3} ms, {:.1} GFLOP/s",
         t * 1e3,
