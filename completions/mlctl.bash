@@ -409,7 +409,7 @@ _mlctl() {
             return 0
             ;;
         mlctl__subcmd__predict)
-            opts="-i -o -q -h -V --input --output --columns --exclude --keep --batch-size --device --format --quiet --config --help --version"
+            opts="-i -o -q -h -V --input --output --columns --exclude --keep --batch-size --device --threads --format --quiet --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -448,6 +448,10 @@ _mlctl() {
                     return 0
                     ;;
                 --device)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

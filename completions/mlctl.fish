@@ -85,6 +85,7 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l exclude -d 'Colu
 complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l keep -d 'Input columns copied into the output, such as ids (comma-separated)' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l batch-size -d 'Rows per model call' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l device -d 'cpu, cuda or cuda:N (cuda needs a build with --features cuda)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l threads -d 'Threads for the CPU kernels (default: one per core)' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
 json\t''
 markdown\t''

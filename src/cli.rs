@@ -184,6 +184,10 @@ pub struct PredictArgs {
     /// cpu, cuda or cuda:N (cuda needs a build with --features cuda)
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
+
+    /// Threads for the CPU kernels (default: one per core)
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]

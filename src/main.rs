@@ -65,6 +65,7 @@ fn run() -> Result<i32> {
                 keep: args.keep.clone(),
                 batch_size: args.batch_size,
                 device: args.device.clone(),
+                threads: args.threads,
                 show_progress: progress,
             };
             (mlctl::predict::run(&opts)?, None)

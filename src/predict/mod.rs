@@ -30,6 +30,8 @@ pub struct Options {
     pub keep: Vec<String>,
     pub batch_size: usize,
     pub device: String,
+    /// Threads for the CPU kernels; None: one per core.
+    pub threads: Option<usize>,
     pub show_progress: bool,
 }
 
@@ -308,6 +310,11 @@ fn run_arrays(opts: &Options, model: &Model, load_seconds: f64) -> Result<Report
     report.figure("load_seconds", "Model load (s)", load_seconds);
     report.figure("run_seconds", "Run (s)", run_seconds);
     report.setting("device", "Device", opts.device.clone());
+    report.setting(
+        "threads",
+        "Threads",
+        runtime::kernels::threads().to_string(),
+    );
     report.setting("output", "Output", opts.output.display().to_string());
     let mut s = Section::new(
         "arrays",
@@ -342,6 +349,9 @@ pub fn run(opts: &Options) -> Result<Report> {
         return Err(Error::usage(
             "refusing to overwrite an input with the predictions",
         ));
+    }
+    if let Some(n) = opts.threads {
+        runtime::set_threads(n).map_err(Error::usage)?;
     }
     let device = runtime::device(&opts.device).map_err(Error::usage)?;
     let started = Instant::now();
@@ -477,6 +487,11 @@ pub fn run(opts: &Options) -> Result<Report> {
         },
     );
     report.setting("device", "Device", opts.device.clone());
+    report.setting(
+        "threads",
+        "Threads",
+        runtime::kernels::threads().to_string(),
+    );
     report.setting("batch_size", "Batch size", opts.batch_size);
     report.setting("output", "Output", opts.output.display().to_string());
     let mut s = Section::new(

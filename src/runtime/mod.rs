@@ -58,6 +58,16 @@ pub fn keep_freed_memory() {
     }
 }
 
+/// Hands memory freed so far back to the system (after loading a model,
+/// whose file and parsed form are gone once its weights are converted).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Sets the number of threads every kernel uses. Must run before the first
 /// operator: rayon builds its pool once, and candle's matrix products read
 /// RAYON_NUM_THREADS on every call, so both are set here.
@@ -191,24 +201,33 @@ impl Model {
                 p
             }
         });
-        Self::parse(&bytes, device, folder, fuse)
+        let proto = Self::decode(&bytes)?;
+        // The file's bytes go before the graph is built from them.
+        drop(bytes);
+        Self::from_proto(proto, device, folder, fuse)
     }
 
     /// A model from memory; external data files cannot be found from here.
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Model, LoadError> {
-        Self::parse(bytes, device, None, true)
+        Self::from_proto(Self::decode(bytes)?, device, None, true)
     }
 
-    fn parse(
-        bytes: &[u8],
+    fn decode(bytes: &[u8]) -> Result<candle_onnx::onnx::ModelProto, LoadError> {
+        candle_onnx::onnx::ModelProto::decode(bytes)
+            .map_err(|e| LoadError(vec![format!("not an ONNX model (protobuf: {e})")]))
+    }
+
+    fn from_proto(
+        proto: candle_onnx::onnx::ModelProto,
         device: &Device,
         folder: Option<&Path>,
         fuse: bool,
     ) -> Result<Model, LoadError> {
-        let proto = candle_onnx::onnx::ModelProto::decode(bytes)
-            .map_err(|e| LoadError(vec![format!("not an ONNX model (protobuf: {e})")]))?;
         let graph = Graph::parse(&proto).map_err(LoadError)?;
-        Self::compile(graph, device, folder, fuse)
+        drop(proto);
+        let model = Self::compile(graph, device, folder, fuse);
+        release_freed_memory();
+        model
     }
 
     fn compile(
@@ -224,12 +243,26 @@ impl Model {
             let n = slots.len();
             *slots.entry(name.to_string()).or_insert(n)
         };
+        // The fused kernels run float32 on the CPU only. Planned before the
+        // weights are converted: the patterns read small constants.
+        let plan = if fuse && matches!(device, Device::Cpu) {
+            optimize::plan(&graph, &order)
+        } else {
+            order
+                .iter()
+                .map(|&n| optimize::Planned::single(&graph, n))
+                .collect()
+        };
+        // Each weight is converted once, and its bytes in the parsed model
+        // are dropped straight away, so the model is not held twice.
+        let mut graph = graph;
         let mut weights = Vec::new();
-        for t in &graph.initializers {
+        for t in graph.initializers.iter_mut() {
             match tensor::from_proto_in(t, device, folder) {
                 Ok(w) => weights.push((slot(&t.name, &mut slots), w)),
                 Err(e) => problems.push(format!("initializer '{}': {e}", t.name)),
             }
+            tensor::drop_data(t);
         }
         for i in &graph.inputs {
             slot(&i.name, &mut slots);
@@ -240,15 +273,6 @@ impl Model {
             .map(|t| (t.name.clone(), t.data_type))
             .chain(graph.inputs.iter().map(|i| (i.name.clone(), i.elem_type)))
             .collect();
-        // The fused kernels run float32 on the CPU only.
-        let plan = if fuse && matches!(device, Device::Cpu) {
-            optimize::plan(&graph, &order)
-        } else {
-            order
-                .iter()
-                .map(|&n| optimize::Planned::single(&graph, n))
-                .collect()
-        };
         let mut steps = Vec::with_capacity(plan.len());
         for planned in plan {
             let n = *planned.nodes.last().expect("a step runs at least one node");
@@ -323,6 +347,11 @@ impl Model {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The fused steps of the plan, by name, in order.
+    pub fn fused_steps(&self) -> Vec<&'static str> {
+        self.steps.iter().filter_map(|s| s.fused).collect()
     }
 
     /// Runs the model. Every graph input must be fed, with its declared

@@ -123,6 +123,15 @@ impl<'g> Facts<'g> {
             .copied()
     }
 
+    /// An initializer's shape, from its declaration (no data is read).
+    fn initializer_dims(&self, name: &str) -> Option<Vec<i64>> {
+        self.graph
+            .initializers
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.dims.clone())
+    }
+
     fn is_initializer(&self, name: &str) -> bool {
         self.graph.initializers.iter().any(|t| t.name == name)
     }
@@ -187,9 +196,14 @@ pub fn plan(graph: &Graph, order: &[usize]) -> Vec<Planned> {
     let f = Facts::new(graph);
     let position: HashMap<usize, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     let mut taken = vec![false; graph.nodes.len()];
+    // Fused chains wait for the place of their last node in the order.
+    let mut waiting: HashMap<usize, Planned> = HashMap::new();
     let mut steps = Vec::with_capacity(order.len());
-    let single = |n: usize| Planned::single(graph, n);
     for &n in order {
+        if let Some(step) = waiting.remove(&n) {
+            steps.push(step);
+            continue;
+        }
         if taken[n] {
             continue;
         }
@@ -205,40 +219,32 @@ pub fn plan(graph: &Graph, order: &[usize]) -> Vec<Planned> {
             }
         };
         match fused {
-            // A chain runs where its last node would; every node it covers
-            // comes later in the order than its first, and its outside
-            // inputs are all ready at its first node except the ones the
-            // pattern checks (constants, weights, values computed earlier
-            // than the chain's first node in a topological order).
-            Some(step)
-                if step.nodes.iter().all(|&m| !taken[m])
-                    && inputs_ready(&f, &position, &step, n) =>
-            {
+            // A chain runs where the last of its nodes in the order would:
+            // by then every value it reads from outside is computed (each
+            // was an input of one of its nodes), and nothing else reads the
+            // values inside it.
+            Some(step) if step.nodes.iter().all(|&m| !taken[m]) => {
                 for &m in &step.nodes {
                     taken[m] = true;
                 }
-                steps.push(step);
+                let last = *step
+                    .nodes
+                    .iter()
+                    .max_by_key(|&&m| position[&m])
+                    .unwrap_or(&n);
+                if last == n {
+                    steps.push(step);
+                } else {
+                    waiting.insert(last, step);
+                }
             }
             _ => {
                 taken[n] = true;
-                steps.push(single(n));
+                steps.push(Planned::single(graph, n));
             }
         }
     }
     steps
-}
-
-/// Whether every input of a fused step is computed before `first` in the
-/// order (so the step can run in `first`'s place).
-fn inputs_ready(f: &Facts, position: &HashMap<usize, usize>, step: &Planned, first: usize) -> bool {
-    let start = position[&first];
-    step.inputs
-        .iter()
-        .filter(|s| !s.is_empty())
-        .all(|name| match f.producer.get(name.as_str()) {
-            Some(p) => step.nodes.contains(p) || position.get(p).is_some_and(|&i| i < start),
-            None => true,
-        })
 }
 
 fn fuse_gelu(f: &Facts, n: usize) -> Option<Planned> {
@@ -267,9 +273,8 @@ fn fuse_matmul_bias(f: &Facts, n: usize) -> Option<Planned> {
     }
     let add = f.next(&mm.outputs[0], "Add")?;
     let bias = f.other(f.node(add), &mm.outputs[0])?;
-    let bias_t = f.constant(bias)?;
-    let w_t = f.constant(w)?;
-    if w_t.rank() != 2 || bias_t.rank() != 1 || bias_t.elem_count() != w_t.dims()[1] {
+    let (w_dims, bias_dims) = (f.initializer_dims(w)?, f.initializer_dims(bias)?);
+    if w_dims.len() != 2 || bias_dims.len() != 1 || bias_dims[0] != w_dims[1] {
         return None;
     }
     let mut nodes = vec![n, add];
@@ -332,7 +337,7 @@ fn fuse_matmul_integer(f: &Facts, n: usize) -> Option<Planned> {
     let mul_out = &f.node(mul).outputs[0];
     if let Some(add) = f.next(mul_out, "Add") {
         let bias = f.other(f.node(add), mul_out)?;
-        if f.constant(bias).is_some_and(|b| b.rank() == 1) {
+        if f.initializer_dims(bias).is_some_and(|d| d.len() == 1) {
             nodes.push(add);
             inputs.push(bias.to_string());
         }

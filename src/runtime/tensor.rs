@@ -220,6 +220,18 @@ pub fn from_proto(t: &TensorProto, device: &Device) -> Result<Tensor, String> {
     tensor.to_device(device).map_err(err)
 }
 
+/// Drops a tensor's data from its protobuf form, keeping its name, type and
+/// shape (for weights already converted).
+pub fn drop_data(t: &mut TensorProto) {
+    t.raw_data = Vec::new();
+    t.float_data = Vec::new();
+    t.int32_data = Vec::new();
+    t.int64_data = Vec::new();
+    t.double_data = Vec::new();
+    t.uint64_data = Vec::new();
+    t.string_data = Vec::new();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,6 +63,7 @@ vectorized! {
             // max/min rather than clamp: they send NaN to a bound, so the
             // unchecked conversion below (which vectorizes, unlike `as`)
             // always sees a value in 0..=255.
+            #[allow(clippy::manual_clamp)]
             let q = ((v / scale).round_ties_even() + zero_point).max(0.0).min(255.0);
             // SAFETY: q is finite and within 0..=255.
             *o = unsafe { q.to_int_unchecked::<i32>() } as u8;
@@ -78,6 +79,7 @@ fn exp(x: f32) -> f32 {
     // max/min send NaN to a bound (NaN is put back at the end), so that the
     // unchecked conversion of n, which vectorizes, sees a small integer.
     let input = x;
+    #[allow(clippy::manual_clamp)]
     let x = x.max(-87.0).min(88.0);
     let n = (x * std::f32::consts::LOG2_E).round_ties_even();
     let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
@@ -85,7 +87,7 @@ fn exp(x: f32) -> f32 {
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let y = p * z + r + 1.0;
     // SAFETY: n is an integer in -126..=127 (x was clamped above).
     let power = f32::from_bits(((unsafe { n.to_int_unchecked::<i32>() } + 127) as u32) << 23);

@@ -169,7 +169,7 @@ impl Op for Recurrent {
         expect("initial_h", hs.len(), dirs * batch * h)?;
         expect("initial_c", cs.len(), dirs * batch * h)?;
         expect("sequence_lens", lens.len(), batch)?;
-        if self.activations.len() % dirs != 0 {
+        if !self.activations.len().is_multiple_of(dirs) {
             return Err("activations do not divide among the directions".into());
         }
         super::element_count(&[seq, dirs, batch, h])?;

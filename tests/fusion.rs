@@ -1,0 +1,79 @@
+//! The compiler's fusions change how often memory is read, never the
+//! arithmetic: a model run fused and unfused gives the same bits.
+//! (tests/fixtures/make_fusion_model.py makes the model.)
+
+use candle_core::{Device, Tensor};
+use mlctl::runtime::{Model, Value};
+
+fn run(model: &Model, feeds: &[(String, Tensor)]) -> Vec<f32> {
+    let outputs = model.run(feeds.to_vec()).unwrap();
+    let Value::Tensor(y) = &outputs[0].1 else {
+        panic!("not a tensor")
+    };
+    y.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+fn inputs(batch: usize, seq: usize) -> Vec<(String, Tensor)> {
+    let x: Vec<f32> = (0..batch * seq * 16)
+        .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+        .collect();
+    // The second sequence's last positions are padding.
+    let mask: Vec<f32> = (0..batch * seq)
+        .map(|i| {
+            if i >= seq && i % seq >= seq - 2 {
+                -10000.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    vec![
+        (
+            "x".into(),
+            Tensor::from_vec(x, (batch, seq, 16), &Device::Cpu).unwrap(),
+        ),
+        (
+            "mask".into(),
+            Tensor::from_vec(mask, (batch, 1, seq), &Device::Cpu).unwrap(),
+        ),
+    ]
+}
+
+#[test]
+fn fused_and_unfused_runs_give_the_same_bits() {
+    let path = std::path::Path::new("tests/fixtures/models/fusion_block.onnx");
+    let fused = Model::load_with(path, &Device::Cpu, true).unwrap();
+    let plain = Model::load_with(path, &Device::Cpu, false).unwrap();
+    let steps = fused.fused_steps();
+    for expected in [
+        "MatMul+Add+Gelu (fused)",
+        "MatMul+Add (fused)",
+        "Div+Add+Softmax (fused)",
+        "MatMulInteger+Cast+Mul (fused)",
+    ] {
+        assert!(steps.contains(&expected), "{expected} not in {steps:?}");
+    }
+    assert!(plain.fused_steps().is_empty());
+    for (batch, seq) in [(1, 1), (2, 5), (3, 37)] {
+        let feeds = inputs(batch, seq);
+        let (a, b) = (run(&fused, &feeds), run(&plain, &feeds));
+        assert_eq!(a.len(), batch * seq * 16);
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert_eq!(
+                x.to_bits(),
+                y.to_bits(),
+                "{batch}x{seq} [{i}]: fused {x}, unfused {y}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_mask_that_does_not_fit_the_scores_is_an_error_naming_the_node() {
+    let path = std::path::Path::new("tests/fixtures/models/fusion_block.onnx");
+    let fused = Model::load(path, &Device::Cpu).unwrap();
+    let mut feeds = inputs(2, 5);
+    feeds[1].1 = Tensor::zeros((2, 1, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let err = fused.run(feeds).unwrap_err();
+    assert!(err.contains("Softmax") && err.contains("mask"), "{err}");
+}
