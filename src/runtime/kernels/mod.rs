@@ -111,6 +111,24 @@ pub fn with_slice<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> Opt
     Some(f(&all[start..end]))
 }
 
+/// Runs `f` on the whole buffer behind a CPU tensor of type `T`, with the
+/// tensor's start offset and strides (in elements), so that a transposed
+/// view is read where it lies instead of copied.
+pub fn with_strided<T: WithDType, R>(
+    t: &Tensor,
+    f: impl FnOnce(&[T], usize, &[usize]) -> R,
+) -> Option<R> {
+    if !matches!(t.device(), Device::Cpu) || t.dtype() != T::DTYPE {
+        return None;
+    }
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        return None;
+    };
+    let all: &[T] = cpu.as_slice::<T>().ok()?;
+    Some(f(all, layout.start_offset(), layout.stride()))
+}
+
 /// A CPU tensor from a vector, without copying.
 pub fn tensor_from<T: WithDType>(data: Vec<T>, dims: &[usize]) -> Result<Tensor, String> {
     Tensor::from_vec(data, dims, &Device::Cpu).map_err(|e| e.to_string())

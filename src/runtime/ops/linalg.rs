@@ -107,15 +107,33 @@ fn matmul_batched(a: &Tensor, b: &Tensor) -> Option<Tensor> {
         return None;
     }
     let (m, k, n) = (ad[r - 2], ad[r - 1], bd[r - 1]);
-    let batches: usize = ad[..r - 2].iter().product();
+    let batch_dims = &ad[..r - 2];
+    let batches: usize = batch_dims.iter().product();
     let mut dims = ad.to_vec();
     dims[r - 1] = n;
+    // A's rows may be any distance apart but each row must be contiguous;
+    // B may have any strides (attention's K^T is a transposed view).
+    let a = if a.stride()[r - 1] == 1 {
+        a.clone()
+    } else {
+        a.contiguous().ok()?
+    };
     let mut c = vec![0f32; batches * m * n];
-    kernels::with_slice::<f32, _>(a, |a| {
-        kernels::with_slice::<f32, _>(b, |b| {
+    kernels::with_strided::<f32, _>(&a, |av, a0, astr| {
+        kernels::with_strided::<f32, _>(b, |bv, b0, bstr| {
+            // Where batch i starts, from its index over the batch dimensions.
+            let start = |i: usize, base: usize, strides: &[usize]| {
+                let (mut rest, mut offset) = (i, base);
+                for d in (0..batch_dims.len()).rev() {
+                    offset += (rest % batch_dims[d]) * strides[d];
+                    rest /= batch_dims[d];
+                }
+                offset
+            };
             let one = |(i, c): (usize, &mut [f32]), parallel: bool| {
-                let packed = PackedB::pack(&b[i * k * n..(i + 1) * k * n], k, n, n, 1);
-                kernels::sgemm::sgemm(m, &a[i * m * k..], k, &packed, None, c, parallel);
+                let (ai, bi) = (start(i, a0, astr), start(i, b0, bstr));
+                let packed = PackedB::pack(&bv[bi..], k, n, bstr[r - 2], bstr[r - 1]);
+                kernels::sgemm::sgemm(m, &av[ai..], astr[r - 2], &packed, None, c, parallel);
             };
             if batches >= kernels::threads()
                 && kernels::threads() > 1
@@ -130,7 +148,7 @@ fn matmul_batched(a: &Tensor, b: &Tensor) -> Option<Tensor> {
                     .for_each(|x| one(x, true));
             }
         })
-    })??;
+    })?;
     kernels::tensor_from(c, &dims).ok()
 }
 
