@@ -33,6 +33,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('baseline', 'baseline', [CompletionResultType]::ParameterValue, 'Profile a training set once (or merge partition profiles) for fast drift checks')
             [CompletionResult]::new('predict', 'predict', [CompletionResultType]::ParameterValue, 'Score a table with an ONNX model and write the predictions as parquet')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show an ONNX model''s inputs, outputs, operators and weights, and whether mlctl runs it')
+            [CompletionResult]::new('quantize', 'quantize', [CompletionResultType]::ParameterValue, 'Quantize an ONNX model''s weights to int8 and measure what it cost')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, powershell)')
             [CompletionResult]::new('manpage', 'manpage', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -118,6 +119,30 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'mlctl;quantize' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write the int8 model (atomically)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write the int8 model (atomically)')
+            [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'Quantization mode (dynamic: int8 weights, activations quantized at run time)')
+            [CompletionResult]::new('--activations', '--activations', [CompletionResultType]::ParameterName, 'Activation scales: one per row (token, sample; int8) or one per tensor (uint8, as ONNX Runtime)')
+            [CompletionResult]::new('--exclude', '--exclude', [CompletionResultType]::ParameterName, 'Node names or op types to leave in float (comma-separated)')
+            [CompletionResult]::new('--eval', '--eval', [CompletionResultType]::ParameterName, 'Rows (parquet, CSV) or arrays (.npz) to run both models on and compare')
+            [CompletionResult]::new('--label', '--label', [CompletionResultType]::ParameterName, 'Label column of --eval: accuracy (or RMSE) of both models')
+            [CompletionResult]::new('--eval-exclude', '--eval-exclude', [CompletionResultType]::ParameterName, 'Columns of --eval that are not features (comma-separated)')
+            [CompletionResult]::new('--max-accuracy-drop', '--max-accuracy-drop', [CompletionResultType]::ParameterName, 'Exit 1 when accuracy drops by more than this (absolute; without --label: top-1 disagreement)')
+            [CompletionResult]::new('--batch-size', '--batch-size', [CompletionResultType]::ParameterName, 'Rows per model call during --eval')
+            [CompletionResult]::new('--report', '--report', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) as well')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
+            [CompletionResult]::new('--per-tensor', '--per-tensor', [CompletionResultType]::ParameterName, 'One scale per weight tensor instead of one per output channel')
+            [CompletionResult]::new('--reduce-range', '--reduce-range', [CompletionResultType]::ParameterName, '7-bit weights, for CPUs without VNNI whose 8-bit products can saturate')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'mlctl;completions' {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
@@ -145,6 +170,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('baseline', 'baseline', [CompletionResultType]::ParameterValue, 'Profile a training set once (or merge partition profiles) for fast drift checks')
             [CompletionResult]::new('predict', 'predict', [CompletionResultType]::ParameterValue, 'Score a table with an ONNX model and write the predictions as parquet')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show an ONNX model''s inputs, outputs, operators and weights, and whether mlctl runs it')
+            [CompletionResult]::new('quantize', 'quantize', [CompletionResultType]::ParameterValue, 'Quantize an ONNX model''s weights to int8 and measure what it cost')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, powershell)')
             [CompletionResult]::new('manpage', 'manpage', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -160,6 +186,9 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             break
         }
         'mlctl;help;inspect' {
+            break
+        }
+        'mlctl;help;quantize' {
             break
         }
         'mlctl;help;completions' {

@@ -37,6 +37,9 @@ _mlctl() {
             mlctl,predict)
                 cmd="mlctl__subcmd__predict"
                 ;;
+            mlctl,quantize)
+                cmd="mlctl__subcmd__quantize"
+                ;;
             mlctl__subcmd__help,baseline)
                 cmd="mlctl__subcmd__help__subcmd__baseline"
                 ;;
@@ -58,6 +61,9 @@ _mlctl() {
             mlctl__subcmd__help,predict)
                 cmd="mlctl__subcmd__help__subcmd__predict"
                 ;;
+            mlctl__subcmd__help,quantize)
+                cmd="mlctl__subcmd__help__subcmd__quantize"
+                ;;
             *)
                 ;;
         esac
@@ -65,7 +71,7 @@ _mlctl() {
 
     case "${cmd}" in
         mlctl)
-            opts="-q -h -V --format --quiet --config --help --version drift baseline predict inspect completions manpage help"
+            opts="-q -h -V --format --quiet --config --help --version drift baseline predict inspect quantize completions manpage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -245,7 +251,7 @@ _mlctl() {
             return 0
             ;;
         mlctl__subcmd__help)
-            opts="drift baseline predict inspect completions manpage help"
+            opts="drift baseline predict inspect quantize completions manpage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -356,6 +362,20 @@ _mlctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mlctl__subcmd__help__subcmd__quantize)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mlctl__subcmd__inspect)
             opts="-o -q -h -V --output --format --quiet --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -452,6 +472,72 @@ _mlctl() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json markdown html" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mlctl__subcmd__quantize)
+            opts="-o -q -h -V --output --mode --per-tensor --reduce-range --activations --exclude --eval --label --eval-exclude --max-accuracy-drop --batch-size --report --format --quiet --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mode)
+                    COMPREPLY=($(compgen -W "dynamic" -- "${cur}"))
+                    return 0
+                    ;;
+                --activations)
+                    COMPREPLY=($(compgen -W "per-row per-tensor" -- "${cur}"))
+                    return 0
+                    ;;
+                --exclude)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --eval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --eval-exclude)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-accuracy-drop)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --batch-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --report)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

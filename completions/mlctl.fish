@@ -36,6 +36,7 @@ complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "drift" -d 'Detect data 
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "baseline" -d 'Profile a training set once (or merge partition profiles) for fast drift checks'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "predict" -d 'Score a table with an ONNX model and write the predictions as parquet'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "inspect" -d 'Show an ONNX model\'s inputs, outputs, operators and weights, and whether mlctl runs it'
+complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "quantize" -d 'Quantize an ONNX model\'s weights to int8 and measure what it cost'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "manpage" -d 'Print the man page (roff)'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -103,6 +104,27 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -l config -d 'Setti
 complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -s o -l output -d 'Where to write the int8 model (atomically)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l mode -d 'Quantization mode (dynamic: int8 weights, activations quantized at run time)' -r -f -a "dynamic\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l activations -d 'Activation scales: one per row (token, sample; int8) or one per tensor (uint8, as ONNX Runtime)' -r -f -a "per-row\t''
+per-tensor\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l exclude -d 'Node names or op types to leave in float (comma-separated)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l eval -d 'Rows (parquet, CSV) or arrays (.npz) to run both models on and compare' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l label -d 'Label column of --eval: accuracy (or RMSE) of both models' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l eval-exclude -d 'Columns of --eval that are not features (comma-separated)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l max-accuracy-drop -d 'Exit 1 when accuracy drops by more than this (absolute; without --label: top-1 disagreement)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l batch-size -d 'Rows per model call during --eval' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l report -d 'Write the report to FILE (atomically) as well' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+json\t''
+markdown\t''
+html\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l per-tensor -d 'One scale per weight tensor instead of one per output channel'
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l reduce-range -d '7-bit weights, for CPUs without VNNI whose 8-bit products can saturate'
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -s h -l help -d 'Print help'
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -s V -l version -d 'Print version'
 complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
 json\t''
 markdown\t''
@@ -119,10 +141,11 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -l config -d 'Setti
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s V -l version -d 'Print version'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect completions manpage help" -f -a "drift" -d 'Detect data and prediction drift between a baseline and current data'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect completions manpage help" -f -a "baseline" -d 'Profile a training set once (or merge partition profiles) for fast drift checks'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect completions manpage help" -f -a "predict" -d 'Score a table with an ONNX model and write the predictions as parquet'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect completions manpage help" -f -a "inspect" -d 'Show an ONNX model\'s inputs, outputs, operators and weights, and whether mlctl runs it'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect completions manpage help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect completions manpage help" -f -a "manpage" -d 'Print the man page (roff)'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect completions manpage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize completions manpage help" -f -a "drift" -d 'Detect data and prediction drift between a baseline and current data'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize completions manpage help" -f -a "baseline" -d 'Profile a training set once (or merge partition profiles) for fast drift checks'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize completions manpage help" -f -a "predict" -d 'Score a table with an ONNX model and write the predictions as parquet'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize completions manpage help" -f -a "inspect" -d 'Show an ONNX model\'s inputs, outputs, operators and weights, and whether mlctl runs it'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize completions manpage help" -f -a "quantize" -d 'Quantize an ONNX model\'s weights to int8 and measure what it cost'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize completions manpage help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize completions manpage help" -f -a "manpage" -d 'Print the man page (roff)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize completions manpage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

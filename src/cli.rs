@@ -62,6 +62,8 @@ pub enum Command {
     Predict(PredictArgs),
     /// Show an ONNX model's inputs, outputs, operators and weights, and whether mlctl runs it
     Inspect(InspectArgs),
+    /// Quantize an ONNX model's weights to int8 and measure what it cost
+    Quantize(QuantizeArgs),
     /// Print shell completions (bash, zsh, fish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -188,6 +190,61 @@ pub struct PredictArgs {
     /// Threads for the CPU kernels (default: one per core)
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct QuantizeArgs {
+    /// The float ONNX model (never modified)
+    pub model: PathBuf,
+
+    /// Where to write the int8 model (atomically)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// Quantization mode (dynamic: int8 weights, activations quantized at run time)
+    #[arg(long, default_value = "dynamic", value_parser = ["dynamic"])]
+    pub mode: String,
+
+    /// One scale per weight tensor instead of one per output channel
+    #[arg(long)]
+    pub per_tensor: bool,
+
+    /// 7-bit weights, for CPUs without VNNI whose 8-bit products can saturate
+    #[arg(long)]
+    pub reduce_range: bool,
+
+    /// Activation scales: one per row (token, sample; int8) or one per tensor (uint8, as ONNX Runtime)
+    #[arg(long, default_value = "per-row", value_parser = ["per-row", "per-tensor"], value_name = "SCALES")]
+    pub activations: String,
+
+    /// Node names or op types to leave in float (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "NODES_OR_OPS")]
+    pub exclude: Vec<String>,
+
+    /// Rows (parquet, CSV) or arrays (.npz) to run both models on and compare
+    #[arg(long, value_name = "FILE")]
+    pub eval: Option<PathBuf>,
+
+    /// Label column of --eval: accuracy (or RMSE) of both models
+    #[arg(long, value_name = "COLUMN")]
+    pub label: Option<String>,
+
+    /// Columns of --eval that are not features (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub eval_exclude: Vec<String>,
+
+    /// Exit 1 when accuracy drops by more than this (absolute; without --label: top-1 disagreement)
+    #[arg(long, value_name = "FRACTION")]
+    pub max_accuracy_drop: Option<f64>,
+
+    /// Rows per model call during --eval
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub batch_size: usize,
+
+    /// Write the report to FILE (atomically) as well
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

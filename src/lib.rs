@@ -14,6 +14,7 @@ pub mod error;
 pub mod fsio;
 pub mod inspect;
 pub mod predict;
+pub mod quantize;
 pub mod report;
 pub mod runtime;
 pub mod stats;

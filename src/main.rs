@@ -76,6 +76,22 @@ fn run() -> Result<i32> {
             };
             (mlctl::inspect::run(&opts)?, args.output.clone())
         }
+        Command::Quantize(args) => {
+            let opts = mlctl::quantize::Options {
+                model: args.model.clone(),
+                output: args.output.clone(),
+                per_tensor: args.per_tensor,
+                reduce_range: args.reduce_range,
+                per_row: args.activations == "per-row",
+                exclude: args.exclude.clone(),
+                eval: args.eval.clone(),
+                label: args.label.clone(),
+                eval_exclude: args.eval_exclude.clone(),
+                max_accuracy_drop: args.max_accuracy_drop,
+                batch_size: args.batch_size,
+            };
+            (mlctl::quantize::run(&opts)?, args.report.clone())
+        }
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "mlctl", &mut buf);

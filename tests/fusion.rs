@@ -77,3 +77,39 @@ fn a_mask_that_does_not_fit_the_scores_is_an_error_naming_the_node() {
     let err = fused.run(feeds).unwrap_err();
     assert!(err.contains("Softmax") && err.contains("mask"), "{err}");
 }
+
+#[test]
+fn a_model_quantized_per_row_runs_the_same_fused_and_unfused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("block.int8.onnx");
+    assert_cmd::Command::cargo_bin("mlctl")
+        .unwrap()
+        .args([
+            "-q",
+            "quantize",
+            "tests/fixtures/models/fusion_block.onnx",
+            "-o",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    let fused = Model::load_with(&out, &Device::Cpu, true).unwrap();
+    let plain = Model::load_with(&out, &Device::Cpu, false).unwrap();
+    let steps = fused.fused_steps();
+    assert!(steps.contains(&"per-row quantize (fused)"), "{steps:?}");
+    assert!(
+        steps.contains(&"MatMulInteger+Cast+Mul (fused)"),
+        "{steps:?}"
+    );
+    for (batch, seq) in [(1, 3), (2, 5)] {
+        let feeds = inputs(batch, seq);
+        let (a, b) = (run(&fused, &feeds), run(&plain, &feeds));
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert_eq!(
+                x.to_bits(),
+                y.to_bits(),
+                "{batch}x{seq} [{i}]: fused {x}, unfused {y}"
+            );
+        }
+    }
+}

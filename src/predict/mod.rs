@@ -35,15 +35,26 @@ pub struct Options {
     pub show_progress: bool,
 }
 
+/// Which table columns feed a model (also used by `quantize --eval`).
+pub(crate) struct Features<'a> {
+    pub input: &'a std::path::Path,
+    pub model: &'a std::path::Path,
+    /// Feature columns for a single 2-D input, in order (empty: every
+    /// numeric column not excluded or kept).
+    pub columns: &'a [String],
+    pub exclude: &'a [String],
+    pub keep: &'a [String],
+}
+
 /// How table columns feed the model's inputs.
-enum Feeding {
+pub(crate) enum Feeding {
     /// One 2-D input from several columns.
     Matrix { input: IoSpec, columns: Vec<String> },
     /// Each input from the column of the same name.
     Named(Vec<IoSpec>),
 }
 
-fn feeding(model: &Model, table: &Table, opts: &Options) -> Result<Feeding> {
+pub(crate) fn feeding(model: &Model, table: &Table, opts: &Features) -> Result<Feeding> {
     let inputs = &model.graph.inputs;
     if inputs.iter().all(|i| table.value_type(&i.name).is_some()) && !inputs.is_empty() {
         return Ok(Feeding::Named(inputs.clone()));
@@ -51,7 +62,7 @@ fn feeding(model: &Model, table: &Table, opts: &Options) -> Result<Feeding> {
     let [input] = inputs.as_slice() else {
         let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
         return Err(Error::input(
-            &opts.input,
+            opts.input,
             format!(
                 "the model has inputs {}; the table must have a column for each",
                 names.join(", ")
@@ -66,24 +77,24 @@ fn feeding(model: &Model, table: &Table, opts: &Options) -> Result<Feeding> {
             .map(|(n, _)| n.clone())
             .collect()
     } else {
-        for c in &opts.columns {
+        for c in opts.columns {
             match table.value_type(c) {
-                None => return Err(Error::input(&opts.input, format!("no column '{c}'"))),
+                None => return Err(Error::input(opts.input, format!("no column '{c}'"))),
                 Some(t) if !t.is_numeric() && t != ValueType::Boolean => {
                     return Err(Error::input(
-                        &opts.input,
+                        opts.input,
                         format!("column '{c}' is {}, not numeric", t.name()),
                     ))
                 }
                 _ => {}
             }
         }
-        opts.columns.clone()
+        opts.columns.to_vec()
     };
     if let Some(dims) = &input.dims {
         if dims.len() != 2 {
             return Err(Error::input(
-                &opts.model,
+                opts.model,
                 format!(
                     "input '{}' has rank {}; tabular scoring needs a 2-D input",
                     input.name,
@@ -94,7 +105,7 @@ fn feeding(model: &Model, table: &Table, opts: &Options) -> Result<Feeding> {
         if let Dim::Fixed(width) = dims[1] {
             if width != columns.len() {
                 return Err(Error::input(
-                    &opts.input,
+                    opts.input,
                     format!(
                         "model input '{}' takes {width} features, the table gives {} ({}); choose them with --columns or --exclude",
                         input.name,
@@ -240,6 +251,68 @@ fn append(
     Ok(())
 }
 
+/// The model's inputs for rows offset..offset+n of the table, and how many
+/// null feature values were read as NaN.
+pub(crate) fn batch_feeds(
+    table: &Table,
+    feeding: &Feeding,
+    offset: usize,
+    n: usize,
+    device: &candle_core::Device,
+    input_path: &std::path::Path,
+) -> Result<(Vec<(String, Tensor)>, usize)> {
+    let mut null_inputs = 0;
+    let feeds = match feeding {
+        Feeding::Matrix { input, columns } => {
+            let (values, nulls) = table.read_numbers(columns, offset, n)?;
+            null_inputs += nulls;
+            let width = columns.len();
+            let mut data = vec![0.0; n * width];
+            for (c, column) in values.iter().enumerate() {
+                for (r, v) in column.iter().enumerate() {
+                    data[r * width + c] = *v;
+                }
+            }
+            vec![(
+                input.name.clone(),
+                to_tensor(data, &[n, width], input, device)?,
+            )]
+        }
+        Feeding::Named(inputs) => {
+            let mut feeds = Vec::with_capacity(inputs.len());
+            for input in inputs {
+                let (data, dims) = if table.value_type(&input.name) == Some(ValueType::List) {
+                    // One list per row (token ids): padded with zeros to the
+                    // longest row of the batch, as a tokenizer pads.
+                    let rows = table.read_lists(&input.name, offset, n)?;
+                    let width = rows.iter().flatten().map(Vec::len).max().unwrap_or(0);
+                    let mut data = vec![0.0; n * width];
+                    for (r, row) in rows.iter().enumerate() {
+                        let row = row.as_ref().ok_or_else(|| {
+                            Error::input(
+                                input_path,
+                                format!("column '{}' row {} is null", input.name, offset + r),
+                            )
+                        })?;
+                        data[r * width..r * width + row.len()].copy_from_slice(row);
+                    }
+                    (data, vec![n, width])
+                } else {
+                    let (values, nulls) =
+                        table.read_numbers(std::slice::from_ref(&input.name), offset, n)?;
+                    null_inputs += nulls;
+                    let rank = input.dims.as_ref().map_or(2, Vec::len);
+                    let dims: Vec<usize> = if rank == 1 { vec![n] } else { vec![n, 1] };
+                    (values.into_iter().next().unwrap_or_default(), dims)
+                };
+                feeds.push((input.name.clone(), to_tensor(data, &dims, input, device)?));
+            }
+            feeds
+        }
+    };
+    Ok((feeds, null_inputs))
+}
+
 fn is_npz(path: &std::path::Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
@@ -370,7 +443,14 @@ pub fn run(opts: &Options) -> Result<Report> {
             ));
         }
     }
-    let feeding = feeding(&model, &table, opts)?;
+    let features = Features {
+        input: &opts.input,
+        model: &opts.model,
+        columns: &opts.columns,
+        exclude: &opts.exclude,
+        keep: &opts.keep,
+    };
+    let feeding = feeding(&model, &table, &features)?;
     let rows = table.row_count()?;
     let progress = if opts.show_progress {
         indicatif::ProgressBar::new(rows as u64)
@@ -389,54 +469,8 @@ pub fn run(opts: &Options) -> Result<Report> {
     let mut offset = 0;
     while offset < rows {
         let n = opts.batch_size.min(rows - offset);
-        let feeds = match &feeding {
-            Feeding::Matrix { input, columns } => {
-                let (values, nulls) = table.read_numbers(columns, offset, n)?;
-                null_inputs += nulls;
-                let width = columns.len();
-                let mut data = vec![0.0; n * width];
-                for (c, column) in values.iter().enumerate() {
-                    for (r, v) in column.iter().enumerate() {
-                        data[r * width + c] = *v;
-                    }
-                }
-                vec![(
-                    input.name.clone(),
-                    to_tensor(data, &[n, width], input, &device)?,
-                )]
-            }
-            Feeding::Named(inputs) => {
-                let mut feeds = Vec::with_capacity(inputs.len());
-                for input in inputs {
-                    let (data, dims) = if table.value_type(&input.name) == Some(ValueType::List) {
-                        // One list per row (token ids): padded with zeros to the
-                        // longest row of the batch, as a tokenizer pads.
-                        let rows = table.read_lists(&input.name, offset, n)?;
-                        let width = rows.iter().flatten().map(Vec::len).max().unwrap_or(0);
-                        let mut data = vec![0.0; n * width];
-                        for (r, row) in rows.iter().enumerate() {
-                            let row = row.as_ref().ok_or_else(|| {
-                                Error::input(
-                                    &opts.input,
-                                    format!("column '{}' row {} is null", input.name, offset + r),
-                                )
-                            })?;
-                            data[r * width..r * width + row.len()].copy_from_slice(row);
-                        }
-                        (data, vec![n, width])
-                    } else {
-                        let (values, nulls) =
-                            table.read_numbers(std::slice::from_ref(&input.name), offset, n)?;
-                        null_inputs += nulls;
-                        let rank = input.dims.as_ref().map_or(2, Vec::len);
-                        let dims: Vec<usize> = if rank == 1 { vec![n] } else { vec![n, 1] };
-                        (values.into_iter().next().unwrap_or_default(), dims)
-                    };
-                    feeds.push((input.name.clone(), to_tensor(data, &dims, input, &device)?));
-                }
-                feeds
-            }
-        };
+        let (feeds, nulls) = batch_feeds(&table, &feeding, offset, n, &device, &opts.input)?;
+        null_inputs += nulls;
         let outputs = model.run(feeds).map_err(|e| {
             Error::input(&opts.model, format!("rows {offset}..{}: {e}", offset + n))
         })?;

@@ -214,6 +214,7 @@ pub fn plan(graph: &Graph, order: &[usize]) -> Vec<Planned> {
             match node.op_type.as_str() {
                 "MatMul" => fuse_matmul_bias(&f, n),
                 "MatMulInteger" => fuse_matmul_integer(&f, n),
+                "Abs" => fuse_row_quantize(&f, n),
                 "Div" | "Mul" => fuse_gelu(&f, n).or_else(|| fuse_softmax(&f, n)),
                 _ => None,
             }
@@ -329,14 +330,26 @@ fn fuse_matmul_integer(f: &Facts, n: usize) -> Option<Planned> {
     }
     let cast_out = &f.node(cast).outputs[0];
     let mul = f.next(cast_out, "Mul")?;
-    let scale = f.other(f.node(mul), cast_out)?.to_string();
     let mut nodes = vec![n, cast, mul];
     let mut inputs = mmi.inputs.clone();
     inputs.resize(4, String::new());
-    inputs.push(scale);
-    let mul_out = &f.node(mul).outputs[0];
-    if let Some(add) = f.next(mul_out, "Add") {
-        let bias = f.other(f.node(add), mul_out)?;
+    inputs.push(f.other(f.node(mul), cast_out)?.to_string());
+    let mut last = f.node(mul).outputs[0].clone();
+    // A second scale (rows, then columns: activations quantized per row).
+    let mut second = String::new();
+    if let Some(mul2) = f.next(&last, "Mul") {
+        if let Some(s2) = f
+            .other(f.node(mul2), &last)
+            .filter(|s2| f.is_initializer(s2))
+        {
+            second = s2.to_string();
+            nodes.push(mul2);
+            last = f.node(mul2).outputs[0].clone();
+        }
+    }
+    inputs.push(second);
+    if let Some(add) = f.next(&last, "Add") {
+        let bias = f.other(f.node(add), &last)?;
         if f.initializer_dims(bias).is_some_and(|d| d.len() == 1) {
             nodes.push(add);
             inputs.push(bias.to_string());
@@ -350,6 +363,76 @@ fn fuse_matmul_integer(f: &Facts, n: usize) -> Option<Planned> {
             Box::new(MatMulIntegerToFloat::default()),
         )),
         nodes,
+    })
+}
+
+/// Per-row symmetric quantization as `mlctl quantize` writes it:
+/// `scale = Max(Div(ReduceMax(Abs(x), -1), 127), tiny)`,
+/// `q = Cast<uint8>(Clip(Add(Round(Div(x, scale)), 128), 1, 255))` (zero
+/// point 128); the step gives q and scale.
+fn fuse_row_quantize(f: &Facts, n: usize) -> Option<Planned> {
+    let abs = f.node(n);
+    let x = abs.inputs.first()?;
+    let reduce = f.next(&abs.outputs[0], "ReduceMax")?;
+    let r = f.node(reduce);
+    let keepdims = r
+        .attributes
+        .iter()
+        .find(|a| a.name == "keepdims")
+        .map_or(1, |a| a.i);
+    let axes: Vec<i64> = match r.inputs.get(1).filter(|s| !s.is_empty()) {
+        Some(name) => {
+            let t = f.constant(name)?;
+            t.to_dtype(DType::I64)
+                .ok()?
+                .flatten_all()
+                .ok()?
+                .to_vec1()
+                .ok()?
+        }
+        None => r.attributes.iter().find(|a| a.name == "axes")?.ints.clone(),
+    };
+    if keepdims != 1 || axes != [-1] {
+        return None;
+    }
+    let div = f.next(&r.outputs[0], "Div")?;
+    let limit = f.scalar(f.node(div).inputs.get(1)?)?;
+    let max = f.next(&f.node(div).outputs[0], "Max")?;
+    let floor = f.scalar(f.other(f.node(max), &f.node(div).outputs[0])?)?;
+    let scale = &f.node(max).outputs[0];
+    // The scale is read by the division of x and by the rescaling after
+    // the product: find the division.
+    let divide = f.graph.nodes.iter().position(|m| {
+        m.domain.is_empty()
+            && m.op_type == "Div"
+            && m.inputs.len() == 2
+            && m.inputs[0] == *x
+            && m.inputs[1] == *scale
+    })?;
+    let round = f.next(&f.node(divide).outputs[0], "Round")?;
+    let add = f.next(&f.node(round).outputs[0], "Add")?;
+    let offset = f.scalar(f.other(f.node(add), &f.node(round).outputs[0])?)?;
+    let clip = f.next(&f.node(add).outputs[0], "Clip")?;
+    let c = f.node(clip);
+    let (lo, hi) = (f.scalar(c.inputs.get(1)?)?, f.scalar(c.inputs.get(2)?)?);
+    let cast = f.next(&c.outputs[0], "Cast")?;
+    let to = f.node(cast).attributes.iter().find(|a| a.name == "to")?.i;
+    let fits = to == 2
+        && offset == 128.0
+        && lo == offset - limit
+        && hi == offset + limit
+        && (1.0..=127.0).contains(&limit);
+    if !fits {
+        return None;
+    }
+    Some(Planned {
+        nodes: vec![n, reduce, div, max, divide, round, add, clip, cast],
+        fused: Some((
+            "per-row quantize (fused)",
+            Box::new(RowQuantize { limit, floor }),
+        )),
+        inputs: vec![x.clone()],
+        outputs: vec![f.node(cast).outputs[0].clone(), scale.clone()],
     })
 }
 
@@ -449,28 +532,101 @@ struct MatMulIntegerToFloat {
     matmul: ops::quant::MatMulInteger,
 }
 
+/// How a scale applies to an m x n product: one value, one per column, or
+/// one per row.
+fn scale_kind(t: &Tensor, rows: usize, n: usize) -> Option<(Vec<f32>, bool)> {
+    let v = kernels::with_slice::<f32, _>(t, |v| v.to_vec())?;
+    let last = t.dims().last().copied().unwrap_or(1);
+    match v.len() {
+        1 => Some((v, false)),
+        len if len == n && last == n => Some((v, false)),
+        len if len == rows && last == 1 => Some((v, true)),
+        _ => None,
+    }
+}
+
 impl Op for MatMulIntegerToFloat {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let sums = self.matmul.run(&inputs[..4])?;
         let sums = sums[0].tensor()?;
-        let scale = input(inputs, 4)?;
-        let bias = optional(inputs, 5)?;
+        let first = input(inputs, 4)?;
+        let second = optional(inputs, 5)?;
+        let bias = optional(inputs, 6)?;
         let n = *sums.dims().last().ok_or("MatMulInteger gave a scalar")?;
-        let s =
-            kernels::with_slice::<f32, _>(scale, |s| s.to_vec()).ok_or("scale must be float32")?;
-        if s.len() != 1 && s.len() != n {
-            return Err(format!("scale of {} values for {n} columns", s.len()));
-        }
-        let b = match bias {
+        let rows = sums.elem_count() / n.max(1);
+        let kinds = (
+            scale_kind(first, rows, n),
+            second.map(|s| scale_kind(s, rows, n)),
+        );
+        let (Some(a), second_kind) = kinds else {
+            return self.unfused(sums, first, second, bias);
+        };
+        let b = match second_kind {
+            None => None,
+            Some(Some(b)) => Some(b),
+            Some(None) => return self.unfused(sums, first, second, bias),
+        };
+        let bias_values = match bias {
             Some(b) => Some(
                 kernels::with_slice::<f32, _>(b, |b| b.to_vec()).ok_or("bias must be float32")?,
             ),
             None => None,
         };
-        let y =
-            kernels::with_slice::<i32, _>(sums, |v| rows::int_to_scaled_float(v, &s, b.as_deref()))
-                .ok_or("MatMulInteger's sums are not on the CPU")?;
+        let y = kernels::with_slice::<i32, _>(sums, |v| {
+            rows::int_to_scaled_float(
+                v,
+                n,
+                (&a.0, a.1),
+                b.as_ref().map(|(s, r)| (s.as_slice(), *r)),
+                bias_values.as_deref(),
+            )
+        })
+        .ok_or("MatMulInteger's sums are not on the CPU")?;
         Ok(vec![Value::Tensor(kernels::tensor_from(y, sums.dims())?)])
+    }
+}
+
+impl MatMulIntegerToFloat {
+    /// The nodes' own operations one after the other, for scales of other
+    /// shapes.
+    fn unfused(
+        &self,
+        sums: &Tensor,
+        first: &Tensor,
+        second: Option<&Tensor>,
+        bias: Option<&Tensor>,
+    ) -> OpResult {
+        let floats = sums.to_dtype(DType::F32).map_err(ops::err)?;
+        let mut y = ops::elementwise::arith(rows::Arith::Mul, &floats, first)?;
+        if let Some(s) = second {
+            y = ops::elementwise::arith(rows::Arith::Mul, &y, s)?;
+        }
+        if let Some(b) = bias {
+            y = ops::elementwise::arith(rows::Arith::Add, &y, b)?;
+        }
+        Ok(vec![Value::Tensor(y)])
+    }
+}
+
+struct RowQuantize {
+    limit: f32,
+    floor: f32,
+}
+
+impl Op for RowQuantize {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let x = input(inputs, 0)?;
+        let row = *x.dims().last().ok_or("quantizing a scalar")?;
+        let (q, scales) = kernels::with_slice::<f32, _>(x, |v| {
+            rows::quantize_rows_u8(v, row.max(1), self.limit, self.floor)
+        })
+        .ok_or("per-row quantization needs float32 on the CPU")?;
+        let mut scale_dims = x.dims().to_vec();
+        *scale_dims.last_mut().expect("rank checked above") = 1;
+        Ok(vec![
+            Value::Tensor(kernels::tensor_from(q, x.dims())?),
+            Value::Tensor(kernels::tensor_from(scales, &scale_dims)?),
+        ])
     }
 }
 

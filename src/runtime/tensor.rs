@@ -120,6 +120,17 @@ pub fn from_proto_in(
     from_proto(&inline, device)
 }
 
+/// Moves an initializer's external data into the model itself (for a model
+/// written elsewhere than the one it came from).
+pub fn inline_external(t: &mut TensorProto, folder: Option<&Path>) -> Result<(), String> {
+    if !t.external_data.is_empty() {
+        t.raw_data = external_bytes(t, folder)?;
+        t.external_data.clear();
+        t.data_location = 0;
+    }
+    Ok(())
+}
+
 /// Builds a tensor from an initializer or a `.pb` test file whose data is
 /// inline.
 pub fn from_proto(t: &TensorProto, device: &Device) -> Result<Tensor, String> {

@@ -335,36 +335,107 @@ vectorized! {
     }
 }
 
-vectorized! {
-    /// float(v) * scale (+ bias): a Cast of int32 sums to float, a Mul by
-    /// one scale or one per column, an Add of a bias per column.
-    pub fn int_to_scaled_float(v: &[i32], scale: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-        let n = if scale.len() > 1 {
-            scale.len()
-        } else if let Some(b) = bias {
-            b.len().max(1)
-        } else {
-            v.len().max(1)
-        };
-        let mut out = vec![0f32; v.len()];
-        for (o, v) in out.chunks_mut(n).zip(v.chunks(n)) {
-            if scale.len() == 1 {
-                let s = scale[0];
-                for (o, v) in o.iter_mut().zip(v) {
-                    *o = *v as f32 * s;
-                }
+/// float(v) * scale (* second scale) (+ bias) for an int32 product of
+/// `n` columns: a Cast of the sums to float, then a Mul by each scale (one
+/// value, one per column, or one per row when its flag is set), then an Add
+/// of a bias per column, in that order.
+pub fn int_to_scaled_float(
+    v: &[i32],
+    n: usize,
+    first: (&[f32], bool),
+    second: Option<(&[f32], bool)>,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let n = n.max(1);
+    let mut out = vec![0f32; v.len()];
+    for (r, (o, v)) in out.chunks_mut(n).zip(v.chunks(n)).enumerate() {
+        let row_scales = |(s, per_row): (&[f32], bool)| -> Option<f32> {
+            if per_row {
+                Some(s[r])
+            } else if s.len() == 1 {
+                Some(s[0])
             } else {
-                for ((o, v), s) in o.iter_mut().zip(v).zip(scale) {
-                    *o = *v as f32 * s;
-                }
+                None
             }
-            if let Some(b) = bias {
-                for (o, b) in o.iter_mut().zip(b) {
-                    *o += b;
-                }
+        };
+        scaled_row(
+            o,
+            v,
+            first.0,
+            row_scales(first),
+            second.map(|s| (s.0, row_scales(s))),
+            bias,
+        );
+    }
+    out
+}
+
+vectorized! {
+    /// One row of `int_to_scaled_float`: a scale is one value for the row
+    /// (Some) or one per column (None: the slice).
+    pub fn scaled_row(
+        out: &mut [f32],
+        v: &[i32],
+        first: &[f32],
+        first_value: Option<f32>,
+        second: Option<(&[f32], Option<f32>)>,
+        bias: Option<&[f32]>,
+    ) {
+        match first_value {
+            Some(s) => out.iter_mut().zip(v).for_each(|(o, v)| *o = *v as f32 * s),
+            None => out.iter_mut().zip(v).zip(first).for_each(|((o, v), s)| *o = *v as f32 * s),
+        }
+        match second {
+            Some((_, Some(s))) => out.iter_mut().for_each(|o| *o *= s),
+            Some((s, None)) => out.iter_mut().zip(s).for_each(|(o, s)| *o *= s),
+            None => {}
+        }
+        if let Some(b) = bias {
+            out.iter_mut().zip(b).for_each(|(o, b)| *o += b);
+        }
+    }
+}
+
+/// Per-row symmetric quantization stored as uint8 around 128: scale =
+/// max(max|x| / limit, floor), q = clip(round-half-even(x / scale) + 128,
+/// 128 - limit, 128 + limit); gives q and the scales.
+pub fn quantize_rows_u8(x: &[f32], row: usize, limit: f32, floor: f32) -> (Vec<u8>, Vec<f32>) {
+    let mut q = vec![0u8; x.len()];
+    let mut scales = Vec::with_capacity(x.len() / row);
+    for (o, r) in q.chunks_mut(row).zip(x.chunks(row)) {
+        let scale = (abs_max(r) / limit).max(floor);
+        quantize_row_u8(r, scale, limit, o);
+        scales.push(scale);
+    }
+    (q, scales)
+}
+
+vectorized! {
+    /// The largest |x| (NaN skipped), from 0.
+    pub fn abs_max(x: &[f32]) -> f32 {
+        let mut lanes = [0f32; 16];
+        let mut chunks = x.chunks_exact(16);
+        for chunk in &mut chunks {
+            for q in 0..16 {
+                let a = chunk[q].abs();
+                lanes[q] = if a > lanes[q] { a } else { lanes[q] };
             }
         }
-        out
+        let rest = chunks.remainder().iter().map(|v| v.abs());
+        lanes.iter().copied().chain(rest).fold(0f32, f32::max)
+    }
+}
+
+vectorized! {
+    /// clip(round-half-even(x / scale) + 128, 128 - limit, 128 + limit).
+    pub fn quantize_row_u8(x: &[f32], scale: f32, limit: f32, out: &mut [u8]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            #[allow(clippy::manual_clamp)]
+            let q = ((v / scale).round_ties_even() + 128.0).max(128.0 - limit).min(128.0 + limit);
+            // SAFETY: q is finite and within 1..=255 (NaN went to a bound
+            // through max/min).
+            *o = unsafe { q.to_int_unchecked::<i32>() } as u8;
+        }
     }
 }
 

@@ -1,0 +1,121 @@
+"""mlctl quantize against ONNX Runtime's quantize_dynamic on MiniLM-L3 and
+the sample MLP, side by side: size, accuracy (the MLP's test split) or
+cosine similarity of MiniLM's sentence embeddings against fp32 (random
+token ids, 8 x 128), and latency of each int8 model in its own engine.
+
+    python3 bench/make_real_model_cases.py   # once: MiniLM-L3 into bench_data/
+    cargo build --release && python3 bench/quantize_vs_ort.py [--threads 2]
+
+Every model is also run by ONNX Runtime, mlctl's included (interop).
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+from onnxruntime.quantization import QuantType, quantize_dynamic
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+MLCTL = TARGET / "release" / "mlctl"
+
+
+def session(path, threads):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def p50(fn, runs=20):
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times))
+
+
+def cosine_rows(a, b):
+    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def mlctl_quantize(model, out, extra=()):
+    subprocess.run([str(MLCTL), "-q", "quantize", str(model), "-o", str(out), *extra], check=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    tmp = pathlib.Path(tempfile.mkdtemp())
+    rows = []
+
+    # The sample MLP: accuracy on the test split.
+    mlp = ROOT / "sample_data" / "model.onnx"
+    test = pd.read_parquet(ROOT / "sample_data" / "test.parquet")
+    x = test.drop(columns=["target"]).to_numpy(np.float32)
+    y = test["target"].to_numpy()
+    variants = {"fp32": mlp}
+    quantize_dynamic(str(mlp), str(tmp / "mlp_ort.onnx"), weight_type=QuantType.QInt8)
+    variants["ORT quantize_dynamic"] = tmp / "mlp_ort.onnx"
+    quantize_dynamic(str(mlp), str(tmp / "mlp_ort_pc.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+    variants["ORT quantize_dynamic per channel"] = tmp / "mlp_ort_pc.onnx"
+    mlctl_quantize(mlp, tmp / "mlp_mlctl.onnx")
+    variants["mlctl quantize"] = tmp / "mlp_mlctl.onnx"
+    for name, path in variants.items():
+        labels = session(path, args.threads).run(None, {"X": x})[0]
+        rows.append(("MLP", name, path.stat().st_size, f"accuracy {np.mean(labels == y):.4f}"))
+
+    # MiniLM-L3: cosine of the sentence embeddings against fp32.
+    found = sorted((ROOT / "bench_data" / "minilm").rglob("*.onnx"))
+    if found:
+        model = found[0]
+        rng = np.random.default_rng(0)
+        ids = rng.integers(1000, 30000, (8, 128)).astype(np.int64)
+        ids[:, 0], ids[:, -1] = 101, 102
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        reference = session(model, args.threads).run(None, feeds)
+        out_names = [o.name for o in session(model, 1).get_outputs()]
+        pooled = out_names.index("461") if "461" in out_names else len(out_names) - 1
+        variants = {"fp32": model}
+        quantize_dynamic(str(model), str(tmp / "minilm_ort.onnx"), weight_type=QuantType.QInt8)
+        variants["ORT quantize_dynamic"] = tmp / "minilm_ort.onnx"
+        quantize_dynamic(str(model), str(tmp / "minilm_ort_pc.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+        variants["ORT quantize_dynamic per channel"] = tmp / "minilm_ort_pc.onnx"
+        mlctl_quantize(model, tmp / "minilm_mlctl.onnx")
+        variants["mlctl quantize"] = tmp / "minilm_mlctl.onnx"
+        np.savez(tmp / "tokens.npz", **feeds)
+        for name, path in variants.items():
+            s = session(path, args.threads)
+            out = s.run(None, feeds)
+            cos = cosine_rows(reference[pooled], out[pooled])
+            ms = p50(lambda: s.run(None, feeds))
+            rows.append(("MiniLM-L3", name, path.stat().st_size,
+                         f"embedding cosine mean {cos.mean():.4f} min {cos.min():.4f}; ORT p50 {ms:.1f} ms"))
+        # mlctl's engine on its own int8 model and on ORT's.
+        bench = subprocess.run(["cargo", "bench", "--bench", "runtime", "--no-run", "--message-format=json", "-q"],
+                               cwd=ROOT, check=True, capture_output=True, text=True).stdout
+        exe = [json.loads(l)["executable"] for l in bench.splitlines()
+               if json.loads(l).get("executable") and json.loads(l)["target"]["name"] == "runtime"][0]
+        for name in ("fp32", "ORT quantize_dynamic", "mlctl quantize"):
+            out = subprocess.run([exe, str(variants[name]), str(tmp / "tokens.npz"), "--runs", "20",
+                                  "--threads", str(args.threads)], check=True, capture_output=True, text=True).stdout
+            rows.append(("MiniLM-L3", f"{name} in mlctl's engine", variants[name].stat().st_size,
+                         f"mlctl p50 {json.loads(out.splitlines()[-1])['p50_ms']:.1f} ms"))
+    print(f"{'model':<10}{'variant':<42}{'bytes':>11}  result")
+    for model, name, size, result in rows:
+        print(f"{model:<10}{name:<42}{size:>11}  {result}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+//! `mlctl quantize` end to end on the sample MLP and on small models
+//! (tests/fixtures/models): the output loads in ONNX Runtime and agrees with
+//! mlctl's run of the same file (tests/fixtures/quantize_ort.json, made by
+//! tests/fixtures/make_quantize_fixtures.py), the evaluation and its gate,
+//! and bad input.
+
+mod common;
+
+use common::{fails_cleanly, mlctl};
+use serde_json::Value;
+
+use mlctl::data::Table;
+
+fn json(args: &[&str]) -> (i32, Value) {
+    let out = mlctl()
+        .arg("--format")
+        .arg("json")
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap(), value)
+}
+
+fn section<'a>(r: &'a Value, key: &str) -> &'a Vec<Value> {
+    r["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == key)
+        .unwrap_or_else(|| panic!("no section {key}"))["rows"]
+        .as_array()
+        .unwrap()
+}
+
+#[test]
+fn the_sample_mlp_keeps_its_accuracy_and_agrees_with_onnx_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model.int8.onnx");
+    let out_s = out.to_str().unwrap();
+    let (code, r) = json(&[
+        "quantize",
+        "sample_data/model.onnx",
+        "-o",
+        out_s,
+        "--eval",
+        "sample_data/test.parquet",
+        "--label",
+        "target",
+        "--max-accuracy-drop",
+        "0.005",
+    ]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["summary"]["nodes_quantized"], 3);
+    let accuracy = &section(&r, "accuracy")[0];
+    let (float, int8) = (
+        accuracy["float"].as_f64().unwrap(),
+        accuracy["int8"].as_f64().unwrap(),
+    );
+    assert!((float - 0.9649).abs() < 1e-3, "{accuracy}");
+    assert!(float - int8 <= 0.005, "{accuracy}");
+    for node in section(&r, "nodes") {
+        assert_eq!(node["quantized"], true, "{node}");
+        assert!(node["weight_error"].as_f64().unwrap() < 0.01, "{node}");
+    }
+
+    // The file is the one the fixture was made from (the quantizer is
+    // deterministic), and mlctl's run of it matches ONNX Runtime's.
+    let fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/quantize_ort.json").unwrap())
+            .unwrap();
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().len(),
+        fixture["bytes"].as_u64().unwrap()
+    );
+    let predictions = dir.path().join("pred.parquet");
+    mlctl()
+        .args([
+            "predict",
+            out_s,
+            "--input",
+            "sample_data/test.parquet",
+            "--exclude",
+            "target",
+            "-o",
+        ])
+        .arg(&predictions)
+        .assert()
+        .success();
+    let table = Table::open(&predictions).unwrap();
+    let names = [
+        "output_label".to_string(),
+        "output_probability_1".to_string(),
+    ];
+    let (cols, _) = table.read_numbers(&names, 0, 1000).unwrap();
+    let mut worst: f64 = 0.0;
+    for r in 0..171 {
+        assert_eq!(
+            cols[0][r],
+            fixture["labels"][r].as_f64().unwrap(),
+            "row {r}"
+        );
+        worst = worst.max((cols[1][r] - fixture["probability_1"][r].as_f64().unwrap()).abs());
+    }
+    assert!(worst < 1e-3, "max difference from ONNX Runtime {worst}");
+}
+
+#[test]
+fn per_tensor_activations_lose_a_row_and_the_gate_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model.int8.onnx");
+    let (code, r) = json(&[
+        "quantize",
+        "sample_data/model.onnx",
+        "-o",
+        out.to_str().unwrap(),
+        "--activations",
+        "per-tensor",
+        "--eval",
+        "sample_data/test.parquet",
+        "--label",
+        "target",
+        "--max-accuracy-drop",
+        "0.005",
+    ]);
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(r["gate"]["outcome"], "fail");
+    assert!(
+        r["gate"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("accuracy drop"),
+        "{r}"
+    );
+    // The model is written all the same: the gate judges it.
+    assert!(out.exists());
+}
+
+#[test]
+fn excluded_nodes_stay_in_float_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model.int8.onnx");
+    let (code, r) = json(&[
+        "quantize",
+        "sample_data/model.onnx",
+        "-o",
+        out.to_str().unwrap(),
+        "--exclude",
+        "MatMul2",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(r["summary"]["nodes_quantized"], 2);
+    let skipped: Vec<&Value> = section(&r, "nodes")
+        .iter()
+        .filter(|n| n["quantized"] == false)
+        .collect();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0]["node"], "MatMul2");
+    assert!(skipped[0]["reason"].as_str().unwrap().contains("--exclude"));
+}
+
+#[test]
+fn a_model_without_weights_to_quantize_says_so_and_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("relu.int8.onnx");
+    let (code, r) = json(&[
+        "quantize",
+        "tests/fixtures/models/relu4.onnx",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(r["summary"]["nodes_quantized"], 0);
+    assert!(
+        r["gate"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing to quantize"),
+        "{r}"
+    );
+    assert!(out.exists());
+}
+
+#[test]
+fn an_already_quantized_model_is_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("again.onnx");
+    let (code, r) = json(&[
+        "quantize",
+        "tests/fixtures/real_cases/mlp_int8_labels/model.onnx",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["summary"]["nodes_quantized"], 0);
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.onnx");
+    let out_s = out.to_str().unwrap();
+    fails_cleanly(
+        &[
+            "quantize",
+            "sample_data/model.onnx",
+            "-o",
+            "sample_data/model.onnx",
+        ],
+        "overwrite",
+    );
+    fails_cleanly(
+        &[
+            "quantize",
+            "tests/fixtures/models/truncated.onnx",
+            "-o",
+            out_s,
+        ],
+        "truncated.onnx",
+    );
+    fails_cleanly(
+        &["quantize", "sample_data/README.md", "-o", out_s],
+        "not an ONNX model",
+    );
+    fails_cleanly(
+        &[
+            "quantize",
+            "sample_data/model.onnx",
+            "-o",
+            out_s,
+            "--max-accuracy-drop",
+            "0.01",
+        ],
+        "needs --eval",
+    );
+    fails_cleanly(
+        &[
+            "quantize",
+            "sample_data/model.onnx",
+            "-o",
+            out_s,
+            "--eval",
+            "sample_data/test.parquet",
+            "--label",
+            "nope",
+        ],
+        "no label column 'nope'",
+    );
+    assert!(
+        !out.exists(),
+        "no output is written on bad input... except when the model itself was fine"
+    );
+}
