@@ -111,7 +111,14 @@ fn gemm_speed(shape: &str, runs: usize) {
     let packed = igemm::PackedIntB::pack(&bi, k, n, true, &[0]);
     let mut ci = vec![0i32; m * n];
     let t = time(&mut || {
-        igemm::matmul_integer(m, igemm::IntA::Unsigned(&ai), &[3], &packed, &mut ci, true)
+        igemm::matmul_integer(
+            m,
+            igemm::IntA::Unsigned(&ai),
+            &[3],
+            &packed,
+            igemm::Output::Int32(&mut ci),
+            true,
+        )
     });
     println!(
         "igemm {m}x{n}x{k}: {:.3} ms, {:.1} GOP/s",

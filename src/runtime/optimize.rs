@@ -534,55 +534,46 @@ struct MatMulIntegerToFloat {
 
 /// How a scale applies to an m x n product: one value, one per column, or
 /// one per row.
-fn scale_kind(t: &Tensor, rows: usize, n: usize) -> Option<(Vec<f32>, bool)> {
+fn scale_kind(t: &Tensor, rows: usize, n: usize) -> Option<(Vec<f32>, ops::quant::ScaleKind)> {
+    use ops::quant::ScaleKind;
     let v = kernels::with_slice::<f32, _>(t, |v| v.to_vec())?;
     let last = t.dims().last().copied().unwrap_or(1);
     match v.len() {
-        1 => Some((v, false)),
-        len if len == n && last == n => Some((v, false)),
-        len if len == rows && last == 1 => Some((v, true)),
+        1 => Some((v, ScaleKind::One)),
+        len if len == n && last == n => Some((v, ScaleKind::PerColumn)),
+        len if len == rows && last == 1 => Some((v, ScaleKind::PerRow)),
         _ => None,
     }
 }
 
 impl Op for MatMulIntegerToFloat {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
-        let sums = self.matmul.run(&inputs[..4])?;
-        let sums = sums[0].tensor()?;
         let first = input(inputs, 4)?;
         let second = optional(inputs, 5)?;
         let bias = optional(inputs, 6)?;
-        let n = *sums.dims().last().ok_or("MatMulInteger gave a scalar")?;
-        let rows = sums.elem_count() / n.max(1);
-        let kinds = (
-            scale_kind(first, rows, n),
-            second.map(|s| scale_kind(s, rows, n)),
-        );
-        let (Some(a), second_kind) = kinds else {
-            return self.unfused(sums, first, second, bias);
-        };
-        let b = match second_kind {
-            None => None,
-            Some(Some(b)) => Some(b),
-            Some(None) => return self.unfused(sums, first, second, bias),
-        };
-        let bias_values = match bias {
-            Some(b) => Some(
-                kernels::with_slice::<f32, _>(b, |b| b.to_vec()).ok_or("bias must be float32")?,
-            ),
-            None => None,
-        };
-        let y = kernels::with_slice::<i32, _>(sums, |v| {
-            rows::int_to_scaled_float(
-                v,
-                n,
-                (&a.0, a.1),
-                b.as_ref().map(|(s, r)| (s.as_slice(), *r)),
-                bias_values.as_deref(),
-            )
-        })
-        .ok_or("MatMulInteger's sums are not on the CPU")?;
-        Ok(vec![Value::Tensor(kernels::tensor_from(y, sums.dims())?)])
+        // Straight to floats in the integer kernel's tiles, when the scales
+        // and the bias have shapes it takes.
+        if let Some((rows, n)) = ops::quant::MatMulInteger::product_shape(inputs) {
+            let first_kind = scale_kind(first, rows, n);
+            let second_kind = second.map(|s| scale_kind(s, rows, n));
+            let bias_values = bias.and_then(|b| kernels::with_slice::<f32, _>(b, |b| b.to_vec()));
+            if let (Some(first), true, true) = (
+                first_kind,
+                !matches!(second_kind, Some(None)),
+                bias.is_none() || bias_values.is_some(),
+            ) {
+                let to_float = ops::quant::ToFloat {
+                    first,
+                    second: second_kind.flatten(),
+                    bias: bias_values,
+                };
+                if let Some(y) = self.matmul.on_cpu_to(&inputs[..4], Some(&to_float))? {
+                    return Ok(vec![Value::Tensor(y)]);
+                }
+            }
+        }
+        let sums = self.matmul.run(&inputs[..4])?;
+        self.unfused(sums[0].tensor()?, first, second, bias)
     }
 }
 

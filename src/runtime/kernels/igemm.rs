@@ -120,18 +120,74 @@ pub enum IntA<'a> {
     Signed(&'a [i16]),
 }
 
-/// C (m x n int32, row-major) = (A - za) (B - zb), A being m x k;
-/// `zero_point` has one value or m (per row).
+/// A scale applied to the product: one value, one per column, one per row.
+#[derive(Debug, Clone, Copy)]
+pub enum Scale<'a> {
+    One(f32),
+    PerColumn(&'a [f32]),
+    PerRow(&'a [f32]),
+}
+
+/// What becomes of the int32 sums, tile by tile while they are in cache:
+/// kept, or turned into floats as Cast, Mul, Mul and Add would
+/// (float(sum) * first * second + bias, in that order).
+pub enum Output<'a> {
+    Int32(&'a mut [i32]),
+    Float {
+        out: &'a mut [f32],
+        first: Scale<'a>,
+        second: Option<Scale<'a>>,
+        bias: Option<&'a [f32]>,
+    },
+}
+
+/// C (m x n, row-major) = (A - za) (B - zb), A being m x k, written as
+/// `output` says; `zero_point` has one value or m (per row).
 pub fn matmul_integer(
     m: usize,
     a: IntA,
     zero_point: &[i32],
     b: &PackedIntB,
-    c: &mut [i32],
+    output: Output,
     parallel: bool,
 ) {
     let (k, n) = (b.k, b.n);
-    assert!(c.len() >= m * n);
+    let (c_int, c_float, first, second, bias) = match output {
+        Output::Int32(c) => {
+            assert!(c.len() >= m * n);
+            (
+                SharedMut(c.as_mut_ptr()),
+                SharedMut(std::ptr::null_mut::<f32>()),
+                Scale::One(1.0),
+                None,
+                None,
+            )
+        }
+        Output::Float {
+            out,
+            first,
+            second,
+            bias,
+        } => {
+            assert!(out.len() >= m * n);
+            for s in std::iter::once(&first).chain(second.as_ref()) {
+                match s {
+                    Scale::PerColumn(v) => assert!(v.len() >= n),
+                    Scale::PerRow(v) => assert!(v.len() >= m),
+                    Scale::One(_) => {}
+                }
+            }
+            assert!(bias.is_none_or(|b| b.len() >= n));
+            (
+                SharedMut(std::ptr::null_mut::<i32>()),
+                SharedMut(out.as_mut_ptr()),
+                first,
+                second,
+                bias,
+            )
+        }
+    };
+    let floats = !c_float.get().is_null();
     let (mr, nr, group) = tile_shape(b.isa);
     let groups = b.groups;
     // A' as one 32-bit word per group of k values (row by row, padded with
@@ -173,21 +229,23 @@ pub fn matmul_integer(
     let panel_count = n.div_ceil(nr);
     let panel_len = groups * nr * group;
     let tiles = row_blocks * panel_count;
-    let c_ptr = SharedMut(c.as_mut_ptr());
     let run = |t: usize| {
         let (panel, block) = (t / row_blocks, t % row_blocks);
         let (i0, j0) = (block * mr, panel * nr);
         let rows = mr.min(m - i0);
         let cols = nr.min(n - j0);
         let ap = &packed_a[i0 * groups..];
-        // SAFETY: each tile writes only its rows and columns of C (inside
-        // m x n); A' has `rows` rows of `groups` words, the panel is whole.
+        // The raw sums of this tile, in a buffer of its own (nr apart).
+        let mut tile = [0i32; 12 * 32];
+        // SAFETY: the kernels write `rows` rows of `cols` values, nr apart,
+        // inside the tile buffer; A' has `rows` rows of `groups` words and
+        // the panel is whole.
         unsafe {
-            let cp = c_ptr.get().add(i0 * n + j0);
+            let cp = tile.as_mut_ptr();
             match &b.panels {
                 #[cfg(target_arch = "x86_64")]
                 Panels::Bytes(data) if b.isa == Isa::Avx512Vnni => {
-                    x86::tile_vnni(groups, ap, &data[panel * panel_len..], cp, n, rows, cols)
+                    x86::tile_vnni(groups, ap, &data[panel * panel_len..], cp, nr, rows, cols)
                 }
                 Panels::Bytes(data) => tile_reference(
                     groups,
@@ -195,23 +253,22 @@ pub fn matmul_integer(
                     &data[panel * panel_len..(panel + 1) * panel_len],
                     nr,
                     cp,
-                    n,
+                    nr,
                     rows,
                     cols,
                 ),
                 #[cfg(target_arch = "x86_64")]
                 Panels::Words(data) => {
-                    x86::tile_avx2(groups, ap, &data[panel * panel_len..], cp, n, rows, cols)
+                    x86::tile_avx2(groups, ap, &data[panel * panel_len..], cp, nr, rows, cols)
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 Panels::Words(_) => unreachable!("16-bit panels are packed for AVX2 only"),
             }
         }
-        // The zero points, through the row and column sums.
         for r in 0..rows {
             let i = i0 + r;
-            // SAFETY: this tile's part of row i.
-            let row = unsafe { std::slice::from_raw_parts_mut(c_ptr.get().add(i * n + j0), cols) };
+            let row = &mut tile[r * nr..r * nr + cols];
+            // The zero points, through the row and column sums.
             let rs = row_sums[i];
             if per_row_za {
                 let za = za_of(i);
@@ -226,6 +283,35 @@ pub fn matmul_integer(
             } else {
                 for (v, t) in row.iter_mut().zip(&column_terms[j0..]) {
                     *v += t;
+                }
+            }
+            // SAFETY: this tile alone writes row i, columns j0..j0+cols,
+            // inside the m x n output.
+            unsafe {
+                if floats {
+                    let out = std::slice::from_raw_parts_mut(c_float.get().add(i * n + j0), cols);
+                    // Each scale laid out along this row's columns, then one
+                    // vectorized pass: float(sum) * s1 (* s2) (+ bias).
+                    let lay = |s: &Scale, into: &mut [f32; 32]| match s {
+                        Scale::One(v) => into[..cols].fill(*v),
+                        Scale::PerRow(v) => into[..cols].fill(v[i]),
+                        Scale::PerColumn(v) => into[..cols].copy_from_slice(&v[j0..j0 + cols]),
+                    };
+                    let (mut s1, mut s2) = ([0f32; 32], [0f32; 32]);
+                    lay(&first, &mut s1);
+                    if let Some(s) = &second {
+                        lay(s, &mut s2);
+                    }
+                    super::rows::scale_int_row(
+                        row,
+                        &s1[..cols],
+                        second.as_ref().map(|_| &s2[..cols]),
+                        bias.map(|b| &b[j0..j0 + cols]),
+                        out,
+                    );
+                } else {
+                    let out = std::slice::from_raw_parts_mut(c_int.get().add(i * n + j0), cols);
+                    out.copy_from_slice(row);
                 }
             }
         }
@@ -500,7 +586,7 @@ mod tests {
                         } else {
                             IntA::Unsigned(&bytes)
                         };
-                        matmul_integer(m, source, &za, &packed, &mut c, parallel);
+                        matmul_integer(m, source, &za, &packed, Output::Int32(&mut c), parallel);
                         assert_eq!(
                             c, expected,
                             "{isa:?} {m}x{n}x{k} a_signed {a_signed} b_signed {b_signed}"

@@ -335,63 +335,22 @@ vectorized! {
     }
 }
 
-/// float(v) * scale (* second scale) (+ bias) for an int32 product of
-/// `n` columns: a Cast of the sums to float, then a Mul by each scale (one
-/// value, one per column, or one per row when its flag is set), then an Add
-/// of a bias per column, in that order.
-pub fn int_to_scaled_float(
-    v: &[i32],
-    n: usize,
-    first: (&[f32], bool),
-    second: Option<(&[f32], bool)>,
-    bias: Option<&[f32]>,
-) -> Vec<f32> {
-    let n = n.max(1);
-    let mut out = vec![0f32; v.len()];
-    for (r, (o, v)) in out.chunks_mut(n).zip(v.chunks(n)).enumerate() {
-        let row_scales = |(s, per_row): (&[f32], bool)| -> Option<f32> {
-            if per_row {
-                Some(s[r])
-            } else if s.len() == 1 {
-                Some(s[0])
-            } else {
-                None
-            }
-        };
-        scaled_row(
-            o,
-            v,
-            first.0,
-            row_scales(first),
-            second.map(|s| (s.0, row_scales(s))),
-            bias,
-        );
-    }
-    out
-}
-
 vectorized! {
-    /// One row of `int_to_scaled_float`: a scale is one value for the row
-    /// (Some) or one per column (None: the slice).
-    pub fn scaled_row(
-        out: &mut [f32],
-        v: &[i32],
-        first: &[f32],
-        first_value: Option<f32>,
-        second: Option<(&[f32], Option<f32>)>,
-        bias: Option<&[f32]>,
-    ) {
-        match first_value {
-            Some(s) => out.iter_mut().zip(v).for_each(|(o, v)| *o = *v as f32 * s),
-            None => out.iter_mut().zip(v).zip(first).for_each(|((o, v), s)| *o = *v as f32 * s),
+    /// float(v) * s1 (* s2) (+ bias), element by element, in that order:
+    /// what Cast, Mul, Mul and Add of the sums compute.
+    pub fn scale_int_row(v: &[i32], s1: &[f32], s2: Option<&[f32]>, bias: Option<&[f32]>, out: &mut [f32]) {
+        for ((o, v), a) in out.iter_mut().zip(v).zip(s1) {
+            *o = *v as f32 * a;
         }
-        match second {
-            Some((_, Some(s))) => out.iter_mut().for_each(|o| *o *= s),
-            Some((s, None)) => out.iter_mut().zip(s).for_each(|(o, s)| *o *= s),
-            None => {}
+        if let Some(s2) = s2 {
+            for (o, b) in out.iter_mut().zip(s2) {
+                *o *= b;
+            }
         }
-        if let Some(b) = bias {
-            out.iter_mut().zip(b).for_each(|(o, b)| *o += b);
+        if let Some(bias) = bias {
+            for (o, b) in out.iter_mut().zip(bias) {
+                *o += b;
+            }
         }
     }
 }

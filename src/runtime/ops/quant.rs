@@ -265,8 +265,52 @@ pub struct MatMulInteger {
     packed: PackCache<PackedIntB>,
 }
 
+/// How a fused step turns the int32 sums into floats: scales (one value,
+/// one per column, or one per row) and a bias per column.
+pub struct ToFloat {
+    pub first: (Vec<f32>, ScaleKind),
+    pub second: Option<(Vec<f32>, ScaleKind)>,
+    pub bias: Option<Vec<f32>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleKind {
+    One,
+    PerColumn,
+    PerRow,
+}
+
+fn scale_ref(s: &(Vec<f32>, ScaleKind)) -> igemm::Scale<'_> {
+    match s.1 {
+        ScaleKind::One => igemm::Scale::One(s.0[0]),
+        ScaleKind::PerColumn => igemm::Scale::PerColumn(&s.0),
+        ScaleKind::PerRow => igemm::Scale::PerRow(&s.0),
+    }
+}
+
 impl MatMulInteger {
+    /// (rows of the product, columns) for these inputs, when the CPU
+    /// kernels take them.
+    pub fn product_shape(inputs: &[Option<&Value>]) -> Option<(usize, usize)> {
+        let (a, b) = (input(inputs, 0).ok()?, input(inputs, 1).ok()?);
+        let (k, n) = match b.dims() {
+            [k, n] => (*k, *n),
+            _ => return None,
+        };
+        (a.rank() >= 2 && a.dims()[a.rank() - 1] == k).then(|| (a.elem_count() / k.max(1), n))
+    }
+
     fn on_cpu(&self, inputs: &[Option<&Value>]) -> Result<Option<Tensor>, String> {
+        self.on_cpu_to(inputs, None)
+    }
+
+    /// The product on the CPU kernels, as int32 or (with `to_float`) as
+    /// floats; None when the kernels do not take these inputs.
+    pub fn on_cpu_to(
+        &self,
+        inputs: &[Option<&Value>],
+        to_float: Option<&ToFloat>,
+    ) -> Result<Option<Tensor>, String> {
         let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
         let eight_bit = |t: &Tensor| matches!(t.dtype(), DType::U8 | DType::I16);
         if !kernels::on_cpu(a, a.dtype())
@@ -305,22 +349,52 @@ impl MatMulInteger {
         }) else {
             return Ok(None);
         };
-        let mut c = vec![0i32; m * n];
-        let done = if a.dtype() == DType::U8 {
-            kernels::with_slice::<u8, _>(a, |v| {
-                igemm::matmul_integer(m, IntA::Unsigned(v), &za, &packed, &mut c, true)
-            })
-        } else {
-            kernels::with_slice::<i16, _>(a, |v| {
-                igemm::matmul_integer(m, IntA::Signed(v), &za, &packed, &mut c, true)
-            })
-        };
-        if done.is_none() {
-            return Ok(None);
-        }
         let mut dims = a.dims().to_vec();
         dims[a.rank() - 1] = n;
-        kernels::tensor_from(c, &dims).map(Some)
+        let run = |output: igemm::Output| {
+            if a.dtype() == DType::U8 {
+                kernels::with_slice::<u8, _>(a, |v| {
+                    igemm::matmul_integer(m, IntA::Unsigned(v), &za, &packed, output, true)
+                })
+            } else {
+                kernels::with_slice::<i16, _>(a, |v| {
+                    igemm::matmul_integer(m, IntA::Signed(v), &za, &packed, output, true)
+                })
+            }
+        };
+        match to_float {
+            None => {
+                let mut c = vec![0i32; m * n];
+                if run(igemm::Output::Int32(&mut c)).is_none() {
+                    return Ok(None);
+                }
+                kernels::tensor_from(c, &dims).map(Some)
+            }
+            Some(f) => {
+                let fits = |s: &(Vec<f32>, ScaleKind)| match s.1 {
+                    ScaleKind::One => !s.0.is_empty(),
+                    ScaleKind::PerColumn => s.0.len() == n,
+                    ScaleKind::PerRow => s.0.len() == m,
+                };
+                if !fits(&f.first)
+                    || !f.second.as_ref().is_none_or(fits)
+                    || f.bias.as_ref().is_some_and(|b| b.len() != n)
+                {
+                    return Ok(None);
+                }
+                let mut c = vec![0f32; m * n];
+                let output = igemm::Output::Float {
+                    out: &mut c,
+                    first: scale_ref(&f.first),
+                    second: f.second.as_ref().map(scale_ref),
+                    bias: f.bias.as_deref(),
+                };
+                if run(output).is_none() {
+                    return Ok(None);
+                }
+                kernels::tensor_from(c, &dims).map(Some)
+            }
+        }
     }
 }
 
