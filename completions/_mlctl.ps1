@@ -135,6 +135,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
             [CompletionResult]::new('--per-tensor', '--per-tensor', [CompletionResultType]::ParameterName, 'One scale per weight tensor instead of one per output channel')
             [CompletionResult]::new('--reduce-range', '--reduce-range', [CompletionResultType]::ParameterName, '7-bit weights, for CPUs without VNNI whose 8-bit products can saturate')
+            [CompletionResult]::new('--auto', '--auto', [CompletionResultType]::ParameterName, 'When --max-accuracy-drop is exceeded, put the most sensitive layers back to float until it holds')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')

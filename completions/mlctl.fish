@@ -122,6 +122,7 @@ html\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l per-tensor -d 'One scale per weight tensor instead of one per output channel'
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l reduce-range -d '7-bit weights, for CPUs without VNNI whose 8-bit products can saturate'
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l auto -d 'When --max-accuracy-drop is exceeded, put the most sensitive layers back to float until it holds'
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -s V -l version -d 'Print version'

@@ -238,6 +238,10 @@ pub struct QuantizeArgs {
     #[arg(long, value_name = "FRACTION")]
     pub max_accuracy_drop: Option<f64>,
 
+    /// When --max-accuracy-drop is exceeded, put the most sensitive layers back to float until it holds
+    #[arg(long)]
+    pub auto: bool,
+
     /// Rows per model call during --eval
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub batch_size: usize,

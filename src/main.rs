@@ -88,6 +88,7 @@ fn run() -> Result<i32> {
                 label: args.label.clone(),
                 eval_exclude: args.eval_exclude.clone(),
                 max_accuracy_drop: args.max_accuracy_drop,
+                auto: args.auto,
                 batch_size: args.batch_size,
             };
             (mlctl::quantize::run(&opts)?, args.report.clone())

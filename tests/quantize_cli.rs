@@ -253,3 +253,50 @@ fn bad_input_is_one_line_and_exit_2() {
         "no output is written on bad input... except when the model itself was fine"
     );
 }
+
+#[test]
+fn auto_puts_the_most_sensitive_layer_back_until_the_budget_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model.int8.onnx");
+    // Per-tensor activations lose a test row; --auto must win it back.
+    let (code, r) = json(&[
+        "quantize",
+        "sample_data/model.onnx",
+        "-o",
+        out.to_str().unwrap(),
+        "--activations",
+        "per-tensor",
+        "--eval",
+        "sample_data/test.parquet",
+        "--label",
+        "target",
+        "--max-accuracy-drop",
+        "0.005",
+        "--auto",
+    ]);
+    assert_eq!(code, 0, "{r}");
+    let kept = r["summary"]["auto_kept_float"].as_u64().unwrap();
+    assert!((1..3).contains(&kept), "{r}");
+    assert_eq!(r["summary"]["nodes_quantized"].as_u64().unwrap(), 3 - kept);
+    let sensitivity = section(&r, "sensitivity");
+    assert_eq!(sensitivity.len(), 3);
+    // Sorted by sensitivity; the ones put back are the first ones.
+    assert_eq!(sensitivity[0]["kept_float"], true);
+    let back: Vec<&Value> = section(&r, "nodes")
+        .iter()
+        .filter(|n| n["quantized"] == false)
+        .collect();
+    assert!(back[0]["reason"].as_str().unwrap().contains("--auto"));
+    let accuracy = &section(&r, "accuracy")[0];
+    assert!(accuracy["float"].as_f64().unwrap() - accuracy["int8"].as_f64().unwrap() <= 0.005);
+    fails_cleanly(
+        &[
+            "quantize",
+            "sample_data/model.onnx",
+            "-o",
+            out.to_str().unwrap(),
+            "--auto",
+        ],
+        "--auto needs",
+    );
+}

@@ -34,7 +34,52 @@ pub struct Options {
     /// Absolute accuracy drop allowed (with --label), or top-1 disagreement
     /// allowed (without): exit 1 beyond it.
     pub max_accuracy_drop: Option<f64>,
+    /// When the budget is exceeded, put the most sensitive layers back to
+    /// float one at a time until it holds.
+    pub auto: bool,
     pub batch_size: usize,
+}
+
+/// A quantized model: the rewrite, its bytes, and the model compiled.
+struct Built {
+    quantized: rewrite::Quantized,
+    bytes: Vec<u8>,
+    model: Model,
+}
+
+fn build(
+    proto: &candle_onnx::onnx::ModelProto,
+    folder: Option<&Path>,
+    settings: &rewrite::Settings,
+    source: &Path,
+) -> Result<Built> {
+    let quantized =
+        rewrite::quantize(proto.clone(), folder, settings).map_err(|e| Error::input(source, e))?;
+    let bytes = quantized.model.encode_to_vec();
+    // The result must load and compile here before it is written.
+    let model = Model::from_bytes(&bytes, &Device::Cpu).map_err(|e| {
+        Error::input(
+            source,
+            format!("the quantized model does not load: {}", e.0.join("; ")),
+        )
+    })?;
+    Ok(Built {
+        quantized,
+        bytes,
+        model,
+    })
+}
+
+/// What the budget judges: the accuracy drop with labels, else the worst
+/// top-1 disagreement of any output.
+fn loss(e: &eval::Evaluation) -> (f64, &'static str) {
+    match e.accuracy {
+        Some((a, b)) => (a - b, "accuracy drop"),
+        None => (
+            1.0 - e.outputs.iter().map(|o| o.agreement).fold(1.0, f64::min),
+            "top-1 disagreement",
+        ),
+    }
 }
 
 /// Bytes of a model on disk, with the external data files it names.
@@ -69,6 +114,11 @@ pub fn run(opts: &Options) -> Result<Report> {
             return Err(Error::usage("--max-accuracy-drop needs --eval DATA"));
         }
     }
+    if opts.auto && (opts.eval.is_none() || opts.max_accuracy_drop.is_none()) {
+        return Err(Error::usage(
+            "--auto needs --eval DATA and --max-accuracy-drop X",
+        ));
+    }
     if opts.label.is_some() && opts.eval.is_none() {
         return Err(Error::usage("--label needs --eval DATA"));
     }
@@ -91,19 +141,78 @@ pub fn run(opts: &Options) -> Result<Report> {
         per_tensor: opts.per_tensor,
         reduce_range: opts.reduce_range,
         exclude: opts.exclude.clone(),
+        exclude_nodes: Vec::new(),
         per_row: opts.per_row,
     };
     let started = Instant::now();
-    let quantized =
-        rewrite::quantize(proto, folder, &settings).map_err(|e| Error::input(&opts.model, e))?;
-    let out_bytes = quantized.model.encode_to_vec();
-    // The result must load and compile here before it is written.
-    let check = Model::from_bytes(&out_bytes, &Device::Cpu).map_err(|e| {
-        Error::input(
-            &opts.model,
-            format!("the quantized model does not load: {}", e.0.join("; ")),
-        )
-    })?;
+    let reference = match &opts.eval {
+        Some(_) => Some(
+            Model::load(&opts.model, &Device::Cpu)
+                .map_err(|e| Error::input(&opts.model, e.0.join("; ")))?,
+        ),
+        None => None,
+    };
+    let evaluate = |model: &Model| -> Result<Option<eval::Evaluation>> {
+        match (&opts.eval, &reference) {
+            (Some(data), Some(reference)) => eval::evaluate(
+                reference,
+                model,
+                data,
+                &opts.model,
+                opts.label.as_deref(),
+                &opts.eval_exclude,
+                opts.batch_size,
+            )
+            .map(Some),
+            _ => Ok(None),
+        }
+    };
+    let mut built = build(&proto, folder, &settings, &opts.model)?;
+    let mut evaluation = evaluate(&built.model)?;
+    // --auto: each quantized layer alone, then the worst back to float one
+    // at a time until the budget holds.
+    let mut sensitivity: Vec<(String, f64, f64, bool)> = Vec::new();
+    if let (true, Some(budget), Some(e)) = (opts.auto, opts.max_accuracy_drop, &evaluation) {
+        if loss(e).0 > budget {
+            let layers: Vec<String> = built
+                .quantized
+                .nodes
+                .iter()
+                .filter(|n| n.skipped.is_none())
+                .map(|n| n.node.clone())
+                .collect();
+            for layer in &layers {
+                let mut alone = settings.clone();
+                alone
+                    .exclude
+                    .extend(layers.iter().filter(|l| *l != layer).cloned());
+                let b = build(&proto, folder, &alone, &opts.model)?;
+                // The loss, and to break ties the largest mean difference
+                // of any output from the float model.
+                let (l, d) = evaluate(&b.model)?.map_or((0.0, 0.0), |e| {
+                    let d = e
+                        .outputs
+                        .iter()
+                        .map(|o| o.mean_abs_diff)
+                        .fold(0.0, f64::max);
+                    (loss(&e).0, d)
+                });
+                sensitivity.push((layer.clone(), l, d, false));
+            }
+            sensitivity.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.2.total_cmp(&a.2)));
+            let mut back = settings.clone();
+            for entry in sensitivity.iter_mut() {
+                back.exclude_nodes.push(entry.0.clone());
+                entry.3 = true;
+                built = build(&proto, folder, &back, &opts.model)?;
+                evaluation = evaluate(&built.model)?;
+                if evaluation.as_ref().is_some_and(|e| loss(e).0 <= budget) {
+                    break;
+                }
+            }
+        }
+    }
+    let (quantized, out_bytes) = (built.quantized, built.bytes);
     let quantize_seconds = started.elapsed().as_secs_f64();
     let size_after = out_bytes.len() as u64;
     let done: Vec<&rewrite::NodeOutcome> = quantized
@@ -207,18 +316,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         },
     };
 
-    if let Some(data) = &opts.eval {
-        let reference = Model::load(&opts.model, &Device::Cpu)
-            .map_err(|e| Error::input(&opts.model, e.0.join("; ")))?;
-        let e = eval::evaluate(
-            &reference,
-            &check,
-            data,
-            &opts.model,
-            opts.label.as_deref(),
-            &opts.eval_exclude,
-            opts.batch_size,
-        )?;
+    if let Some(e) = &evaluation {
         report.figure("eval_rows", "Rows evaluated", e.rows);
         report.figure("float_seconds", "Float model run (s)", e.seconds.0);
         report.figure("int8_seconds", "Quantized model run (s)", e.seconds.1);
@@ -272,13 +370,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         }
         report.sections.push(outs);
         if let Some(limit) = opts.max_accuracy_drop {
-            let (drop, what) = match e.accuracy {
-                Some((a, b)) => (a - b, "accuracy drop"),
-                None => (
-                    1.0 - e.outputs.iter().map(|o| o.agreement).fold(1.0, f64::min),
-                    "top-1 disagreement",
-                ),
-            };
+            let (drop, what) = loss(e);
             report.setting("max_accuracy_drop", "Max accuracy drop", limit);
             if drop > limit {
                 gate = Gate {
@@ -292,6 +384,30 @@ pub fn run(opts: &Options) -> Result<Report> {
             }
         }
     }
+    if !sensitivity.is_empty() {
+        let kept = sensitivity.iter().filter(|s| s.3).count();
+        report.figure("auto_kept_float", "Layers put back to float (--auto)", kept);
+        let mut section = Section::new(
+            "sensitivity",
+            "Layer sensitivity (--auto): the loss with only that layer quantized",
+            &[
+                ("node", "Node"),
+                ("loss", "Loss alone"),
+                ("mean_abs_diff", "Mean |diff| alone"),
+                ("kept_float", "Put back to float"),
+            ],
+        );
+        for (node, l, d, back) in &sensitivity {
+            section.push(vec![
+                node.clone().into(),
+                (*l).into(),
+                (*d).into(),
+                (*back).into(),
+            ]);
+        }
+        report.sections.push(section);
+    }
+    report.setting("auto", "Auto fallback", opts.auto);
     // Written last: bad evaluation data is reported before any file appears.
     crate::fsio::write_atomic(&opts.output, &out_bytes)?;
     report.gate = gate;

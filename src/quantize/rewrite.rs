@@ -31,6 +31,8 @@ pub struct Settings {
     pub reduce_range: bool,
     /// Node names or op types left in float.
     pub exclude: Vec<String>,
+    /// Nodes left in float, by the label the report gives them (exactly).
+    pub exclude_nodes: Vec<String>,
     /// Activations: one symmetric int8 scale per row (token, sample)
     /// instead of DynamicQuantizeLinear's one uint8 scale per tensor.
     pub per_row: bool,
@@ -238,6 +240,8 @@ pub fn quantize(
             .any(|e| *e == label || *e == n.op_type || (!n.name.is_empty() && *e == n.name))
         {
             skip("excluded by --exclude", &mut outcome);
+        } else if s.exclude_nodes.contains(&label) {
+            skip("put back to float by --auto (most sensitive)", &mut outcome);
         } else if opset < 11 {
             skip("opset below 11 has no DynamicQuantizeLinear", &mut outcome);
         }
@@ -564,6 +568,7 @@ mod tests {
             per_tensor: false,
             reduce_range: false,
             exclude: vec![],
+            exclude_nodes: vec![],
             per_row: false,
         };
         // Two columns: peaks 2.54 and 0.127.
@@ -600,6 +605,7 @@ mod tests {
             per_tensor: false,
             reduce_range: false,
             exclude: vec![],
+            exclude_nodes: vec![],
             per_row: false,
         };
         let q = quantize_weight(&[0.0, 1.0, 0.0, -1.0], 2, 2, &s);
