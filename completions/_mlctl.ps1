@@ -122,7 +122,10 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
         'mlctl;quantize' {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write the int8 model (atomically)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write the int8 model (atomically)')
-            [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'Quantization mode (dynamic: int8 weights, activations quantized at run time)')
+            [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'dynamic: activations quantized at run time; static: with scales calibrated on --calibration')
+            [CompletionResult]::new('--calibration', '--calibration', [CompletionResultType]::ParameterName, 'Rows (parquet, CSV) or arrays (.npz) to calibrate activation ranges on (--mode static)')
+            [CompletionResult]::new('--calibrate', '--calibrate', [CompletionResultType]::ParameterName, 'Range method for --mode static: minmax, percentile or entropy')
+            [CompletionResult]::new('--percentile', '--percentile', [CompletionResultType]::ParameterName, 'Percentile for --calibrate percentile (two-sided)')
             [CompletionResult]::new('--activations', '--activations', [CompletionResultType]::ParameterName, 'Activation scales: one per row (token, sample; int8) or one per tensor (uint8, as ONNX Runtime)')
             [CompletionResult]::new('--exclude', '--exclude', [CompletionResultType]::ParameterName, 'Node names or op types to leave in float (comma-separated)')
             [CompletionResult]::new('--eval', '--eval', [CompletionResultType]::ParameterName, 'Rows (parquet, CSV) or arrays (.npz) to run both models on and compare')

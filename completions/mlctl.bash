@@ -491,7 +491,7 @@ _mlctl() {
             return 0
             ;;
         mlctl__subcmd__quantize)
-            opts="-o -q -h -V --output --mode --per-tensor --reduce-range --activations --exclude --eval --label --eval-exclude --max-accuracy-drop --auto --batch-size --report --format --quiet --config --help --version"
+            opts="-o -q -h -V --output --mode --calibration --calibrate --percentile --per-tensor --reduce-range --activations --exclude --eval --label --eval-exclude --max-accuracy-drop --auto --batch-size --report --format --quiet --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -506,7 +506,19 @@ _mlctl() {
                     return 0
                     ;;
                 --mode)
-                    COMPREPLY=($(compgen -W "dynamic" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "dynamic static" -- "${cur}"))
+                    return 0
+                    ;;
+                --calibration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --calibrate)
+                    COMPREPLY=($(compgen -W "minmax percentile entropy" -- "${cur}"))
+                    return 0
+                    ;;
+                --percentile)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --activations)

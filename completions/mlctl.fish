@@ -105,7 +105,13 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -s q -l quiet -d 'N
 complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -s V -l version -d 'Print version'
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -s o -l output -d 'Where to write the int8 model (atomically)' -r -F
-complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l mode -d 'Quantization mode (dynamic: int8 weights, activations quantized at run time)' -r -f -a "dynamic\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l mode -d 'dynamic: activations quantized at run time; static: with scales calibrated on --calibration' -r -f -a "dynamic\t''
+static\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l calibration -d 'Rows (parquet, CSV) or arrays (.npz) to calibrate activation ranges on (--mode static)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l calibrate -d 'Range method for --mode static: minmax, percentile or entropy' -r -f -a "minmax\t''
+percentile\t''
+entropy\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l percentile -d 'Percentile for --calibrate percentile (two-sided)' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l activations -d 'Activation scales: one per row (token, sample; int8) or one per tensor (uint8, as ONNX Runtime)' -r -f -a "per-row\t''
 per-tensor\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l exclude -d 'Node names or op types to leave in float (comma-separated)' -r

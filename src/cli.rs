@@ -202,9 +202,21 @@ pub struct QuantizeArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
 
-    /// Quantization mode (dynamic: int8 weights, activations quantized at run time)
-    #[arg(long, default_value = "dynamic", value_parser = ["dynamic"])]
+    /// dynamic: activations quantized at run time; static: with scales calibrated on --calibration
+    #[arg(long, default_value = "dynamic", value_parser = ["dynamic", "static"])]
     pub mode: String,
+
+    /// Rows (parquet, CSV) or arrays (.npz) to calibrate activation ranges on (--mode static)
+    #[arg(long, value_name = "FILE")]
+    pub calibration: Option<PathBuf>,
+
+    /// Range method for --mode static: minmax, percentile or entropy
+    #[arg(long, default_value = "percentile", value_parser = ["minmax", "percentile", "entropy"], value_name = "METHOD")]
+    pub calibrate: String,
+
+    /// Percentile for --calibrate percentile (two-sided)
+    #[arg(long, default_value_t = 99.99, value_name = "P")]
+    pub percentile: f64,
 
     /// One scale per weight tensor instead of one per output channel
     #[arg(long)]

@@ -77,7 +77,27 @@ fn run() -> Result<i32> {
             (mlctl::inspect::run(&opts)?, args.output.clone())
         }
         Command::Quantize(args) => {
+            use mlctl::quantize::calibrate::Method;
+            let calibration = match (args.mode.as_str(), &args.calibration) {
+                ("static", Some(data)) => {
+                    if !(50.0..=100.0).contains(&args.percentile) {
+                        return Err(Error::usage("--percentile must be between 50 and 100"));
+                    }
+                    let method = match args.calibrate.as_str() {
+                        "minmax" => Method::MinMax,
+                        "entropy" => Method::Entropy,
+                        _ => Method::Percentile(args.percentile),
+                    };
+                    Some((data.clone(), method))
+                }
+                ("static", None) => {
+                    return Err(Error::usage("--mode static needs --calibration DATA"))
+                }
+                (_, Some(_)) => return Err(Error::usage("--calibration is for --mode static")),
+                _ => None,
+            };
             let opts = mlctl::quantize::Options {
+                calibration,
                 model: args.model.clone(),
                 output: args.output.clone(),
                 per_tensor: args.per_tensor,

@@ -300,3 +300,77 @@ fn auto_puts_the_most_sensitive_layer_back_until_the_budget_holds() {
         "--auto needs",
     );
 }
+
+#[test]
+fn static_quantization_calibrates_on_rows_and_keeps_the_mlp_accurate() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model.static.onnx");
+    let (code, r) = json(&[
+        "quantize",
+        "sample_data/model.onnx",
+        "-o",
+        out.to_str().unwrap(),
+        "--mode",
+        "static",
+        "--calibration",
+        "sample_data/train.parquet",
+        "--calibrate",
+        "minmax",
+        "--eval-exclude",
+        "target",
+        "--eval",
+        "sample_data/test.parquet",
+        "--label",
+        "target",
+        "--max-accuracy-drop",
+        "0.005",
+    ]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["settings"]["mode"], "static");
+    assert_eq!(r["settings"]["calibration_method"], "minmax");
+    assert_eq!(r["summary"]["nodes_quantized"], 3);
+    // Fixed scales: QuantizeLinear, no run-time range.
+    let bytes = std::fs::read(&out).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("QuantizeLinear") && !text.contains("DynamicQuantizeLinear"));
+    for method in ["percentile", "entropy"] {
+        let (code, r) = json(&[
+            "quantize",
+            "sample_data/model.onnx",
+            "-o",
+            out.to_str().unwrap(),
+            "--mode",
+            "static",
+            "--calibration",
+            "sample_data/train.parquet",
+            "--calibrate",
+            method,
+            "--eval-exclude",
+            "target",
+        ]);
+        assert_eq!(code, 0, "{method}: {r}");
+        assert_eq!(r["summary"]["nodes_quantized"], 3, "{method}");
+    }
+    fails_cleanly(
+        &[
+            "quantize",
+            "sample_data/model.onnx",
+            "-o",
+            out.to_str().unwrap(),
+            "--mode",
+            "static",
+        ],
+        "needs --calibration",
+    );
+    fails_cleanly(
+        &[
+            "quantize",
+            "sample_data/model.onnx",
+            "-o",
+            out.to_str().unwrap(),
+            "--calibration",
+            "sample_data/train.parquet",
+        ],
+        "--mode static",
+    );
+}

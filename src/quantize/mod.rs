@@ -3,6 +3,7 @@
 //! (so ONNX Runtime and mlctl both run the result with integer kernels);
 //! the accuracy of the result measured, not assumed.
 
+pub mod calibrate;
 pub mod eval;
 pub mod rewrite;
 
@@ -24,6 +25,8 @@ pub struct Options {
     pub reduce_range: bool,
     /// Activations scaled per row (int8) rather than per tensor (uint8).
     pub per_row: bool,
+    /// Static quantization: calibration data and the range method.
+    pub calibration: Option<(PathBuf, calibrate::Method)>,
     /// Node names or op types to leave in float.
     pub exclude: Vec<String>,
     /// Rows (parquet/CSV) or arrays (.npz) to compare both models on.
@@ -143,8 +146,34 @@ pub fn run(opts: &Options) -> Result<Report> {
         exclude: opts.exclude.clone(),
         exclude_nodes: Vec::new(),
         per_row: opts.per_row,
+        static_ranges: None,
     };
     let started = Instant::now();
+    let mut settings = settings;
+    if let Some((data, method)) = &opts.calibration {
+        // The float model, unfused, shows every activation a MatMul or Gemm
+        // reads; their ranges over the calibration data fix the scales.
+        let float = Model::load_with(&opts.model, &Device::Cpu, false)
+            .map_err(|e| Error::input(&opts.model, e.0.join("; ")))?;
+        let watched: Vec<String> = proto
+            .graph
+            .iter()
+            .flat_map(|g| g.node.iter())
+            .filter(|n| n.domain.is_empty() && matches!(n.op_type.as_str(), "MatMul" | "Gemm"))
+            .filter_map(|n| n.input.first().cloned())
+            .collect();
+        let batches = calibrate::batches(
+            &float,
+            data,
+            &opts.model,
+            &opts.eval_exclude,
+            opts.batch_size,
+        )?;
+        let ranges = calibrate::ranges(&float, &batches, &watched, *method)
+            .map_err(|e| Error::input(data, e))?;
+        settings.static_ranges = Some(ranges);
+    }
+    let settings = settings;
     let reference = match &opts.eval {
         Some(_) => Some(
             Model::load(&opts.model, &Device::Cpu)
@@ -239,7 +268,18 @@ pub fn run(opts: &Options) -> Result<Report> {
         quantized.nodes.len() - done.len(),
     );
     report.figure("quantize_seconds", "Quantize (s)", quantize_seconds);
-    report.setting("mode", "Mode", "dynamic");
+    match &opts.calibration {
+        None => report.setting("mode", "Mode", "dynamic"),
+        Some((data, method)) => {
+            report.setting("mode", "Mode", "static");
+            report.setting(
+                "calibration",
+                "Calibration data",
+                data.display().to_string(),
+            );
+            report.setting("calibration_method", "Calibration method", method.name());
+        }
+    }
     report.setting(
         "weights",
         "Weights",

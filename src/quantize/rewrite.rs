@@ -36,6 +36,17 @@ pub struct Settings {
     /// Activations: one symmetric int8 scale per row (token, sample)
     /// instead of DynamicQuantizeLinear's one uint8 scale per tensor.
     pub per_row: bool,
+    /// Static quantization: each activation's calibrated (low, high)
+    /// range; activations are then quantized with fixed uint8 scales.
+    pub static_ranges: Option<HashMap<String, (f32, f32)>>,
+}
+
+/// uint8 scale and zero point for a range (widened to include 0).
+pub fn uint8_scale(lo: f32, hi: f32) -> (f32, u8) {
+    let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+    let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+    let zero = (-lo / scale).round_ties_even().clamp(0.0, 255.0) as u8;
+    (scale, zero)
 }
 
 /// What happened to one node.
@@ -324,9 +335,21 @@ pub fn quantize(
                 } else {
                     (w, rows, cols)
                 };
+                let x = n.input[0].clone();
+                let fixed = match &s.static_ranges {
+                    None => None,
+                    Some(ranges) => match ranges.get(&x) {
+                        Some(range) => Some(*range),
+                        None => {
+                            skip("no calibrated range for its input", &mut outcome);
+                            outcomes.push(outcome);
+                            new_nodes.push(n);
+                            continue;
+                        }
+                    },
+                };
                 let q = quantize_weight(&w, k, cols, s);
                 outcome.weight_error = q.relative_error;
-                let x = n.input[0].clone();
                 let (xq, xs, xz) = match activations.get(&x) {
                     Some(found) => found.clone(),
                     None => {
@@ -335,7 +358,23 @@ pub fn quantize(
                             fresh(format!("{x}_scale")),
                             fresh(format!("{x}_zero_point")),
                         );
-                        if s.per_row {
+                        if let Some((lo, hi)) = fixed {
+                            // Static: QuantizeLinear with the calibrated scale.
+                            let (scale, zero) = uint8_scale(lo, hi);
+                            new_initializers.push(float_tensor(&found.1, &[], &[scale]));
+                            new_initializers.push(TensorProto {
+                                name: found.2.clone(),
+                                data_type: DataType::Uint8 as i32,
+                                raw_data: vec![zero],
+                                ..Default::default()
+                            });
+                            new_nodes.push(node(
+                                "QuantizeLinear",
+                                fresh(format!("{x}_QuantizeLinear")),
+                                &[&x, &found.1, &found.2],
+                                &[&found.0],
+                            ));
+                        } else if s.per_row {
                             let (q, scale, zero) = (&found.0, &found.1, &found.2);
                             // scale = max(|x| over the last axis) / 127, kept
                             // above 0; q = uint8(clip(round(x / scale) + 128,
@@ -488,7 +527,13 @@ pub fn quantize(
                 // Per tensor: one Mul by x_scale * W_scale, as ONNX Runtime
                 // writes it. Per row: by the row scales, then by W's scales
                 // (their product would be a full matrix).
-                let (floats, scale) = if s.per_row {
+                let (floats, scale) = if let Some((lo, hi)) = fixed {
+                    // Both scales are known: their product is one weight.
+                    let x_scale = uint8_scale(lo, hi).0;
+                    let combined: Vec<f32> = scales.iter().map(|w| x_scale * w).collect();
+                    new_initializers.push(float_tensor(&scale, &dims, &combined));
+                    (floats, scale)
+                } else if s.per_row {
                     let by_row = fresh(format!("{out}_row_scaled"));
                     new_nodes.push(node(
                         "Mul",
@@ -570,6 +615,7 @@ mod tests {
             exclude: vec![],
             exclude_nodes: vec![],
             per_row: false,
+            static_ranges: None,
         };
         // Two columns: peaks 2.54 and 0.127.
         let w = [2.54f32, 0.127, -1.27, 0.0635, 0.01, -0.127];
@@ -607,6 +653,7 @@ mod tests {
             exclude: vec![],
             exclude_nodes: vec![],
             per_row: false,
+            static_ranges: None,
         };
         let q = quantize_weight(&[0.0, 1.0, 0.0, -1.0], 2, 2, &s);
         assert_eq!(q.scales[0], 1.0);

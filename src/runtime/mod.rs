@@ -176,6 +176,8 @@ pub struct Model {
     steps: Vec<Step>,
     /// Slot of every named value.
     slots: HashMap<String, usize>,
+    /// The name of every slot.
+    slot_names: Vec<String>,
     /// Weights, converted once, by slot.
     weights: Vec<(usize, Tensor)>,
     device: Device,
@@ -336,10 +338,15 @@ impl Model {
                 steps[step].free.push(slot);
             }
         }
+        let mut slot_names = vec![String::new(); slots.len()];
+        for (name, &slot) in &slots {
+            slot_names[slot] = name.clone();
+        }
         Ok(Model {
             graph,
             steps,
             slots,
+            slot_names,
             weights,
             device: device.clone(),
         })
@@ -365,7 +372,27 @@ impl Model {
     pub fn run_profiled(
         &self,
         feeds: Vec<(String, Tensor)>,
+        profile: Option<&mut HashMap<String, (usize, f64)>>,
+    ) -> Result<Vec<(String, Value)>, String> {
+        self.run_inner(feeds, profile, None)
+    }
+
+    /// `run`, showing `observe` every value the plan computes (and every
+    /// input) by name, as soon as it exists: calibration reads
+    /// intermediate activations this way.
+    pub fn run_observed(
+        &self,
+        feeds: Vec<(String, Tensor)>,
+        observe: &mut dyn FnMut(&str, &Value),
+    ) -> Result<Vec<(String, Value)>, String> {
+        self.run_inner(feeds, None, Some(observe))
+    }
+
+    fn run_inner(
+        &self,
+        feeds: Vec<(String, Tensor)>,
         mut profile: Option<&mut HashMap<String, (usize, f64)>>,
+        mut observe: Option<&mut dyn FnMut(&str, &Value)>,
     ) -> Result<Vec<(String, Value)>, String> {
         let mut values: Vec<Option<Value>> = vec![None; self.slots.len()];
         for (slot, w) in &self.weights {
@@ -402,7 +429,11 @@ impl Model {
                 }
             }
             let t = t.to_device(&self.device).map_err(ops::err)?;
-            values[self.slots[&spec.name]] = Some(Value::Tensor(t));
+            let value = Value::Tensor(t);
+            if let Some(observe) = observe.as_deref_mut() {
+                observe(&spec.name, &value);
+            }
+            values[self.slots[&spec.name]] = Some(value);
         }
         if let Some(extra) = fed.keys().next() {
             return Err(format!("the model has no input '{extra}'"));
@@ -427,6 +458,9 @@ impl Model {
             }
             for (slot, value) in step.outputs.iter().zip(outputs) {
                 if let Some(slot) = slot {
+                    if let Some(observe) = observe.as_deref_mut() {
+                        observe(&self.slot_names[*slot], &value);
+                    }
                     values[*slot] = Some(value);
                 }
             }

@@ -182,6 +182,34 @@ impl Op for QuantizeLinear {
         let out = self
             .output
             .unwrap_or_else(|| zp.map_or(Quantized::UINT8, |z| Quantized::from_storage(z.dtype())));
+        // Per tensor into uint8, float32 on the CPU (static quantization's
+        // activations): the vectorized kernel, same arithmetic.
+        let per_tensor = scale.elem_count() == 1 && zp.is_none_or(|z| z.elem_count() == 1);
+        if per_tensor
+            && out.storage == DType::U8
+            && kernels::on_cpu(x, DType::F32)
+            && kernels::on_cpu(scale, DType::F32)
+        {
+            let s: f32 = scale
+                .flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(err)?[0];
+            let z = match zp {
+                Some(z) => z
+                    .to_dtype(DType::F32)
+                    .and_then(|t| t.flatten_all())
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .map_err(err)?[0],
+                None => 0.0,
+            };
+            if let Some(y) = kernels::with_slice::<f32, _>(x, |v| {
+                let mut y = vec![0u8; v.len()];
+                rows::quantize_u8(v, s, z, &mut y);
+                y
+            }) {
+                return Ok(vec![Value::Tensor(kernels::tensor_from(y, x.dims())?)]);
+            }
+        }
         Ok(vec![Value::Tensor(quantize(x, &s, z.as_ref(), out)?)])
     }
 }
