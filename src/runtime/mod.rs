@@ -183,6 +183,9 @@ pub struct Model {
     device: Device,
 }
 
+/// Shown each value a run computes, by name (`Model::run_observed`).
+pub type Observer<'a> = &'a mut dyn FnMut(&str, &Value);
+
 /// Why a model cannot be loaded: one line per problem.
 #[derive(Debug)]
 pub struct LoadError(pub Vec<String>);
@@ -392,7 +395,7 @@ impl Model {
         &self,
         feeds: Vec<(String, Tensor)>,
         mut profile: Option<&mut HashMap<String, (usize, f64)>>,
-        mut observe: Option<&mut dyn FnMut(&str, &Value)>,
+        mut observe: Option<Observer>,
     ) -> Result<Vec<(String, Value)>, String> {
         let mut values: Vec<Option<Value>> = vec![None; self.slots.len()];
         for (slot, w) in &self.weights {
