@@ -66,20 +66,28 @@ fn the_sample_mlp_keeps_its_accuracy_and_agrees_with_onnx_runtime() {
         assert!(node["weight_error"].as_f64().unwrap() < 0.01, "{node}");
     }
 
-    // The file is the one the fixture was made from (the quantizer is
-    // deterministic), and mlctl's run of it matches ONNX Runtime's.
-    let fixture: Value =
+    agrees_with_onnx_runtime(&out, "default");
+}
+
+/// mlctl's run of a model it wrote matches ONNX Runtime's run of the same
+/// file (the quantizer is deterministic, so the file is the one
+/// tests/fixtures/make_quantize_fixtures.py gave ONNX Runtime).
+fn agrees_with_onnx_runtime(model: &std::path::Path, variant: &str) {
+    let fixtures: Value =
         serde_json::from_str(&std::fs::read_to_string("tests/fixtures/quantize_ort.json").unwrap())
             .unwrap();
+    let fixture = &fixtures[variant];
     assert_eq!(
-        std::fs::metadata(&out).unwrap().len(),
-        fixture["bytes"].as_u64().unwrap()
+        std::fs::metadata(model).unwrap().len(),
+        fixture["bytes"].as_u64().unwrap(),
+        "{variant}"
     );
+    let dir = tempfile::tempdir().unwrap();
     let predictions = dir.path().join("pred.parquet");
     mlctl()
         .args([
             "predict",
-            out_s,
+            model.to_str().unwrap(),
             "--input",
             "sample_data/test.parquet",
             "--exclude",
@@ -100,11 +108,14 @@ fn the_sample_mlp_keeps_its_accuracy_and_agrees_with_onnx_runtime() {
         assert_eq!(
             cols[0][r],
             fixture["labels"][r].as_f64().unwrap(),
-            "row {r}"
+            "{variant} row {r}"
         );
         worst = worst.max((cols[1][r] - fixture["probability_1"][r].as_f64().unwrap()).abs());
     }
-    assert!(worst < 1e-3, "max difference from ONNX Runtime {worst}");
+    assert!(
+        worst < 1e-3,
+        "{variant}: max difference from ONNX Runtime {worst}"
+    );
 }
 
 #[test]
@@ -329,6 +340,7 @@ fn static_quantization_calibrates_on_rows_and_keeps_the_mlp_accurate() {
     assert_eq!(r["settings"]["mode"], "static");
     assert_eq!(r["settings"]["calibration_method"], "minmax");
     assert_eq!(r["summary"]["nodes_quantized"], 3);
+    agrees_with_onnx_runtime(&out, "static_minmax");
     // Fixed scales: QuantizeLinear, no run-time range.
     let bytes = std::fs::read(&out).unwrap();
     let text = String::from_utf8_lossy(&bytes);

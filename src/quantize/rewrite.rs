@@ -508,7 +508,9 @@ pub fn quantize(
                     vec![cols as i64]
                 };
                 new_initializers.push(int8_tensor(&wq, &[k as i64, cols as i64], &q.values));
-                new_initializers.push(float_tensor(&ws, &dims, &scales));
+                if fixed.is_none() {
+                    new_initializers.push(float_tensor(&ws, &dims, &scales));
+                }
                 new_initializers.push(int8_tensor(&wz, &dims, &vec![0i8; scales.len()]));
                 let out = n.output[0].clone();
                 let sums = fresh(format!("{out}_int32"));
