@@ -120,25 +120,9 @@ pub enum IntA<'a> {
     Signed(&'a [i16]),
 }
 
-/// A scale applied to the product: one value, one per column, one per row.
-#[derive(Debug, Clone, Copy)]
-pub enum Scale<'a> {
-    One(f32),
-    PerColumn(&'a [f32]),
-    PerRow(&'a [f32]),
-}
-
-/// What becomes of the int32 sums, tile by tile while they are in cache:
-/// kept, or turned into floats as Cast, Mul, Mul and Add would
-/// (float(sum) * first * second + bias, in that order).
+/// Where the int32 sums go (a caller-owned m x n buffer).
 pub enum Output<'a> {
     Int32(&'a mut [i32]),
-    Float {
-        out: &'a mut [f32],
-        first: Scale<'a>,
-        second: Option<Scale<'a>>,
-        bias: Option<&'a [f32]>,
-    },
 }
 
 /// C (m x n, row-major) = (A - za) (B - zb), A being m x k, written as
@@ -152,42 +136,12 @@ pub fn matmul_integer(
     parallel: bool,
 ) {
     let (k, n) = (b.k, b.n);
-    let (c_int, c_float, first, second, bias) = match output {
+    let c_int = match output {
         Output::Int32(c) => {
             assert!(c.len() >= m * n);
-            (
-                SharedMut(c.as_mut_ptr()),
-                SharedMut(std::ptr::null_mut::<f32>()),
-                Scale::One(1.0),
-                None,
-                None,
-            )
-        }
-        Output::Float {
-            out,
-            first,
-            second,
-            bias,
-        } => {
-            assert!(out.len() >= m * n);
-            for s in std::iter::once(&first).chain(second.as_ref()) {
-                match s {
-                    Scale::PerColumn(v) => assert!(v.len() >= n),
-                    Scale::PerRow(v) => assert!(v.len() >= m),
-                    Scale::One(_) => {}
-                }
-            }
-            assert!(bias.is_none_or(|b| b.len() >= n));
-            (
-                SharedMut(std::ptr::null_mut::<i32>()),
-                SharedMut(out.as_mut_ptr()),
-                first,
-                second,
-                bias,
-            )
+            SharedMut(c.as_mut_ptr())
         }
     };
-    let floats = !c_float.get().is_null();
     let (mr, nr, group) = tile_shape(b.isa);
     let groups = b.groups;
     // A' as one 32-bit word per group of k values (row by row, padded with
@@ -288,31 +242,8 @@ pub fn matmul_integer(
             // SAFETY: this tile alone writes row i, columns j0..j0+cols,
             // inside the m x n output.
             unsafe {
-                if floats {
-                    let out = std::slice::from_raw_parts_mut(c_float.get().add(i * n + j0), cols);
-                    // Each scale laid out along this row's columns, then one
-                    // vectorized pass: float(sum) * s1 (* s2) (+ bias).
-                    let lay = |s: &Scale, into: &mut [f32; 32]| match s {
-                        Scale::One(v) => into[..cols].fill(*v),
-                        Scale::PerRow(v) => into[..cols].fill(v[i]),
-                        Scale::PerColumn(v) => into[..cols].copy_from_slice(&v[j0..j0 + cols]),
-                    };
-                    let (mut s1, mut s2) = ([0f32; 32], [0f32; 32]);
-                    lay(&first, &mut s1);
-                    if let Some(s) = &second {
-                        lay(s, &mut s2);
-                    }
-                    super::rows::scale_int_row(
-                        row,
-                        &s1[..cols],
-                        second.as_ref().map(|_| &s2[..cols]),
-                        bias.map(|b| &b[j0..j0 + cols]),
-                        out,
-                    );
-                } else {
-                    let out = std::slice::from_raw_parts_mut(c_int.get().add(i * n + j0), cols);
-                    out.copy_from_slice(row);
-                }
+                let out = std::slice::from_raw_parts_mut(c_int.get().add(i * n + j0), cols);
+                out.copy_from_slice(row);
             }
         }
     };
