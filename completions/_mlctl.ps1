@@ -132,6 +132,8 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('--label', '--label', [CompletionResultType]::ParameterName, 'Label column of --eval: accuracy (or RMSE) of both models')
             [CompletionResult]::new('--eval-exclude', '--eval-exclude', [CompletionResultType]::ParameterName, 'Columns of --eval that are not features (comma-separated)')
             [CompletionResult]::new('--max-accuracy-drop', '--max-accuracy-drop', [CompletionResultType]::ParameterName, 'Exit 1 when accuracy drops by more than this (absolute; without --label: top-1 disagreement)')
+            [CompletionResult]::new('--gguf', '--gguf', [CompletionResultType]::ParameterName, 'Also write the weights as candle''s GGUF (block-quantized) to FILE, for Rust serving')
+            [CompletionResult]::new('--gguf-type', '--gguf-type', [CompletionResultType]::ParameterName, 'GGUF block type for matrix weights (q8_0, q4_0, q4_1, q5_0, q5_1, q2k..q6k, f16)')
             [CompletionResult]::new('--batch-size', '--batch-size', [CompletionResultType]::ParameterName, 'Rows per model call during --eval')
             [CompletionResult]::new('--report', '--report', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) as well')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')

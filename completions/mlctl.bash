@@ -491,7 +491,7 @@ _mlctl() {
             return 0
             ;;
         mlctl__subcmd__quantize)
-            opts="-o -q -h -V --output --mode --calibration --calibrate --percentile --per-tensor --reduce-range --activations --exclude --eval --label --eval-exclude --max-accuracy-drop --auto --batch-size --report --format --quiet --config --help --version"
+            opts="-o -q -h -V --output --mode --calibration --calibrate --percentile --per-tensor --reduce-range --activations --exclude --eval --label --eval-exclude --max-accuracy-drop --gguf --gguf-type --auto --batch-size --report --format --quiet --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -543,6 +543,14 @@ _mlctl() {
                     ;;
                 --max-accuracy-drop)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gguf)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gguf-type)
+                    COMPREPLY=($(compgen -W "q8_0 q4_0 q4_1 q5_0 q5_1 q2k q3k q4k q5k q6k f16" -- "${cur}"))
                     return 0
                     ;;
                 --batch-size)

@@ -119,6 +119,18 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l eval -d 'Rows (
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l label -d 'Label column of --eval: accuracy (or RMSE) of both models' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l eval-exclude -d 'Columns of --eval that are not features (comma-separated)' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l max-accuracy-drop -d 'Exit 1 when accuracy drops by more than this (absolute; without --label: top-1 disagreement)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l gguf -d 'Also write the weights as candle\'s GGUF (block-quantized) to FILE, for Rust serving' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l gguf-type -d 'GGUF block type for matrix weights (q8_0, q4_0, q4_1, q5_0, q5_1, q2k..q6k, f16)' -r -f -a "q8_0\t''
+q4_0\t''
+q4_1\t''
+q5_0\t''
+q5_1\t''
+q2k\t''
+q3k\t''
+q4k\t''
+q5k\t''
+q6k\t''
+f16\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l batch-size -d 'Rows per model call during --eval' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l report -d 'Write the report to FILE (atomically) as well' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''

@@ -250,6 +250,14 @@ pub struct QuantizeArgs {
     #[arg(long, value_name = "FRACTION")]
     pub max_accuracy_drop: Option<f64>,
 
+    /// Also write the weights as candle's GGUF (block-quantized) to FILE, for Rust serving
+    #[arg(long, value_name = "FILE")]
+    pub gguf: Option<PathBuf>,
+
+    /// GGUF block type for matrix weights (q8_0, q4_0, q4_1, q5_0, q5_1, q2k..q6k, f16)
+    #[arg(long, default_value = "q8_0", value_parser = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2k", "q3k", "q4k", "q5k", "q6k", "f16"], value_name = "TYPE")]
+    pub gguf_type: String,
+
     /// When --max-accuracy-drop is exceeded, put the most sensitive layers back to float until it holds
     #[arg(long)]
     pub auto: bool,

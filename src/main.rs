@@ -96,7 +96,17 @@ fn run() -> Result<i32> {
                 (_, Some(_)) => return Err(Error::usage("--calibration is for --mode static")),
                 _ => None,
             };
+            let gguf = match &args.gguf {
+                Some(path) => Some((
+                    path.clone(),
+                    mlctl::quantize::gguf::block_type(&args.gguf_type).ok_or_else(|| {
+                        Error::usage(format!("unknown GGUF block type '{}'", args.gguf_type))
+                    })?,
+                )),
+                None => None,
+            };
             let opts = mlctl::quantize::Options {
+                gguf,
                 calibration,
                 model: args.model.clone(),
                 output: args.output.clone(),

@@ -386,3 +386,72 @@ fn static_quantization_calibrates_on_rows_and_keeps_the_mlp_accurate() {
         "--mode static",
     );
 }
+
+#[test]
+fn gguf_holds_the_weights_block_quantized_and_transposed() {
+    use candle_core::quantized::{gguf_file, GgmlDType};
+    use candle_core::Device;
+    use prost::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model.int8.onnx");
+    let gguf = dir.path().join("model.gguf");
+    let (code, r) = json(&[
+        "quantize",
+        "sample_data/model.onnx",
+        "-o",
+        out.to_str().unwrap(),
+        "--gguf",
+        gguf.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{r}");
+    // W2 is 32 x 16: transposed to 16 x 32, its rows are one Q8_0 block.
+    // W1 (inner 30) and W3 (inner 16) do not fit a block: F16.
+    assert_eq!(r["summary"]["gguf_quantized"], 1);
+    assert_eq!(
+        r["settings"]["gguf_f16_fallback"],
+        "coefficient,coefficient2"
+    );
+    let mut file = std::fs::File::open(&gguf).unwrap();
+    let content = gguf_file::Content::read(&mut file).unwrap();
+    assert_eq!(
+        content.tensor_infos.len(),
+        r["summary"]["gguf_tensors"].as_u64().unwrap() as usize
+    );
+    let q = content
+        .tensor(&mut file, "coefficient1", &Device::Cpu)
+        .unwrap();
+    assert_eq!(q.dtype(), GgmlDType::Q8_0);
+    assert_eq!(q.shape().dims(), &[16, 32]);
+    let back: Vec<Vec<f32>> = q.dequantize(&Device::Cpu).unwrap().to_vec2().unwrap();
+    // The original weight, 32 x 16.
+    let proto = candle_onnx::onnx::ModelProto::decode(
+        std::fs::read("sample_data/model.onnx").unwrap().as_slice(),
+    )
+    .unwrap();
+    let w = proto
+        .graph
+        .unwrap()
+        .initializer
+        .into_iter()
+        .find(|t| t.name == "coefficient1")
+        .unwrap();
+    let w: Vec<Vec<f32>> = mlctl::runtime::tensor::from_proto(&w, &Device::Cpu)
+        .unwrap()
+        .to_vec2()
+        .unwrap();
+    for (j, row) in back.iter().enumerate() {
+        let peak = (0..32).map(|p| w[p][j].abs()).fold(0f32, f32::max);
+        for (p, v) in row.iter().enumerate() {
+            // Q8_0: one scale per 32 values (peak / 127, stored as f16):
+            // |error| <= scale / 2 plus the f16 rounding of the scale.
+            assert!(
+                (v - w[p][j]).abs() <= peak / 254.0 + peak * 1e-3,
+                "[{j},{p}]: {v} vs {}",
+                w[p][j]
+            );
+        }
+    }
+    let scalar = content.tensor(&mut file, "unity", &Device::Cpu).unwrap();
+    assert_eq!(scalar.shape().dims(), &[1]);
+}

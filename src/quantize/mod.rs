@@ -5,6 +5,7 @@
 
 pub mod calibrate;
 pub mod eval;
+pub mod gguf;
 pub mod rewrite;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ pub struct Options {
     pub reduce_range: bool,
     /// Activations scaled per row (int8) rather than per tensor (uint8).
     pub per_row: bool,
+    /// Also write the weights as candle's GGUF, in this block type.
+    pub gguf: Option<(PathBuf, candle_core::quantized::GgmlDType)>,
     /// Static quantization: calibration data and the range method.
     pub calibration: Option<(PathBuf, calibrate::Method)>,
     /// Node names or op types to leave in float.
@@ -115,6 +118,11 @@ pub fn run(opts: &Options) -> Result<Report> {
         }
         if opts.eval.is_none() {
             return Err(Error::usage("--max-accuracy-drop needs --eval DATA"));
+        }
+    }
+    if let Some((g, _)) = &opts.gguf {
+        if same(g, &opts.model) || same(g, &opts.output) {
+            return Err(Error::usage("--gguf must name a file of its own"));
         }
     }
     if opts.auto && (opts.eval.is_none() || opts.max_accuracy_drop.is_none()) {
@@ -450,6 +458,24 @@ pub fn run(opts: &Options) -> Result<Report> {
     report.setting("auto", "Auto fallback", opts.auto);
     // Written last: bad evaluation data is reported before any file appears.
     crate::fsio::write_atomic(&opts.output, &out_bytes)?;
+    if let Some((path, block)) = &opts.gguf {
+        let written = gguf::write(&proto, folder, path, *block, &opts.model)?;
+        report.figure("gguf_bytes", "GGUF size (bytes)", written.bytes);
+        report.figure("gguf_tensors", "GGUF tensors", written.tensors);
+        report.figure(
+            "gguf_quantized",
+            "GGUF tensors in the block type",
+            written.quantized,
+        );
+        report.setting("gguf", "GGUF", path.display().to_string());
+        report.setting("gguf_type", "GGUF block type", format!("{block:?}"));
+        report.setting(
+            "gguf_f16_fallback",
+            "GGUF F16 fallbacks",
+            written.fell_back.join(","),
+        );
+        gate.message = format!("{}; weights also in {}", gate.message, path.display());
+    }
     report.gate = gate;
     Ok(report)
 }
