@@ -455,3 +455,20 @@ fn gguf_holds_the_weights_block_quantized_and_transposed() {
     let scalar = content.tensor(&mut file, "unity", &Device::Cpu).unwrap();
     assert_eq!(scalar.shape().dims(), &[1]);
 }
+
+#[test]
+fn a_model_with_external_data_is_written_as_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("external.int8.onnx");
+    let (code, r) = json(&[
+        "quantize",
+        "tests/fixtures/models/mlp_external/model.onnx",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{r}");
+    assert!(r["summary"]["nodes_quantized"].as_u64().unwrap() > 0, "{r}");
+    // Nothing else was written next to it, and it loads on its own.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    mlctl::runtime::Model::load(&out, &candle_core::Device::Cpu).unwrap();
+}
