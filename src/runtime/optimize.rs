@@ -12,7 +12,9 @@
 //! * ONNX Runtime's dynamic quantization, `MatMulInteger -> Cast(float) ->
 //!   Mul(scale)` (then, optionally, `Add` of a bias): int32 sums go straight
 //!   to scaled floats.
-//! * Attention scores: `Softmax(Add(Div(x, c), mask))` over the last axis.
+//! * Attention scores: `Softmax(Add(Div(x, c), mask))` over the last axis,
+//!   and whole attention, `MatMul(that, v)` with the scores `MatMul(q, kᵀ)`,
+//!   head by head.
 //!
 //! A chain fuses only when each intermediate value has exactly one reader
 //! and is not a graph output, and when its constants are what the pattern
@@ -212,7 +214,7 @@ pub fn plan(graph: &Graph, order: &[usize]) -> Vec<Planned> {
             None
         } else {
             match node.op_type.as_str() {
-                "MatMul" => fuse_matmul_bias(&f, n),
+                "MatMul" => fuse_matmul_bias(&f, n).or_else(|| fuse_attention(&f, n)),
                 "MatMulInteger" => fuse_matmul_integer(&f, n),
                 "Abs" => fuse_row_quantize(&f, n),
                 "Div" | "Mul" => fuse_gelu(&f, n).or_else(|| fuse_softmax(&f, n)),
@@ -436,6 +438,46 @@ fn fuse_row_quantize(f: &Facts, n: usize) -> Option<Planned> {
     })
 }
 
+/// Attention: `MatMul(Softmax(Add(Div(MatMul(q, kt), c), mask)), v)`, the
+/// softmax over the last axis (opset 13 and later), run head by head
+/// without writing the scores of every head to memory.
+fn fuse_attention(f: &Facts, n: usize) -> Option<Planned> {
+    let scores = f.node(n);
+    let (q, kt) = (scores.inputs.first()?, scores.inputs.get(1)?);
+    if f.is_initializer(kt) {
+        return None;
+    }
+    let div = f.next(&scores.outputs[0], "Div")?;
+    if f.node(div).inputs.first() != Some(&scores.outputs[0]) {
+        return None;
+    }
+    let c = f.scalar(f.node(div).inputs.get(1)?)?;
+    let add = f.next(&f.node(div).outputs[0], "Add")?;
+    let mask = f.other(f.node(add), &f.node(div).outputs[0])?.to_string();
+    let softmax = f.next(&f.node(add).outputs[0], "Softmax")?;
+    let axis = f
+        .node(softmax)
+        .attributes
+        .iter()
+        .find(|a| a.name == "axis")
+        .map_or(-1, |a| a.i);
+    if axis != -1 || f.graph.opset("") < 13 {
+        return None;
+    }
+    let probabilities = &f.node(softmax).outputs[0];
+    let context = f.next(probabilities, "MatMul")?;
+    if f.node(context).inputs.first() != Some(probabilities) {
+        return None;
+    }
+    let v = f.node(context).inputs.get(1)?.clone();
+    Some(Planned {
+        nodes: vec![n, div, add, softmax, context],
+        fused: Some(("attention (fused)", Box::new(Attention { divisor: c }))),
+        inputs: vec![q.clone(), kt.clone(), mask, v],
+        outputs: f.node(context).outputs.clone(),
+    })
+}
+
 /// Softmax(Add(Div(x, c), mask)) over the last axis (opset 13 and later).
 fn fuse_softmax(f: &Facts, n: usize) -> Option<Planned> {
     let div = f.node(n);
@@ -654,5 +696,123 @@ impl Op for ScaledMaskedSoftmax {
         .flatten()
         .ok_or("fused softmax needs float32 on the CPU")?;
         Ok(vec![Value::Tensor(kernels::tensor_from(out, x.dims())?)])
+    }
+}
+
+struct Attention {
+    divisor: f32,
+}
+
+impl Op for Attention {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let (q, kt, mask, v) = (
+            input(inputs, 0)?,
+            input(inputs, 1)?,
+            input(inputs, 2)?,
+            input(inputs, 3)?,
+        );
+        let (qd, kd, vd) = (q.dims(), kt.dims(), v.dims());
+        let r = qd.len();
+        let fits = r >= 3
+            && kd.len() == r
+            && vd.len() == r
+            && qd[..r - 2] == kd[..r - 2]
+            && qd[..r - 2] == vd[..r - 2]
+            && qd[r - 1] == kd[r - 2]
+            && kd[r - 1] == vd[r - 2]
+            && [q, kt, mask, v]
+                .iter()
+                .all(|t| kernels::on_cpu(t, DType::F32));
+        if !fits {
+            return Err(format!(
+                "attention of q {qd:?}, k^T {kd:?}, v {vd:?} and mask {:?} is not supported",
+                mask.dims()
+            ));
+        }
+        let (m, d, n, dv) = (qd[r - 2], qd[r - 1], kd[r - 1], vd[r - 1]);
+        let batch_dims = &qd[..r - 2];
+        let batches: usize = batch_dims.iter().product();
+        let mut score_dims = qd.to_vec();
+        score_dims[r - 1] = n;
+        let mask_fits = mask.rank() <= r
+            && mask
+                .dims()
+                .iter()
+                .rev()
+                .zip(score_dims.iter().rev())
+                .all(|(a, b)| *a == 1 || a == b);
+        if !mask_fits {
+            return Err(format!(
+                "mask of shape {:?} does not broadcast to scores of shape {score_dims:?}",
+                mask.dims()
+            ));
+        }
+        let (offsets, whole_rows) = ops::elementwise::row_offsets(&score_dims, mask.dims());
+        let mut out_dims = qd.to_vec();
+        out_dims[r - 1] = dv;
+        let mut out = vec![0f32; batches * m * dv];
+        // Rows of q must be contiguous (a copy otherwise); k^T and v are read
+        // through their strides.
+        let q = if q.stride()[r - 1] == 1 {
+            q.clone()
+        } else {
+            q.contiguous().map_err(ops::err)?
+        };
+        kernels::with_strided::<f32, _>(&q, |qv, q0, qs| {
+            kernels::with_strided::<f32, _>(kt, |kv, k0, ks| {
+                kernels::with_strided::<f32, _>(v, |vv, v0, vs| {
+                    kernels::with_slice::<f32, _>(mask, |mv| {
+                        let start = |i: usize, base: usize, strides: &[usize]| {
+                            let (mut rest, mut offset) = (i, base);
+                            for axis in (0..batch_dims.len()).rev() {
+                                offset += (rest % batch_dims[axis]) * strides[axis];
+                                rest /= batch_dims[axis];
+                            }
+                            offset
+                        };
+                        let head = |(i, o): (usize, &mut [f32])| {
+                            let keys =
+                                PackedB::pack(&kv[start(i, k0, ks)..], d, n, ks[r - 2], ks[r - 1]);
+                            let mut scores = vec![0f32; m * n];
+                            kernels::sgemm::sgemm(
+                                m,
+                                &qv[start(i, q0, qs)..],
+                                qs[r - 2],
+                                &keys,
+                                None,
+                                &mut scores,
+                                false,
+                            );
+                            let mut probabilities = vec![0f32; m * n];
+                            rows::scaled_masked_softmax(
+                                &scores,
+                                mv,
+                                &offsets[i * m..(i + 1) * m],
+                                whole_rows,
+                                n,
+                                self.divisor,
+                                &mut probabilities,
+                            );
+                            let values =
+                                PackedB::pack(&vv[start(i, v0, vs)..], n, dv, vs[r - 2], vs[r - 1]);
+                            kernels::sgemm::sgemm(m, &probabilities, n, &values, None, o, false);
+                        };
+                        use rayon::prelude::*;
+                        if kernels::threads() > 1 && batches > 1 {
+                            out.par_chunks_mut((m * dv).max(1))
+                                .enumerate()
+                                .for_each(head);
+                        } else {
+                            out.chunks_mut((m * dv).max(1)).enumerate().for_each(head);
+                        }
+                    })
+                })
+            })
+        })
+        .flatten()
+        .flatten()
+        .flatten()
+        .ok_or("attention needs float32 on the CPU")?;
+        Ok(vec![Value::Tensor(kernels::tensor_from(out, &out_dims)?)])
     }
 }
