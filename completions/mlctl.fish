@@ -112,12 +112,12 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l calibrate -d 'R
 percentile\t''
 entropy\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l percentile -d 'Percentile for --calibrate percentile (two-sided)' -r
-complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l activations -d 'Activation scales: one per row (token, sample; int8) or one per tensor (uint8, as ONNX Runtime)' -r -f -a "per-row\t''
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l activations -d 'Activation scales: one per row (token, sample; symmetric) or one per tensor (as ONNX Runtime)' -r -f -a "per-row\t''
 per-tensor\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l exclude -d 'Node names or op types to leave in float (comma-separated)' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l eval -d 'Rows (parquet, CSV) or arrays (.npz) to run both models on and compare' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l label -d 'Label column of --eval: accuracy (or RMSE) of both models' -r
-complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l eval-exclude -d 'Columns of --eval that are not features (comma-separated)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l eval-exclude -d 'Columns of --eval and --calibration that are not features (comma-separated)' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l max-accuracy-drop -d 'Exit 1 when accuracy drops by more than this (absolute; without --label: top-1 disagreement)' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l gguf -d 'Also write the weights as candle\'s GGUF (block-quantized) to FILE, for Rust serving' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l gguf-type -d 'GGUF block type for matrix weights (q8_0, q4_0, q4_1, q5_0, q5_1, q2k..q6k, f16)' -r -f -a "q8_0\t''
@@ -132,7 +132,7 @@ q5k\t''
 q6k\t''
 f16\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l batch-size -d 'Rows per model call during --eval' -r
-complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l report -d 'Write the report to FILE (atomically) as well' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l report -d 'Write the report to FILE (atomically) instead of stdout' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
 json\t''
 markdown\t''

@@ -226,7 +226,7 @@ pub struct QuantizeArgs {
     #[arg(long)]
     pub reduce_range: bool,
 
-    /// Activation scales: one per row (token, sample; int8) or one per tensor (uint8, as ONNX Runtime)
+    /// Activation scales: one per row (token, sample; symmetric) or one per tensor (as ONNX Runtime)
     #[arg(long, default_value = "per-row", value_parser = ["per-row", "per-tensor"], value_name = "SCALES")]
     pub activations: String,
 
@@ -242,7 +242,7 @@ pub struct QuantizeArgs {
     #[arg(long, value_name = "COLUMN")]
     pub label: Option<String>,
 
-    /// Columns of --eval that are not features (comma-separated)
+    /// Columns of --eval and --calibration that are not features (comma-separated)
     #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
     pub eval_exclude: Vec<String>,
 
@@ -266,7 +266,7 @@ pub struct QuantizeArgs {
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub batch_size: usize,
 
-    /// Write the report to FILE (atomically) as well
+    /// Write the report to FILE (atomically) instead of stdout
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 }
