@@ -530,10 +530,13 @@ struct FusedGelu {
 impl Op for FusedGelu {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let x = input(inputs, 0)?;
-        let mut v = kernels::with_slice::<f32, _>(x, |v| v.to_vec())
-            .ok_or("fused GELU needs float32 on the CPU")?;
-        self.gelu.apply(&mut v);
-        Ok(vec![Value::Tensor(kernels::tensor_from(v, x.dims())?)])
+        let g = self.gelu;
+        let mut y = vec![0f32; x.elem_count()];
+        kernels::with_slice::<f32, _>(x, |v| {
+            rows::gelu_into(v, &mut y, g.scale, g.divide, g.one, g.half)
+        })
+        .ok_or("fused GELU needs float32 on the CPU")?;
+        Ok(vec![Value::Tensor(kernels::tensor_from(y, x.dims())?)])
     }
 }
 

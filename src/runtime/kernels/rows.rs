@@ -242,6 +242,16 @@ vectorized! {
 }
 
 vectorized! {
+    /// `gelu_in_place` from `x` into `out`.
+    pub fn gelu_into(x: &[f32], out: &mut [f32], scale: f32, divide: bool, one: f32, half: f32) {
+        for (o, v) in out.iter_mut().zip(x) {
+            let t = if divide { *v / scale } else { *v * scale };
+            *o = (*v * (erf(t) + one)) * half;
+        }
+    }
+}
+
+vectorized! {
     /// erf of every value, in place.
     pub fn erf_in_place(x: &mut [f32]) {
         for v in x.iter_mut() {
@@ -251,11 +261,12 @@ vectorized! {
 }
 
 vectorized! {
-    /// LayerNormalization over rows of `gamma.len()` values, in place:
-    /// (x - mean) / sqrt(var + eps) * gamma + beta (beta optional); each
-    /// row's mean and 1 / sqrt(var + eps) go to `means` and `inv_stds`.
+    /// LayerNormalization over rows of `gamma.len()` values of `x`, into
+    /// `out`: (x - mean) / sqrt(var + eps) * gamma + beta (beta optional);
+    /// each row's mean and 1 / sqrt(var + eps) go to `means` and `inv_stds`.
     pub fn layer_norm_rows(
-        x: &mut [f32],
+        x: &[f32],
+        out: &mut [f32],
         gamma: &[f32],
         beta: Option<&[f32]>,
         epsilon: f32,
@@ -271,7 +282,8 @@ vectorized! {
         let n = gamma.len().max(1);
         let reciprocal = (1.0 / n as f64) as f32;
         let mut centred = vec![0f32; n];
-        for ((row, m), s) in x.chunks_mut(n).zip(means.iter_mut()).zip(inv_stds.iter_mut()) {
+        let rows = x.chunks(n).zip(out.chunks_mut(n));
+        for (((row, o), m), s) in rows.zip(means.iter_mut()).zip(inv_stds.iter_mut()) {
             let mean = sum_32_lanes(row) * reciprocal;
             for (c, v) in centred.iter_mut().zip(row.iter()) {
                 *c = (v - mean) * (v - mean);
@@ -281,13 +293,13 @@ vectorized! {
             (*m, *s) = (mean, inv);
             match beta {
                 Some(beta) => {
-                    for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
-                        *v = (*v - mean) * inv * g + b;
+                    for (((o, v), g), b) in o.iter_mut().zip(row).zip(gamma).zip(beta) {
+                        *o = (*v - mean) * inv * g + b;
                     }
                 }
                 None => {
-                    for (v, g) in row.iter_mut().zip(gamma) {
-                        *v = (*v - mean) * inv * g;
+                    for ((o, v), g) in o.iter_mut().zip(row).zip(gamma) {
+                        *o = (*v - mean) * inv * g;
                     }
                 }
             }

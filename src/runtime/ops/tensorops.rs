@@ -357,21 +357,24 @@ impl LayerNormalization {
         if !kernels::on_cpu(x, DType::F32) || !f32_cpu(scale) || !bias.is_none_or(f32_cpu) {
             return None;
         }
-        let mut y = kernels::with_slice::<f32, _>(x, |v| v.to_vec())?;
         let gamma = kernels::with_slice::<f32, _>(scale, |v| v.to_vec())?;
         let beta = match bias {
             Some(b) => Some(kernels::with_slice::<f32, _>(b, |v| v.to_vec())?),
             None => None,
         };
         let (mut means, mut inv_stds) = (vec![0f32; rows], vec![0f32; rows]);
-        rows::layer_norm_rows(
-            &mut y,
-            &gamma,
-            beta.as_deref(),
-            self.epsilon as f32,
-            &mut means,
-            &mut inv_stds,
-        );
+        let mut y = vec![0f32; x.elem_count()];
+        kernels::with_slice::<f32, _>(x, |v| {
+            rows::layer_norm_rows(
+                v,
+                &mut y,
+                &gamma,
+                beta.as_deref(),
+                self.epsilon as f32,
+                &mut means,
+                &mut inv_stds,
+            )
+        })?;
         let tensors = || -> Result<Vec<Value>, String> {
             Ok(vec![
                 Value::Tensor(kernels::tensor_from(y, x.dims())?),
