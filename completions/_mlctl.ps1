@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('predict', 'predict', [CompletionResultType]::ParameterValue, 'Score a table with an ONNX model and write the predictions as parquet')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show an ONNX model''s inputs, outputs, operators and weights, and whether mlctl runs it')
             [CompletionResult]::new('quantize', 'quantize', [CompletionResultType]::ParameterValue, 'Quantize an ONNX model''s weights to int8 and measure what it cost')
+            [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure models'' latency and throughput (percentiles, comparison, CI gates)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, powershell)')
             [CompletionResult]::new('manpage', 'manpage', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -149,6 +150,31 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'mlctl;bench' {
+            [CompletionResult]::new('--batch-sizes', '--batch-sizes', [CompletionResultType]::ParameterName, 'Batch sizes (comma-separated)')
+            [CompletionResult]::new('--warmup', '--warmup', [CompletionResultType]::ParameterName, 'Runs before measuring, per model and batch size')
+            [CompletionResult]::new('--runs', '--runs', [CompletionResultType]::ParameterName, 'Measured runs per model and batch size [default: 100, or as many as --duration allows]')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Measure each batch size for this long (e.g. 10s, 500ms)')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Threads for the CPU kernels (default: one per core)')
+            [CompletionResult]::new('--device', '--device', [CompletionResultType]::ParameterName, 'cpu, cuda or cuda:N (cuda needs a build with --features cuda)')
+            [CompletionResult]::new('--shape', '--shape', [CompletionResultType]::ParameterName, 'Whole shape of a named input, e.g. input_ids=1,128 (repeatable)')
+            [CompletionResult]::new('--seq-len', '--seq-len', [CompletionResultType]::ParameterName, 'Length for free dimensions after the first (sequence length)')
+            [CompletionResult]::new('--inputs', '--inputs', [CompletionResultType]::ParameterName, 'Real rows (parquet, CSV) as inputs instead of generated ones')
+            [CompletionResult]::new('--max-p99-ms', '--max-p99-ms', [CompletionResultType]::ParameterName, 'Exit 1 when any p99 exceeds this many milliseconds')
+            [CompletionResult]::new('--max-p50-ms', '--max-p50-ms', [CompletionResultType]::ParameterName, 'Exit 1 when any p50 exceeds this many milliseconds')
+            [CompletionResult]::new('--min-throughput', '--min-throughput', [CompletionResultType]::ParameterName, 'Exit 1 when any throughput is below this many rows per second')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'mlctl;completions' {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
@@ -177,6 +203,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('predict', 'predict', [CompletionResultType]::ParameterValue, 'Score a table with an ONNX model and write the predictions as parquet')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show an ONNX model''s inputs, outputs, operators and weights, and whether mlctl runs it')
             [CompletionResult]::new('quantize', 'quantize', [CompletionResultType]::ParameterValue, 'Quantize an ONNX model''s weights to int8 and measure what it cost')
+            [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure models'' latency and throughput (percentiles, comparison, CI gates)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, powershell)')
             [CompletionResult]::new('manpage', 'manpage', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -195,6 +222,9 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             break
         }
         'mlctl;help;quantize' {
+            break
+        }
+        'mlctl;help;bench' {
             break
         }
         'mlctl;help;completions' {

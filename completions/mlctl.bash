@@ -19,6 +19,9 @@ _mlctl() {
             mlctl,baseline)
                 cmd="mlctl__subcmd__baseline"
                 ;;
+            mlctl,bench)
+                cmd="mlctl__subcmd__bench"
+                ;;
             mlctl,completions)
                 cmd="mlctl__subcmd__completions"
                 ;;
@@ -42,6 +45,9 @@ _mlctl() {
                 ;;
             mlctl__subcmd__help,baseline)
                 cmd="mlctl__subcmd__help__subcmd__baseline"
+                ;;
+            mlctl__subcmd__help,bench)
+                cmd="mlctl__subcmd__help__subcmd__bench"
                 ;;
             mlctl__subcmd__help,completions)
                 cmd="mlctl__subcmd__help__subcmd__completions"
@@ -71,7 +77,7 @@ _mlctl() {
 
     case "${cmd}" in
         mlctl)
-            opts="-q -h -V --format --quiet --config --help --version drift baseline predict inspect quantize completions manpage help"
+            opts="-q -h -V --format --quiet --config --help --version drift baseline predict inspect quantize bench completions manpage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -108,6 +114,84 @@ _mlctl() {
                     return 0
                     ;;
                 --exact-cap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json markdown html" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mlctl__subcmd__bench)
+            opts="-o -q -h -V --batch-sizes --warmup --runs --duration --threads --device --shape --seq-len --inputs --max-p99-ms --max-p50-ms --min-throughput --output --format --quiet --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --batch-sizes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --warmup)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --device)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --shape)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seq-len)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --inputs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-p99-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-p50-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-throughput)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -251,7 +335,7 @@ _mlctl() {
             return 0
             ;;
         mlctl__subcmd__help)
-            opts="drift baseline predict inspect quantize completions manpage help"
+            opts="drift baseline predict inspect quantize bench completions manpage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -265,6 +349,20 @@ _mlctl() {
             return 0
             ;;
         mlctl__subcmd__help__subcmd__baseline)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mlctl__subcmd__help__subcmd__bench)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -37,6 +37,7 @@ complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "baseline" -d 'Profile a
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "predict" -d 'Score a table with an ONNX model and write the predictions as parquet'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "inspect" -d 'Show an ONNX model\'s inputs, outputs, operators and weights, and whether mlctl runs it'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "quantize" -d 'Quantize an ONNX model\'s weights to int8 and measure what it cost'
+complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "bench" -d 'Measure models\' latency and throughput (percentiles, comparison, CI gates)'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "manpage" -d 'Print the man page (roff)'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -144,6 +145,27 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l auto -d 'When -
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l batch-sizes -d 'Batch sizes (comma-separated)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l warmup -d 'Runs before measuring, per model and batch size' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l runs -d 'Measured runs per model and batch size [default: 100, or as many as --duration allows]' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l duration -d 'Measure each batch size for this long (e.g. 10s, 500ms)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l threads -d 'Threads for the CPU kernels (default: one per core)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l device -d 'cpu, cuda or cuda:N (cuda needs a build with --features cuda)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l shape -d 'Whole shape of a named input, e.g. input_ids=1,128 (repeatable)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l seq-len -d 'Length for free dimensions after the first (sequence length)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l inputs -d 'Real rows (parquet, CSV) as inputs instead of generated ones' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l max-p99-ms -d 'Exit 1 when any p99 exceeds this many milliseconds' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l max-p50-ms -d 'Exit 1 when any p50 exceeds this many milliseconds' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l min-throughput -d 'Exit 1 when any throughput is below this many rows per second' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -s o -l output -d 'Write the report to FILE (atomically) instead of stdout' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+json\t''
+markdown\t''
+html\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -s h -l help -d 'Print help'
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -s V -l version -d 'Print version'
 complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
 json\t''
 markdown\t''
@@ -160,11 +182,12 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -l config -d 'Setti
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s V -l version -d 'Print version'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize completions manpage help" -f -a "drift" -d 'Detect data and prediction drift between a baseline and current data'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize completions manpage help" -f -a "baseline" -d 'Profile a training set once (or merge partition profiles) for fast drift checks'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize completions manpage help" -f -a "predict" -d 'Score a table with an ONNX model and write the predictions as parquet'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize completions manpage help" -f -a "inspect" -d 'Show an ONNX model\'s inputs, outputs, operators and weights, and whether mlctl runs it'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize completions manpage help" -f -a "quantize" -d 'Quantize an ONNX model\'s weights to int8 and measure what it cost'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize completions manpage help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize completions manpage help" -f -a "manpage" -d 'Print the man page (roff)'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize completions manpage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "drift" -d 'Detect data and prediction drift between a baseline and current data'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "baseline" -d 'Profile a training set once (or merge partition profiles) for fast drift checks'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "predict" -d 'Score a table with an ONNX model and write the predictions as parquet'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "inspect" -d 'Show an ONNX model\'s inputs, outputs, operators and weights, and whether mlctl runs it'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "quantize" -d 'Quantize an ONNX model\'s weights to int8 and measure what it cost'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "bench" -d 'Measure models\' latency and throughput (percentiles, comparison, CI gates)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "manpage" -d 'Print the man page (roff)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -64,6 +64,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Quantize an ONNX model's weights to int8 and measure what it cost
     Quantize(QuantizeArgs),
+    /// Measure models' latency and throughput (percentiles, comparison, CI gates)
+    Bench(BenchArgs),
     /// Print shell completions (bash, zsh, fish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -190,6 +192,66 @@ pub struct PredictArgs {
     /// Threads for the CPU kernels (default: one per core)
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct BenchArgs {
+    /// ONNX models to measure (several: compared against the first)
+    #[arg(required = true)]
+    pub models: Vec<PathBuf>,
+
+    /// Batch sizes (comma-separated)
+    #[arg(long, value_delimiter = ',', default_value = "1", value_name = "N,...")]
+    pub batch_sizes: Vec<usize>,
+
+    /// Runs before measuring, per model and batch size
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub warmup: usize,
+
+    /// Measured runs per model and batch size [default: 100, or as many as --duration allows]
+    #[arg(long, value_name = "N")]
+    pub runs: Option<usize>,
+
+    /// Measure each batch size for this long (e.g. 10s, 500ms)
+    #[arg(long, value_name = "TIME")]
+    pub duration: Option<String>,
+
+    /// Threads for the CPU kernels (default: one per core)
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// cpu, cuda or cuda:N (cuda needs a build with --features cuda)
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+
+    /// Whole shape of a named input, e.g. input_ids=1,128 (repeatable)
+    #[arg(long = "shape", value_name = "NAME=DIMS")]
+    pub shapes: Vec<String>,
+
+    /// Length for free dimensions after the first (sequence length)
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub seq_len: usize,
+
+    /// Real rows (parquet, CSV) as inputs instead of generated ones
+    #[arg(long, value_name = "FILE")]
+    pub inputs: Option<PathBuf>,
+
+    /// Exit 1 when any p99 exceeds this many milliseconds
+    #[arg(long, value_name = "MS")]
+    pub max_p99_ms: Option<f64>,
+
+    /// Exit 1 when any p50 exceeds this many milliseconds
+    #[arg(long, value_name = "MS")]
+    pub max_p50_ms: Option<f64>,
+
+    /// Exit 1 when any throughput is below this many rows per second
+    #[arg(long, value_name = "ROWS_PER_S")]
+    pub min_throughput: Option<f64>,
+
+    /// Write the report to FILE (atomically) instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

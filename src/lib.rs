@@ -6,6 +6,7 @@
 //! `report`, `error`, `fsio`, `config`) reads, writes and describes.
 
 pub mod baseline;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;

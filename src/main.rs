@@ -123,6 +123,45 @@ fn run() -> Result<i32> {
             };
             (mlctl::quantize::run(&opts)?, args.report.clone())
         }
+        Command::Bench(args) => {
+            let duration = match &args.duration {
+                Some(text) => Some(parse_duration(text).ok_or_else(|| {
+                    Error::usage(format!(
+                        "--duration '{text}': expected a time such as 10s or 500ms"
+                    ))
+                })?),
+                None => None,
+            };
+            let mut shapes = Vec::new();
+            for s in &args.shapes {
+                let parsed = s.split_once('=').and_then(|(name, dims)| {
+                    let dims: Option<Vec<usize>> =
+                        dims.split(',').map(|d| d.trim().parse().ok()).collect();
+                    Some((name.trim().to_string(), dims?))
+                });
+                shapes.push(parsed.ok_or_else(|| {
+                    Error::usage(format!(
+                        "--shape '{s}': expected NAME=D1,D2,... (for example input_ids=1,128)"
+                    ))
+                })?);
+            }
+            let opts = mlctl::bench::Options {
+                models: args.models.clone(),
+                batch_sizes: args.batch_sizes.clone(),
+                warmup: args.warmup,
+                runs: args.runs,
+                duration,
+                threads: args.threads,
+                device: args.device.clone(),
+                shapes,
+                seq_len: args.seq_len,
+                inputs: args.inputs.clone(),
+                max_p99_ms: args.max_p99_ms,
+                max_p50_ms: args.max_p50_ms,
+                min_throughput: args.min_throughput,
+            };
+            (mlctl::bench::run(&opts)?, args.output.clone())
+        }
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "mlctl", &mut buf);
@@ -195,4 +234,20 @@ fn emit(cli: &Cli, report: &Report, output: Option<&Path>) -> Result<()> {
 fn print_stdout(bytes: &[u8]) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(bytes).and_then(|_| out.flush());
+}
+
+/// "10s", "500ms", "2m" or plain seconds, in seconds.
+fn parse_duration(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let (number, scale) = if let Some(v) = t.strip_suffix("ms") {
+        (v, 1e-3)
+    } else if let Some(v) = t.strip_suffix('s') {
+        (v, 1.0)
+    } else if let Some(v) = t.strip_suffix('m') {
+        (v, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = number.trim().parse().ok()?;
+    (v > 0.0 && v.is_finite()).then_some(v * scale)
 }

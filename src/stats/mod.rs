@@ -12,6 +12,7 @@ pub mod chisquare;
 pub mod cvm;
 pub mod divergence;
 pub mod ks;
+pub mod latency;
 pub mod profile;
 pub mod runs;
 pub mod wasserstein;
