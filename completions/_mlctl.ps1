@@ -151,6 +151,12 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             break
         }
         'mlctl;bench' {
+            [CompletionResult]::new('--scenario', '--scenario', [CompletionResultType]::ParameterName, 'single-stream (one request at a time), server (Poisson arrivals, dynamic batcher) or offline (maximum throughput)')
+            [CompletionResult]::new('--qps', '--qps', [CompletionResultType]::ParameterName, 'Server: offered requests per second (Poisson arrivals)')
+            [CompletionResult]::new('--max-batch', '--max-batch', [CompletionResultType]::ParameterName, 'Server: largest batch the batcher sends')
+            [CompletionResult]::new('--max-delay-ms', '--max-delay-ms', [CompletionResultType]::ParameterName, 'Server: longest a request waits for its batch to fill')
+            [CompletionResult]::new('--find-max-qps', '--find-max-qps', [CompletionResultType]::ParameterName, 'Server: search the highest rate whose p99 stays within this many milliseconds')
+            [CompletionResult]::new('--export-json', '--export-json', [CompletionResultType]::ParameterName, 'Also write the JSON report to FILE')
             [CompletionResult]::new('--batch-sizes', '--batch-sizes', [CompletionResultType]::ParameterName, 'Batch sizes (comma-separated)')
             [CompletionResult]::new('--warmup', '--warmup', [CompletionResultType]::ParameterName, 'Runs before measuring, per model and batch size')
             [CompletionResult]::new('--runs', '--runs', [CompletionResultType]::ParameterName, 'Measured runs per model and batch size [default: 100, or as many as --duration allows]')

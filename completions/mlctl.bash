@@ -133,12 +133,36 @@ _mlctl() {
             return 0
             ;;
         mlctl__subcmd__bench)
-            opts="-o -q -h -V --batch-sizes --warmup --runs --duration --threads --device --shape --seq-len --inputs --max-p99-ms --max-p50-ms --min-throughput --output --format --quiet --config --help --version"
+            opts="-o -q -h -V --scenario --qps --max-batch --max-delay-ms --find-max-qps --export-json --batch-sizes --warmup --runs --duration --threads --device --shape --seq-len --inputs --max-p99-ms --max-p50-ms --min-throughput --output --format --quiet --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --scenario)
+                    COMPREPLY=($(compgen -W "single-stream server offline" -- "${cur}"))
+                    return 0
+                    ;;
+                --qps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-batch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-delay-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --find-max-qps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --export-json)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --batch-sizes)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -145,6 +145,14 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l auto -d 'When -
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l scenario -d 'single-stream (one request at a time), server (Poisson arrivals, dynamic batcher) or offline (maximum throughput)' -r -f -a "single-stream\t''
+server\t''
+offline\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l qps -d 'Server: offered requests per second (Poisson arrivals)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l max-batch -d 'Server: largest batch the batcher sends' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l max-delay-ms -d 'Server: longest a request waits for its batch to fill' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l find-max-qps -d 'Server: search the highest rate whose p99 stays within this many milliseconds' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l export-json -d 'Also write the JSON report to FILE' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l batch-sizes -d 'Batch sizes (comma-separated)' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l warmup -d 'Runs before measuring, per model and batch size' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l runs -d 'Measured runs per model and batch size [default: 100, or as many as --duration allows]' -r

@@ -201,6 +201,30 @@ pub struct BenchArgs {
     #[arg(required = true)]
     pub models: Vec<PathBuf>,
 
+    /// single-stream (one request at a time), server (Poisson arrivals, dynamic batcher) or offline (maximum throughput)
+    #[arg(long, default_value = "single-stream", value_parser = ["single-stream", "server", "offline"])]
+    pub scenario: String,
+
+    /// Server: offered requests per second (Poisson arrivals)
+    #[arg(long, value_name = "R")]
+    pub qps: Option<f64>,
+
+    /// Server: largest batch the batcher sends
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub max_batch: usize,
+
+    /// Server: longest a request waits for its batch to fill
+    #[arg(long, default_value_t = 2.0, value_name = "MS")]
+    pub max_delay_ms: f64,
+
+    /// Server: search the highest rate whose p99 stays within this many milliseconds
+    #[arg(long, value_name = "P99_MS")]
+    pub find_max_qps: Option<f64>,
+
+    /// Also write the JSON report to FILE
+    #[arg(long, value_name = "FILE")]
+    pub export_json: Option<PathBuf>,
+
     /// Batch sizes (comma-separated)
     #[arg(long, value_delimiter = ',', default_value = "1", value_name = "N,...")]
     pub batch_sizes: Vec<usize>,

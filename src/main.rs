@@ -145,7 +145,39 @@ fn run() -> Result<i32> {
                     ))
                 })?);
             }
+            let scenario = match args.scenario.as_str() {
+                "server" => {
+                    let qps = match (args.qps, args.find_max_qps) {
+                        (Some(q), _) if q > 0.0 && q.is_finite() => q,
+                        (Some(_), _) => return Err(Error::usage("--qps must be above 0")),
+                        (None, Some(_)) => 10.0,
+                        (None, None) => {
+                            return Err(Error::usage(
+                                "--scenario server needs --qps R (or --find-max-qps P99_MS)",
+                            ))
+                        }
+                    };
+                    if args.max_batch == 0 || args.max_delay_ms.is_nan() || args.max_delay_ms < 0.0
+                    {
+                        return Err(Error::usage(
+                            "--max-batch must be 1 or more and --max-delay-ms 0 or more",
+                        ));
+                    }
+                    mlctl::bench::Scenario::Server {
+                        qps,
+                        max_batch: args.max_batch,
+                        max_delay_ms: args.max_delay_ms,
+                    }
+                }
+                "offline" => mlctl::bench::Scenario::Offline,
+                _ => mlctl::bench::Scenario::SingleStream,
+            };
+            if args.find_max_qps.is_some() && args.scenario != "server" {
+                return Err(Error::usage("--find-max-qps is for --scenario server"));
+            }
             let opts = mlctl::bench::Options {
+                scenario,
+                find_max_qps: args.find_max_qps,
                 models: args.models.clone(),
                 batch_sizes: args.batch_sizes.clone(),
                 warmup: args.warmup,
@@ -160,7 +192,11 @@ fn run() -> Result<i32> {
                 max_p50_ms: args.max_p50_ms,
                 min_throughput: args.min_throughput,
             };
-            (mlctl::bench::run(&opts)?, args.output.clone())
+            let report = mlctl::bench::run(&opts)?;
+            if let Some(path) = &args.export_json {
+                mlctl::fsio::write_atomic(path, report.to_json().as_bytes())?;
+            }
+            (report, args.output.clone())
         }
         Command::Completions { shell } => {
             let mut buf = Vec::new();

@@ -211,3 +211,79 @@ fn bad_input_is_one_line_and_exit_2() {
         "features",
     );
 }
+
+#[test]
+fn the_server_scenario_batches_poisson_arrivals_and_reports_queueing() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("bench.json");
+    let (code, r) = bench(&[
+        "sample_data/model.onnx",
+        "--scenario",
+        "server",
+        "--qps",
+        "500",
+        "--max-batch",
+        "4",
+        "--max-delay-ms",
+        "1",
+        "--duration",
+        "1s",
+        "--export-json",
+        export.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{r}");
+    let row = &rows(&r, "server")[0];
+    let requests = row["requests"].as_u64().unwrap();
+    // Poisson at 500/s over 1 s: 500 +- a few standard deviations (sqrt 500).
+    assert!((400..600).contains(&requests), "{row}");
+    assert!(row["p50"].as_f64().unwrap() <= row["p99"].as_f64().unwrap());
+    let sent: u64 = rows(&r, "batch_sizes")
+        .iter()
+        .map(|b| b["batch"].as_u64().unwrap() * b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sent, requests);
+    assert!(rows(&r, "batch_sizes")
+        .iter()
+        .all(|b| (1..=4).contains(&b["batch"].as_u64().unwrap())));
+    let exported: Value = serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
+    assert_eq!(exported["command"], "bench");
+    assert_eq!(exported["settings"]["scenario"], "server");
+}
+
+#[test]
+fn offline_and_the_rate_search_report_their_figures() {
+    let (code, r) = bench(&[
+        "sample_data/model.onnx",
+        "--scenario",
+        "offline",
+        "--batch-sizes",
+        "64",
+        "--runs",
+        "20",
+    ]);
+    assert_eq!(code, 0, "{r}");
+    assert!(rows(&r, "offline")[0]["rows_per_second"].as_f64().unwrap() > 0.0);
+    let (code, r) = bench(&[
+        "sample_data/model.onnx",
+        "--scenario",
+        "server",
+        "--find-max-qps",
+        "50",
+        "--max-batch",
+        "4",
+        "--duration",
+        "0.05s",
+    ]);
+    assert_eq!(code, 0, "{r}");
+    let search = rows(&r, "qps_search");
+    assert_eq!(search.len(), 8);
+    assert!(r["summary"]["max_qps_0"].as_f64().unwrap() > 0.0, "{r}");
+    fails_cleanly(
+        &["bench", "sample_data/model.onnx", "--scenario", "server"],
+        "needs --qps",
+    );
+    fails_cleanly(
+        &["bench", "sample_data/model.onnx", "--find-max-qps", "5"],
+        "--scenario server",
+    );
+}

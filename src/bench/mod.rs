@@ -6,6 +6,9 @@
 //! machine's speed hits all of them alike. Inputs are generated from the
 //! models' declared shapes and types, or read from `--inputs` rows.
 
+pub mod server;
+
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -17,8 +20,26 @@ use crate::runtime::graph::Dim;
 use crate::runtime::{self, tensor, Model, Value};
 use crate::stats::latency::{self, Summary};
 
+/// How requests reach the model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scenario {
+    /// One request at a time, at each batch size.
+    SingleStream,
+    /// Poisson arrivals at `qps` through a dynamic batcher.
+    Server {
+        qps: f64,
+        max_batch: usize,
+        max_delay_ms: f64,
+    },
+    /// Back-to-back batches of the largest batch size: maximum throughput.
+    Offline,
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
+    pub scenario: Scenario,
+    /// Search the highest rate whose p99 stays under this (server).
+    pub find_max_qps: Option<f64>,
     pub models: Vec<PathBuf>,
     pub batch_sizes: Vec<usize>,
     pub warmup: usize,
@@ -340,6 +361,9 @@ pub fn run(opts: &Options) -> Result<Report> {
     }
     let timer_ns = timer_overhead_ns();
     let empty_us = empty_model_latency_us();
+    if opts.scenario != Scenario::SingleStream {
+        return run_loaded(opts, &models, &device, timer_ns, empty_us);
+    }
 
     let mut report = Report::new(
         "bench",
@@ -566,4 +590,309 @@ pub fn run(opts: &Options) -> Result<Report> {
         }
     };
     Ok(report)
+}
+
+type Loaded = (PathBuf, Model, f64, u64);
+
+/// Inputs for one model at any batch size, made once per size.
+struct InputCache<'a> {
+    model: &'a Model,
+    path: &'a std::path::Path,
+    device: &'a Device,
+    opts: &'a Options,
+    made: HashMap<usize, Vec<(String, Tensor)>>,
+}
+
+impl InputCache<'_> {
+    fn at(&mut self, batch: usize) -> Result<&Vec<(String, Tensor)>> {
+        if !self.made.contains_key(&batch) {
+            let feeds = match &self.opts.inputs {
+                Some(data) => rows_inputs(self.model, data, self.path, batch)?,
+                None => synthetic_inputs(self.model, batch, self.opts, self.path)?,
+            };
+            let feeds = feeds
+                .into_iter()
+                .map(|(n, t)| {
+                    t.to_device(self.device)
+                        .map(|t| (n, t))
+                        .map_err(|e| Error::usage(runtime::ops::err(e)))
+                })
+                .collect::<Result<_>>()?;
+            self.made.insert(batch, feeds);
+        }
+        Ok(&self.made[&batch])
+    }
+}
+
+/// The server and offline scenarios.
+fn run_loaded(
+    opts: &Options,
+    models: &[Loaded],
+    device: &Device,
+    timer_ns: f64,
+    empty_us: Option<f64>,
+) -> Result<Report> {
+    let mut report = Report::new(
+        "bench",
+        format!(
+            "Latency of {}",
+            opts.models
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    let mut violations = Vec::new();
+    let duration = opts.duration.unwrap_or(5.0);
+    match opts.scenario {
+        Scenario::Offline => {
+            let batch = *opts.batch_sizes.iter().max().unwrap_or(&1);
+            let mut section = Section::new(
+                "offline",
+                "Offline: back-to-back batches",
+                &[
+                    ("model", "Model"),
+                    ("batch", "Batch"),
+                    ("runs", "Runs"),
+                    ("mean_ms", "Mean ms"),
+                    ("rows_per_second", "Rows/s"),
+                ],
+            );
+            for (path, model, _, _) in models {
+                let mut cache = InputCache {
+                    model,
+                    path,
+                    device,
+                    opts,
+                    made: HashMap::new(),
+                };
+                let feeds = cache.at(batch)?.clone();
+                for _ in 0..opts.warmup {
+                    run_once(model, &feeds, path)?;
+                }
+                let mut times = Vec::new();
+                let started = Instant::now();
+                while times.len() < opts.runs.unwrap_or(usize::MAX)
+                    && (times.len() < 3 || started.elapsed().as_secs_f64() < duration)
+                {
+                    let t = Instant::now();
+                    run_once(model, &feeds, path)?;
+                    times.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                let s = latency::summarize(&times);
+                let throughput = batch as f64 / (s.mean / 1e3);
+                if let Some(limit) = opts.min_throughput.filter(|l| throughput < *l) {
+                    violations.push(format!(
+                        "{}: {throughput:.1} rows/s < --min-throughput {limit}",
+                        path.display()
+                    ));
+                }
+                section.push(vec![
+                    path.display().to_string().into(),
+                    batch.into(),
+                    s.count.into(),
+                    s.mean.into(),
+                    throughput.into(),
+                ]);
+            }
+            report.sections.push(section);
+            report.setting("scenario", "Scenario", "offline");
+        }
+        Scenario::Server {
+            qps,
+            max_batch,
+            max_delay_ms,
+        } => {
+            let mut section = Section::new(
+                "server",
+                "Server: Poisson arrivals through a dynamic batcher (latency includes queueing)",
+                &[
+                    ("model", "Model"),
+                    ("offered_qps", "Offered QPS"),
+                    ("achieved_qps", "Achieved QPS"),
+                    ("requests", "Requests"),
+                    ("p50", "p50 ms"),
+                    ("p90", "p90 ms"),
+                    ("p99", "p99 ms"),
+                    ("max", "Max ms"),
+                    ("mean_batch", "Mean batch"),
+                ],
+            );
+            let mut histogram = Section::new(
+                "batch_sizes",
+                "Batch sizes sent",
+                &[("model", "Model"), ("batch", "Batch"), ("count", "Count")],
+            );
+            let mut curve = Section::new(
+                "qps_search",
+                "Rate search (--find-max-qps): p99 at each offered rate",
+                &[
+                    ("model", "Model"),
+                    ("offered_qps", "Offered QPS"),
+                    ("p99", "p99 ms"),
+                    ("holds", "Holds"),
+                ],
+            );
+            for (path, model, _, _) in models {
+                let mut cache = InputCache {
+                    model,
+                    path,
+                    device,
+                    opts,
+                    made: HashMap::new(),
+                };
+                for b in 1..=max_batch.min(64) {
+                    let feeds = cache.at(b)?.clone();
+                    run_once(model, &feeds, path)?;
+                }
+                let mut service = |b: usize| -> std::result::Result<f64, String> {
+                    let feeds = cache.at(b).map_err(|e| e.to_string())?.clone();
+                    let t = Instant::now();
+                    run_once(model, &feeds, path).map_err(|e| e.to_string())?;
+                    Ok(t.elapsed().as_secs_f64())
+                };
+                // The worker's time for a full batch bounds the rate search.
+                let full_batch_seconds = match opts.find_max_qps {
+                    Some(_) => cache_time(&mut service, max_batch)?,
+                    None => 0.0,
+                };
+                let mut simulate = |rate: f64, seconds: f64| -> Result<server::Served> {
+                    let arrivals = server::poisson_arrivals(rate, seconds, 42);
+                    server::serve(&arrivals, max_batch, max_delay_ms / 1e3, &mut service)
+                        .map_err(|e| Error::input(path, e))
+                };
+                let served = simulate(qps, duration)?;
+                let ms: Vec<f64> = served.latencies.iter().map(|l| l * 1e3).collect();
+                let s = latency::summarize(&ms);
+                let mean_batch = served.batches.iter().sum::<usize>() as f64
+                    / served.batches.len().max(1) as f64;
+                section.push(vec![
+                    path.display().to_string().into(),
+                    qps.into(),
+                    (served.latencies.len() as f64 / served.span.max(1e-12)).into(),
+                    served.latencies.len().into(),
+                    s.p50.into(),
+                    s.p90.into(),
+                    s.p99.into(),
+                    s.max.into(),
+                    mean_batch.into(),
+                ]);
+                let mut counts: std::collections::BTreeMap<usize, usize> = Default::default();
+                for b in &served.batches {
+                    *counts.entry(*b).or_default() += 1;
+                }
+                for (b, c) in counts {
+                    histogram.push(vec![path.display().to_string().into(), b.into(), c.into()]);
+                }
+                if let Some(limit) = opts.max_p99_ms.filter(|l| s.p99 > *l) {
+                    violations.push(format!(
+                        "{} at {qps} QPS: p99 {:.3} ms > --max-p99-ms {limit}",
+                        path.display(),
+                        s.p99
+                    ));
+                }
+                if let Some(limit) = opts.max_p50_ms.filter(|l| s.p50 > *l) {
+                    violations.push(format!(
+                        "{} at {qps} QPS: p50 {:.3} ms > --max-p50-ms {limit}",
+                        path.display(),
+                        s.p50
+                    ));
+                }
+                if let Some(target) = opts.find_max_qps {
+                    // Bisection between a rate that holds and one that does
+                    // not; the top starts at the worker's full-batch rate.
+                    let mut hi = max_batch as f64 / full_batch_seconds.max(1e-9) * 1.5;
+                    let mut lo = 0.0;
+                    let seconds = duration.min(2.0);
+                    for _ in 0..8 {
+                        let mid = if lo == 0.0 { hi / 2.0 } else { (lo + hi) / 2.0 };
+                        let served = simulate(mid, seconds)?;
+                        let ms: Vec<f64> = served.latencies.iter().map(|l| l * 1e3).collect();
+                        let p99 = latency::summarize(&ms).p99;
+                        let holds = p99 <= target;
+                        curve.push(vec![
+                            path.display().to_string().into(),
+                            mid.into(),
+                            p99.into(),
+                            holds.into(),
+                        ]);
+                        if holds {
+                            lo = mid;
+                        } else {
+                            hi = mid;
+                        }
+                    }
+                    report.figure(
+                        &format!(
+                            "max_qps_{}",
+                            models.iter().position(|m| m.0 == *path).unwrap_or(0)
+                        ),
+                        &format!("Max QPS with p99 <= {target} ms: {}", path.display()),
+                        lo,
+                    );
+                }
+            }
+            report.sections.push(section);
+            report.sections.push(histogram);
+            if opts.find_max_qps.is_some() {
+                report.sections.push(curve);
+            }
+            report.setting("scenario", "Scenario", "server");
+            report.setting("qps", "Offered QPS", qps);
+            report.setting("max_batch", "Max batch", max_batch);
+            report.setting("max_delay_ms", "Max delay (ms)", max_delay_ms);
+            report.setting(
+                "timing",
+                "Timing",
+                "Poisson arrivals drawn up front; each batch's real run time, one worker",
+            );
+        }
+        Scenario::SingleStream => unreachable!("handled by run"),
+    }
+    report.figure(
+        "timer_overhead_ns",
+        "Timer cost per measurement (ns)",
+        timer_ns,
+    );
+    if let Some(us) = empty_us {
+        report.figure("empty_model_p50_us", "Empty model p50 (us)", us);
+    }
+    if let Some(mib) = peak_rss_mib() {
+        report.figure(
+            "peak_rss_mib",
+            "Peak resident memory, whole process (MiB)",
+            mib,
+        );
+    }
+    report.setting("device", "Device", opts.device.clone());
+    report.setting("threads", "Threads", runtime::kernels::threads());
+    report.setting("cpu", "CPU", cpu_model());
+    report.setting("kernels", "Kernels", runtime::kernels::isa().name());
+    report.gate = if violations.is_empty() {
+        Gate {
+            outcome: Outcome::Pass,
+            rule: "latency and throughput gates".into(),
+            message: format!("{} model(s) measured", models.len()),
+        }
+    } else {
+        Gate {
+            outcome: Outcome::Fail,
+            rule: "latency and throughput gates".into(),
+            message: violations.join("; "),
+        }
+    };
+    Ok(report)
+}
+
+/// Median time of a few full batches, seconds.
+fn cache_time(
+    service: &mut dyn FnMut(usize) -> std::result::Result<f64, String>,
+    batch: usize,
+) -> Result<f64> {
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        times.push(service(batch).map_err(Error::usage)?);
+    }
+    Ok(latency::summarize(&times).p50)
 }
