@@ -21,7 +21,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
 
     $completions = @(switch ($command) {
         'mlctl' {
-            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
@@ -61,7 +61,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('--confidence', '--confidence', [CompletionResultType]::ParameterName, 'Confidence column [default: confidence]')
             [CompletionResult]::new('--label', '--label', [CompletionResultType]::ParameterName, 'Label column, possibly arriving late (null until known) [default: label]')
             [CompletionResult]::new('--exact-cap', '--exact-cap', [CompletionResultType]::ParameterName, 'Distinct values kept exactly per baseline column before summarising [default: 100000]')
-            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
@@ -75,7 +75,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'The profile to write (atomically)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'The profile to write (atomically)')
             [CompletionResult]::new('--exact-cap', '--exact-cap', [CompletionResultType]::ParameterName, 'Distinct values kept exactly per column before summarising')
-            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
             [CompletionResult]::new('--merge', '--merge', [CompletionResultType]::ParameterName, 'The inputs are profiles to merge')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
@@ -97,7 +97,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('--batch-size', '--batch-size', [CompletionResultType]::ParameterName, 'Rows per model call')
             [CompletionResult]::new('--device', '--device', [CompletionResultType]::ParameterName, 'cpu, cuda or cuda:N (cuda needs a build with --features cuda)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Threads for the CPU kernels (default: one per core)')
-            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
@@ -110,7 +110,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
         'mlctl;inspect' {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
-            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
@@ -137,7 +137,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('--gguf-type', '--gguf-type', [CompletionResultType]::ParameterName, 'GGUF block type for matrix weights (q8_0, q4_0, q4_1, q5_0, q5_1, q2k..q6k, f16)')
             [CompletionResult]::new('--batch-size', '--batch-size', [CompletionResultType]::ParameterName, 'Rows per model call during --eval')
             [CompletionResult]::new('--report', '--report', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
-            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
             [CompletionResult]::new('--per-tensor', '--per-tensor', [CompletionResultType]::ParameterName, 'One scale per weight tensor instead of one per output channel')
             [CompletionResult]::new('--reduce-range', '--reduce-range', [CompletionResultType]::ParameterName, '7-bit weights, for CPUs without VNNI whose 8-bit products can saturate')
@@ -171,7 +171,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('--min-throughput', '--min-throughput', [CompletionResultType]::ParameterName, 'Exit 1 when any throughput is below this many rows per second')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
-            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
@@ -182,7 +182,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             break
         }
         'mlctl;completions' {
-            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
@@ -193,7 +193,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             break
         }
         'mlctl;manpage' {
-            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')

@@ -84,7 +84,7 @@ _mlctl() {
             fi
             case "${prev}" in
                 --format)
-                    COMPREPLY=($(compgen -W "table json markdown html" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json markdown html csv" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -118,7 +118,7 @@ _mlctl() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json markdown html" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json markdown html csv" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -220,7 +220,7 @@ _mlctl() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json markdown html" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json markdown html csv" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -242,7 +242,7 @@ _mlctl() {
             fi
             case "${prev}" in
                 --format)
-                    COMPREPLY=($(compgen -W "table json markdown html" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json markdown html csv" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -344,7 +344,7 @@ _mlctl() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json markdown html" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json markdown html csv" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -514,7 +514,7 @@ _mlctl() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json markdown html" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json markdown html csv" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -536,7 +536,7 @@ _mlctl() {
             fi
             case "${prev}" in
                 --format)
-                    COMPREPLY=($(compgen -W "table json markdown html" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json markdown html csv" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -598,7 +598,7 @@ _mlctl() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json markdown html" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json markdown html csv" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -684,7 +684,7 @@ _mlctl() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json markdown html" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json markdown html csv" -- "${cur}"))
                     return 0
                     ;;
                 --config)

@@ -24,10 +24,11 @@ function __fish_mlctl_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c mlctl -n "__fish_mlctl_needs_command" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+complete -c mlctl -n "__fish_mlctl_needs_command" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
 json\t''
 markdown\t''
-html\t''"
+html\t''
+csv\t''"
 complete -c mlctl -n "__fish_mlctl_needs_command" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
 complete -c mlctl -n "__fish_mlctl_needs_command" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -61,20 +62,22 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l prediction -d 'Pre
 complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l confidence -d 'Confidence column [default: confidence]' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l label -d 'Label column, possibly arriving late (null until known) [default: label]' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l exact-cap -d 'Distinct values kept exactly per baseline column before summarising [default: 100000]' -r
-complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
 json\t''
 markdown\t''
-html\t''"
+html\t''
+csv\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mlctl -n "__fish_mlctl_using_subcommand drift" -s V -l version -d 'Print version'
 complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -s o -l output -d 'The profile to write (atomically)' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -l exact-cap -d 'Distinct values kept exactly per column before summarising' -r
-complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
 json\t''
 markdown\t''
-html\t''"
+html\t''
+csv\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -l merge -d 'The inputs are profiles to merge'
 complete -c mlctl -n "__fish_mlctl_using_subcommand baseline" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
@@ -88,19 +91,21 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l keep -d 'Input c
 complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l batch-size -d 'Rows per model call' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l device -d 'cpu, cuda or cuda:N (cuda needs a build with --features cuda)' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l threads -d 'Threads for the CPU kernels (default: one per core)' -r
-complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
 json\t''
 markdown\t''
-html\t''"
+html\t''
+csv\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand predict" -s V -l version -d 'Print version'
 complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -s o -l output -d 'Write the report to FILE (atomically) instead of stdout' -r -F
-complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
 json\t''
 markdown\t''
-html\t''"
+html\t''
+csv\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand inspect" -s h -l help -d 'Print help'
@@ -134,10 +139,11 @@ q6k\t''
 f16\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l batch-size -d 'Rows per model call during --eval' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l report -d 'Write the report to FILE (atomically) instead of stdout' -r -F
-complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
 json\t''
 markdown\t''
-html\t''"
+html\t''
+csv\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l per-tensor -d 'One scale per weight tensor instead of one per output channel'
 complete -c mlctl -n "__fish_mlctl_using_subcommand quantize" -l reduce-range -d '7-bit weights, for CPUs without VNNI whose 8-bit products can saturate'
@@ -166,26 +172,29 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l max-p99-ms -d 'Exi
 complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l max-p50-ms -d 'Exit 1 when any p50 exceeds this many milliseconds' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l min-throughput -d 'Exit 1 when any throughput is below this many rows per second' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -s o -l output -d 'Write the report to FILE (atomically) instead of stdout' -r -F
-complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
 json\t''
 markdown\t''
-html\t''"
+html\t''
+csv\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -s V -l version -d 'Print version'
-complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
 json\t''
 markdown\t''
-html\t''"
+html\t''
+csv\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html)' -r -f -a "table\t''
+complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
 json\t''
 markdown\t''
-html\t''"
+html\t''
+csv\t''"
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s h -l help -d 'Print help'

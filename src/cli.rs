@@ -26,7 +26,7 @@ Exit codes:
     propagate_version = true
 )]
 pub struct Cli {
-    /// Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html).
+    /// Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv).
     #[arg(long, global = true, value_enum)]
     pub format: Option<Format>,
 
@@ -48,6 +48,7 @@ pub enum Format {
     Json,
     Markdown,
     Html,
+    Csv,
 }
 
 // Parsed once per run: the size difference between variants costs nothing.

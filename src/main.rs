@@ -225,6 +225,7 @@ fn format_for(cli: &Cli, output: Option<&Path>) -> Format {
         Some("json") => Format::Json,
         Some("md") | Some("markdown") => Format::Markdown,
         Some("html") | Some("htm") => Format::Html,
+        Some("csv") => Format::Csv,
         _ => Format::Table,
     }
 }
@@ -239,6 +240,7 @@ fn emit(cli: &Cli, report: &Report, output: Option<&Path>) -> Result<()> {
         Format::Json => report.to_json(),
         Format::Markdown => report::render_markdown(report),
         Format::Html => report::render_html(report),
+        Format::Csv => report::render_csv(report),
     };
     match output {
         Some(path) => {

@@ -15,7 +15,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
-use crate::report::{Cell, Gate, Outcome, Report, Section};
+use crate::report::{Cell, Chart, Gate, Outcome, Report, Section, Series};
 use crate::runtime::graph::Dim;
 use crate::runtime::{self, tensor, Model, Value};
 use crate::stats::latency::{self, Summary};
@@ -459,6 +459,11 @@ pub fn run(opts: &Options) -> Result<Report> {
             }
         }
         let summaries: Vec<Summary> = per_model.iter().map(|m| latency::summarize(&m.3)).collect();
+        table.charts.push(latency_histogram(
+            batch,
+            &models,
+            &per_model.iter().map(|m| m.3.clone()).collect::<Vec<_>>(),
+        ));
         for (k, (path, _, load_ms, _)) in models.iter().enumerate() {
             let s = &summaries[k];
             let (_, first_ms, _, times, cpu) = &per_model[k];
@@ -835,7 +840,26 @@ fn run_loaded(
             }
             report.sections.push(section);
             report.sections.push(histogram);
-            if opts.find_max_qps.is_some() {
+            if let Some(target) = opts.find_max_qps {
+                // The latency-vs-QPS curve, by rate.
+                let mut points: Vec<(f64, f64)> = curve
+                    .rows
+                    .iter()
+                    .filter_map(|r| match (&r[1], &r[2]) {
+                        (Cell::Float(q), Cell::Float(p)) => Some((*q, *p)),
+                        _ => None,
+                    })
+                    .collect();
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                curve.charts.push(Chart::Trend {
+                    title: "p99 latency (ms) against offered QPS".into(),
+                    points: points.iter().map(|(q, _)| format!("{q:.0}")).collect(),
+                    series: vec![Series {
+                        name: "p99 ms".into(),
+                        values: points.iter().map(|(_, p)| *p).collect(),
+                    }],
+                    threshold: Some(target),
+                });
                 report.sections.push(curve);
             }
             report.setting("scenario", "Scenario", "server");
@@ -895,4 +919,45 @@ fn cache_time(
         times.push(service(batch).map_err(Error::usage)?);
     }
     Ok(latency::summarize(&times).p50)
+}
+
+/// The latency distribution of each model at one batch size, over common
+/// bins from the fastest run to the slowest p99 (slower runs in the last
+/// bin), as shares of each model's runs.
+fn latency_histogram(batch: usize, models: &[Loaded], times: &[Vec<f64>]) -> Chart {
+    let bins = 20;
+    let lo = times
+        .iter()
+        .flatten()
+        .copied()
+        .fold(f64::INFINITY, f64::min);
+    let hi = times
+        .iter()
+        .map(|t| latency::summarize(t).p99)
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(lo + 1e-9);
+    let width = (hi - lo) / bins as f64;
+    let series = models
+        .iter()
+        .zip(times)
+        .map(|((path, _, _, _), t)| {
+            let mut counts = vec![0f64; bins];
+            for x in t {
+                let b = (((x - lo) / width) as usize).min(bins - 1);
+                counts[b] += 1.0;
+            }
+            let n = t.len().max(1) as f64;
+            Series {
+                name: path.display().to_string(),
+                values: counts.into_iter().map(|c| c / n).collect(),
+            }
+        })
+        .collect();
+    Chart::Histogram {
+        title: format!("Latency at batch {batch} (ms), share of runs"),
+        bins: (0..bins)
+            .map(|i| format!("{:.3}", lo + width * (i as f64 + 0.5)))
+            .collect(),
+        series,
+    }
 }

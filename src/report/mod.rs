@@ -4,12 +4,14 @@
 //! The JSON form is the contract CI jobs parse (documented in docs/json.md):
 //! keys are stable, table rows are objects keyed by column key.
 
+mod csv;
 mod html;
 mod markdown;
 mod terminal;
 
 use serde::Serialize;
 
+pub use csv::render_csv;
 pub use html::render_html;
 pub use markdown::render_markdown;
 pub use terminal::render_terminal;
