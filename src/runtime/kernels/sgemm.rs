@@ -51,7 +51,12 @@ impl PackedB {
         let nr = tile_shape(isa).1;
         let panels = n.div_ceil(nr);
         let mut data = vec![0f32; panels * k * nr];
-        for (panel, out) in data.chunks_mut(k * nr.max(1)).enumerate().take(panels) {
+        // (With k = 0 there is nothing to pack: no chunk of size 0.)
+        for (panel, out) in data
+            .chunks_mut((k * nr).max(1))
+            .enumerate()
+            .take(panels * (k > 0) as usize)
+        {
             let j0 = panel * nr;
             let cols = nr.min(n - j0);
             for p in 0..k {
@@ -408,6 +413,18 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn an_empty_inner_dimension_gives_zeros_or_the_bias() {
+        for isa in Isa::available() {
+            let packed = PackedB::pack_for(isa, &[], 0, 3, 3, 1);
+            let mut c = vec![f32::NAN; 6];
+            sgemm(2, &[], 0, &packed, None, &mut c, false);
+            assert_eq!(c, vec![0.0; 6]);
+            sgemm(2, &[], 0, &packed, Some(&[1.0, 2.0, 3.0]), &mut c, false);
+            assert_eq!(c, vec![1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
         }
     }
 
