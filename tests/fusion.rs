@@ -113,3 +113,17 @@ fn a_model_quantized_per_row_runs_the_same_fused_and_unfused() {
         }
     }
 }
+
+#[test]
+fn a_float64_product_is_not_fused_and_runs() {
+    let path = std::path::Path::new("tests/fixtures/models/matmul_add_f64.onnx");
+    let model = Model::load(path, &Device::Cpu).unwrap();
+    assert!(model.fused_steps().is_empty(), "{:?}", model.fused_steps());
+    let x = Tensor::from_vec(vec![1f64, 2.0, 3.0], (1, 3), &Device::Cpu).unwrap();
+    let out = model.run(vec![("x".into(), x)]).unwrap();
+    let Value::Tensor(y) = &out[0].1 else {
+        panic!()
+    };
+    assert_eq!(y.dims(), &[1, 2]);
+    assert_eq!(y.dtype(), candle_core::DType::F64);
+}

@@ -125,6 +125,14 @@ impl<'g> Facts<'g> {
             .copied()
     }
 
+    /// Whether a name is a float32 initializer.
+    fn float32_initializer(&self, name: &str) -> bool {
+        self.graph
+            .initializers
+            .iter()
+            .any(|t| t.name == name && t.data_type == 1)
+    }
+
     /// An initializer's shape, from its declaration (no data is read).
     fn initializer_dims(&self, name: &str) -> Option<Vec<i64>> {
         self.graph
@@ -277,6 +285,10 @@ fn fuse_matmul_bias(f: &Facts, n: usize) -> Option<Planned> {
     let add = f.next(&mm.outputs[0], "Add")?;
     let bias = f.other(f.node(add), &mm.outputs[0])?;
     let (w_dims, bias_dims) = (f.initializer_dims(w)?, f.initializer_dims(bias)?);
+    // The fused kernel is float32's.
+    if !f.float32_initializer(w) || !f.float32_initializer(bias) {
+        return None;
+    }
     if w_dims.len() != 2 || bias_dims.len() != 1 || bias_dims[0] != w_dims[1] {
         return None;
     }
