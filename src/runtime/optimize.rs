@@ -367,14 +367,40 @@ fn fuse_matmul_integer(f: &Facts, n: usize) -> Option<Planned> {
         if f.initializer_dims(bias).is_some_and(|d| d.len() == 1) {
             nodes.push(add);
             inputs.push(bias.to_string());
+            last = f.node(add).outputs[0].clone();
+        }
+    }
+    // A GELU chain reading the result (twice: its Div and its Mul) joins.
+    let mut gelu = None;
+    if f.readers.get(last.as_str()) == Some(&2) {
+        let first = f.graph.nodes.iter().enumerate().find_map(|(i, m)| {
+            let reads = m.domain.is_empty()
+                && matches!(m.op_type.as_str(), "Div" | "Mul")
+                && m.inputs.contains(&last);
+            if reads {
+                gelu_chain(f, i)
+            } else {
+                None
+            }
+        });
+        if let Some((chain, g)) = first {
+            nodes.extend(chain);
+            gelu = Some(g);
         }
     }
     Some(Planned {
         outputs: f.node(*nodes.last()?).outputs.clone(),
         inputs,
         fused: Some((
-            "MatMulInteger+Cast+Mul (fused)",
-            Box::new(MatMulIntegerToFloat::default()),
+            if gelu.is_some() {
+                "MatMulInteger+Cast+Mul+Gelu (fused)"
+            } else {
+                "MatMulInteger+Cast+Mul (fused)"
+            },
+            Box::new(MatMulIntegerToFloat {
+                matmul: Default::default(),
+                gelu,
+            }),
         )),
         nodes,
     })
@@ -584,9 +610,9 @@ impl Op for MatMulBias {
     }
 }
 
-#[derive(Default)]
 struct MatMulIntegerToFloat {
     matmul: ops::quant::MatMulInteger,
+    gelu: Option<Gelu>,
 }
 
 /// How a scale applies to an m x n product: one value, one per column, or
@@ -623,6 +649,7 @@ impl Op for MatMulIntegerToFloat {
                     first,
                     second: second_kind.flatten(),
                     bias: bias_values,
+                    gelu: self.gelu.map(|g| (g.scale, g.divide, g.one, g.half)),
                 };
                 if let Some(y) = self.matmul.on_cpu_to(&inputs[..4], Some(&to_float))? {
                     return Ok(vec![Value::Tensor(y)]);
@@ -651,6 +678,12 @@ impl MatMulIntegerToFloat {
         }
         if let Some(b) = bias {
             y = ops::elementwise::arith(rows::Arith::Add, &y, b)?;
+        }
+        if let Some(g) = &self.gelu {
+            let mut v =
+                kernels::with_slice::<f32, _>(&y, |v| v.to_vec()).ok_or("not on the CPU")?;
+            g.apply(&mut v);
+            y = kernels::tensor_from(v, y.dims())?;
         }
         Ok(vec![Value::Tensor(y)])
     }

@@ -299,6 +299,8 @@ pub struct ToFloat {
     pub first: (Vec<f32>, ScaleKind),
     pub second: Option<(Vec<f32>, ScaleKind)>,
     pub bias: Option<Vec<f32>>,
+    /// GELU after it all: (scale, divide, one, half) of `rows::gelu_in_place`.
+    pub gelu: Option<(f32, bool, f32, f32)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -434,6 +436,9 @@ impl MatMulInteger {
                         f.bias.as_deref(),
                         o,
                     );
+                }
+                if let Some((scale, divide, one, half)) = f.gelu {
+                    rows::gelu_in_place(&mut c, scale, divide, one, half);
                 }
                 kernels::tensor_from(c, &dims).map(Some)
             }
