@@ -120,9 +120,35 @@ pub enum IntA<'a> {
     Signed(&'a [i16]),
 }
 
-/// Where the int32 sums go (a caller-owned m x n buffer).
+/// A scale applied to the product's floats: one value, one per column,
+/// one per row.
+#[derive(Debug, Clone, Copy)]
+pub enum Scale<'a> {
+    One(f32),
+    PerColumn(&'a [f32]),
+    PerRow(&'a [f32]),
+}
+
+impl Scale<'_> {
+    fn check(&self, m: usize, n: usize) {
+        match self {
+            Scale::PerColumn(v) => assert!(v.len() >= n),
+            Scale::PerRow(v) => assert!(v.len() >= m),
+            Scale::One(_) => {}
+        }
+    }
+}
+
+/// Where the sums go: int32 as they are, or floats as Cast, Mul (s1), Mul
+/// (s2) and Add (bias) of them would give, in that order.
 pub enum Output<'a> {
     Int32(&'a mut [i32]),
+    Float {
+        out: &'a mut [f32],
+        s1: Scale<'a>,
+        s2: Option<Scale<'a>>,
+        bias: Option<&'a [f32]>,
+    },
 }
 
 /// C (m x n, row-major) = (A - za) (B - zb), A being m x k, written as
@@ -136,12 +162,33 @@ pub fn matmul_integer(
     parallel: bool,
 ) {
     let (k, n) = (b.k, b.n);
-    let c_int = match output {
+    let (c_int, c_float, s1, s2, bias) = match output {
         Output::Int32(c) => {
             assert!(c.len() >= m * n);
-            SharedMut(c.as_mut_ptr())
+            (
+                SharedMut(c.as_mut_ptr()),
+                SharedMut(std::ptr::null_mut()),
+                Scale::One(1.0),
+                None,
+                None,
+            )
+        }
+        Output::Float { out, s1, s2, bias } => {
+            assert!(out.len() >= m * n && bias.is_none_or(|b| b.len() >= n));
+            s1.check(m, n);
+            if let Some(s) = &s2 {
+                s.check(m, n);
+            }
+            (
+                SharedMut(std::ptr::null_mut()),
+                SharedMut(out.as_mut_ptr()),
+                s1,
+                s2,
+                bias,
+            )
         }
     };
+    let floats = !c_float.get().is_null();
     let (mr, nr, group) = tile_shape(b.isa);
     let groups = b.groups;
     // A' as one 32-bit word per group of k values (row by row, padded with
@@ -189,6 +236,34 @@ pub fn matmul_integer(
         let rows = mr.min(m - i0);
         let cols = nr.min(n - j0);
         let ap = &packed_a[i0 * groups..];
+        // Floats straight from the AVX-512 registers when the zero points
+        // reduce to one term per column.
+        #[cfg(target_arch = "x86_64")]
+        if floats && !per_row_za && !any_zb && b.isa == Isa::Avx512Vnni {
+            if let Panels::Bytes(data) = &b.panels {
+                // SAFETY: the tile's rows i0..i0+rows and columns j0..j0+cols
+                // are inside the m x n output and written by this tile only;
+                // the scales and the bias were checked against m and n.
+                unsafe {
+                    x86::tile_vnni_float(
+                        groups,
+                        ap,
+                        &data[panel * panel_len..],
+                        rows,
+                        cols,
+                        &x86::Epilogue {
+                            out: c_float.get().add(i0 * n + j0),
+                            ldc: n,
+                            column_terms: column_terms[j0..].as_ptr(),
+                            s1: x86::Lane::of(&s1, i0, j0),
+                            s2: s2.as_ref().map(|s| x86::Lane::of(s, i0, j0)),
+                            bias: bias.map(|b| b[j0..].as_ptr()),
+                        },
+                    );
+                }
+                return;
+            }
+        }
         // The raw sums of this tile, in a buffer of its own (nr apart).
         let mut tile = [0i32; 12 * 32];
         // SAFETY: the kernels write `rows` rows of `cols` values, nr apart,
@@ -242,8 +317,28 @@ pub fn matmul_integer(
             // SAFETY: this tile alone writes row i, columns j0..j0+cols,
             // inside the m x n output.
             unsafe {
-                let out = std::slice::from_raw_parts_mut(c_int.get().add(i * n + j0), cols);
-                out.copy_from_slice(row);
+                if floats {
+                    let out = std::slice::from_raw_parts_mut(c_float.get().add(i * n + j0), cols);
+                    let at = |s: &Scale, j: usize| match s {
+                        Scale::One(v) => *v,
+                        Scale::PerColumn(v) => v[j],
+                        Scale::PerRow(v) => v[i],
+                    };
+                    for (cc, (o, v)) in out.iter_mut().zip(row.iter()).enumerate() {
+                        let j = j0 + cc;
+                        let mut x = *v as f32 * at(&s1, j);
+                        if let Some(s) = &s2 {
+                            x *= at(s, j);
+                        }
+                        if let Some(b) = bias {
+                            x += b[j];
+                        }
+                        *o = x;
+                    }
+                } else {
+                    let out = std::slice::from_raw_parts_mut(c_int.get().add(i * n + j0), cols);
+                    out.copy_from_slice(row);
+                }
             }
         }
     };
@@ -345,6 +440,117 @@ mod x86 {
             };
         }
         by_rows!(1 2 3 4 5 6 7 8 9 10 11 12)
+    }
+
+    /// A scale as the float epilogue reads it, from a tile's corner.
+    pub enum Lane {
+        One(f32),
+        /// One value per column, from the tile's first column.
+        Columns(*const f32),
+        /// One value per row, from the tile's first row.
+        Rows(*const f32),
+    }
+
+    impl Lane {
+        pub fn of(s: &super::Scale, i0: usize, j0: usize) -> Lane {
+            match s {
+                super::Scale::One(v) => Lane::One(*v),
+                super::Scale::PerColumn(v) => Lane::Columns(v[j0..].as_ptr()),
+                super::Scale::PerRow(v) => Lane::Rows(v[i0..].as_ptr()),
+            }
+        }
+
+        #[inline(always)]
+        unsafe fn load(&self, r: usize, c: usize, mask: __mmask16) -> __m512 {
+            match self {
+                Lane::One(v) => _mm512_set1_ps(*v),
+                Lane::Rows(p) => _mm512_set1_ps(*p.add(r)),
+                Lane::Columns(p) => _mm512_maskz_loadu_ps(mask, p.add(c)),
+            }
+        }
+    }
+
+    pub struct Epilogue {
+        pub out: *mut f32,
+        pub ldc: usize,
+        pub column_terms: *const i32,
+        pub s1: Lane,
+        pub s2: Option<Lane>,
+        pub bias: Option<*const f32>,
+    }
+
+    pub unsafe fn tile_vnni_float(
+        groups: usize,
+        a: &[u32],
+        b: &[i8],
+        rows: usize,
+        cols: usize,
+        e: &Epilogue,
+    ) {
+        macro_rules! by_rows {
+            ($($r:literal)*) => {
+                match rows {
+                    $($r => kernel_vnni_float::<$r>(groups, a.as_ptr(), b.as_ptr(), cols, e),)*
+                    _ => unreachable!("at most 12 rows"),
+                }
+            };
+        }
+        by_rows!(1 2 3 4 5 6 7 8 9 10 11 12)
+    }
+
+    /// The VNNI product, then in registers: + column term, to float, * s1,
+    /// * s2, + bias, stored as floats (what Cast, Mul, Mul, Add compute).
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    unsafe fn kernel_vnni_float<const MR: usize>(
+        groups: usize,
+        a: *const u32,
+        b: *const i8,
+        cols: usize,
+        e: &Epilogue,
+    ) {
+        let mut acc = [[_mm512_setzero_si512(); 2]; MR];
+        for g in 0..groups {
+            let b0 = _mm512_loadu_si512(b.add(g * 128) as *const _);
+            let b1 = _mm512_loadu_si512(b.add(g * 128 + 64) as *const _);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_epi32(*a.add(r * groups + g) as i32);
+                acc[0] = _mm512_dpbusd_epi32(acc[0], x, b0);
+                acc[1] = _mm512_dpbusd_epi32(acc[1], x, b1);
+            }
+        }
+        let m0: __mmask16 = if cols >= 16 {
+            0xffff
+        } else {
+            (1u16 << cols) - 1
+        };
+        let m1: __mmask16 = if cols >= 32 {
+            0xffff
+        } else if cols > 16 {
+            (1u16 << (cols - 16)) - 1
+        } else {
+            0
+        };
+        let terms = [
+            _mm512_maskz_loadu_epi32(m0, e.column_terms),
+            _mm512_maskz_loadu_epi32(m1, e.column_terms.add(16)),
+        ];
+        for (r, acc) in acc.iter().enumerate() {
+            let row = e.out.add(r * e.ldc);
+            for (h, (mask, offset)) in [(m0, 0usize), (m1, 16usize)].into_iter().enumerate() {
+                if mask == 0 {
+                    continue;
+                }
+                let sums = _mm512_add_epi32(acc[h], terms[h]);
+                let mut x = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), e.s1.load(r, offset, mask));
+                if let Some(s2) = &e.s2 {
+                    x = _mm512_mul_ps(x, s2.load(r, offset, mask));
+                }
+                if let Some(bias) = e.bias {
+                    x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, bias.add(offset)));
+                }
+                _mm512_mask_storeu_ps(row.add(offset), mask, x);
+            }
+        }
     }
 
     #[target_feature(enable = "avx512f,avx512vnni")]
@@ -522,6 +728,60 @@ mod tests {
                             c, expected,
                             "{isa:?} {m}x{n}x{k} a_signed {a_signed} b_signed {b_signed}"
                         );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn float_output_is_the_cast_mul_mul_add_of_the_sums_bit_for_bit() {
+        let (m, n, k) = (13, 45, 70);
+        let a: Vec<u8> = ints(m * k, 5, 0, 255).iter().map(|&x| x as u8).collect();
+        let b = ints(k * n, 6, -127, 127);
+        let rows_scale: Vec<f32> = (0..m).map(|i| 0.01 + i as f32 * 1e-3).collect();
+        let cols_scale: Vec<f32> = (0..n).map(|j| 0.02 + j as f32 * 3e-4).collect();
+        let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.125 - 2.0).collect();
+        for isa in Isa::available() {
+            let packed = PackedIntB::pack_for(isa, &b, k, n, true, &[0]);
+            let mut sums = vec![0i32; m * n];
+            matmul_integer(
+                m,
+                IntA::Unsigned(&a),
+                &[3],
+                &packed,
+                Output::Int32(&mut sums),
+                false,
+            );
+            for (s1, s2) in [
+                (Scale::One(0.5), None),
+                (
+                    Scale::PerRow(&rows_scale),
+                    Some(Scale::PerColumn(&cols_scale)),
+                ),
+                (Scale::PerColumn(&cols_scale), Some(Scale::One(0.25))),
+            ] {
+                let at = |s: &Scale, i: usize, j: usize| match s {
+                    Scale::One(v) => *v,
+                    Scale::PerColumn(v) => v[j],
+                    Scale::PerRow(v) => v[i],
+                };
+                let mut out = vec![f32::NAN; m * n];
+                let output = Output::Float {
+                    out: &mut out,
+                    s1,
+                    s2,
+                    bias: Some(&bias),
+                };
+                matmul_integer(m, IntA::Unsigned(&a), &[3], &packed, output, true);
+                for i in 0..m {
+                    for j in 0..n {
+                        let mut x = sums[i * n + j] as f32 * at(&s1, i, j);
+                        if let Some(s) = &s2 {
+                            x *= at(s, i, j);
+                        }
+                        x += bias[j];
+                        assert_eq!(out[i * n + j].to_bits(), x.to_bits(), "{isa:?} [{i},{j}]");
                     }
                 }
             }

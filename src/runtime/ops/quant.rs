@@ -310,6 +310,14 @@ pub enum ScaleKind {
     PerRow,
 }
 
+fn scale_of(s: &(Vec<f32>, ScaleKind)) -> igemm::Scale<'_> {
+    match s.1 {
+        ScaleKind::One => igemm::Scale::One(s.0[0]),
+        ScaleKind::PerColumn => igemm::Scale::PerColumn(&s.0),
+        ScaleKind::PerRow => igemm::Scale::PerRow(&s.0),
+    }
+}
+
 impl MatMulInteger {
     /// (rows of the product, columns) for these inputs, when the CPU
     /// kernels take them.
@@ -404,38 +412,16 @@ impl MatMulInteger {
                 {
                     return Ok(None);
                 }
-                // The int32 sums, then one vectorized pass per row.
-                let mut sums = vec![0i32; m * n];
-                if run(igemm::Output::Int32(&mut sums)).is_none() {
-                    return Ok(None);
-                }
+                // Floats from the kernel's tiles (in registers on AVX-512).
                 let mut c = vec![0f32; m * n];
-                let (mut s1, mut s2) = (vec![0f32; n], vec![0f32; n]);
-                let lay = |s: &(Vec<f32>, ScaleKind), row: usize, into: &mut Vec<f32>| match s.1 {
-                    ScaleKind::One => into.fill(s.0[0]),
-                    ScaleKind::PerRow => into.fill(s.0[row]),
-                    ScaleKind::PerColumn => into.copy_from_slice(&s.0),
+                let output = igemm::Output::Float {
+                    out: &mut c,
+                    s1: scale_of(&f.first),
+                    s2: f.second.as_ref().map(scale_of),
+                    bias: f.bias.as_deref(),
                 };
-                for (r, (o, v)) in c
-                    .chunks_mut(n.max(1))
-                    .zip(sums.chunks(n.max(1)))
-                    .enumerate()
-                {
-                    if r == 0 || f.first.1 == ScaleKind::PerRow {
-                        lay(&f.first, r, &mut s1);
-                    }
-                    if let Some(s) = &f.second {
-                        if r == 0 || s.1 == ScaleKind::PerRow {
-                            lay(s, r, &mut s2);
-                        }
-                    }
-                    rows::scale_int_row(
-                        v,
-                        &s1,
-                        f.second.as_ref().map(|_| s2.as_slice()),
-                        f.bias.as_deref(),
-                        o,
-                    );
+                if run(output).is_none() {
+                    return Ok(None);
                 }
                 if let Some((scale, divide, one, half)) = f.gelu {
                     rows::gelu_in_place(&mut c, scale, divide, one, half);
