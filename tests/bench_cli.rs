@@ -9,26 +9,13 @@ use common::{fails_cleanly, mlctl};
 use serde_json::Value;
 
 fn bench(args: &[&str]) -> (i32, Value) {
-    let out = mlctl()
-        .args(["--format", "json", "bench"])
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap(), value)
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    common::json_report(&all)
 }
 
 fn rows<'a>(r: &'a Value, key: &str) -> &'a Vec<Value> {
-    r["sections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["key"] == key)
-        .unwrap()["rows"]
-        .as_array()
-        .unwrap()
+    common::section_rows(r, key)
 }
 
 #[test]

@@ -12,27 +12,11 @@ use serde_json::Value;
 use mlctl::data::Table;
 
 fn json(args: &[&str]) -> (i32, Value) {
-    let out = mlctl()
-        .arg("--format")
-        .arg("json")
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap(), value)
+    common::json_report(args)
 }
 
 fn section<'a>(r: &'a Value, key: &str) -> &'a Vec<Value> {
-    r["sections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["key"] == key)
-        .unwrap_or_else(|| panic!("no section {key}"))["rows"]
-        .as_array()
-        .unwrap()
+    common::section_rows(r, key)
 }
 
 #[test]

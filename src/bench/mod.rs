@@ -577,23 +577,14 @@ pub fn run(opts: &Options) -> Result<Report> {
     .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
     .collect();
     report.setting("environment", "Environment", env.join(" "));
-    report.gate = if violations.is_empty() {
-        Gate {
-            outcome: Outcome::Pass,
-            rule: "latency and throughput gates".into(),
-            message: format!(
-                "{} model(s) at {} batch size(s) measured",
-                models.len(),
-                opts.batch_sizes.len()
-            ),
-        }
-    } else {
-        Gate {
-            outcome: Outcome::Fail,
-            rule: "latency and throughput gates".into(),
-            message: violations.join("; "),
-        }
-    };
+    report.gate = verdict(
+        violations,
+        format!(
+            "{} model(s) at {} batch size(s) measured",
+            models.len(),
+            opts.batch_sizes.len()
+        ),
+    );
     Ok(report)
 }
 
@@ -893,19 +884,7 @@ fn run_loaded(
     report.setting("threads", "Threads", runtime::kernels::threads());
     report.setting("cpu", "CPU", cpu_model());
     report.setting("kernels", "Kernels", runtime::kernels::isa().name());
-    report.gate = if violations.is_empty() {
-        Gate {
-            outcome: Outcome::Pass,
-            rule: "latency and throughput gates".into(),
-            message: format!("{} model(s) measured", models.len()),
-        }
-    } else {
-        Gate {
-            outcome: Outcome::Fail,
-            rule: "latency and throughput gates".into(),
-            message: violations.join("; "),
-        }
-    };
+    report.gate = verdict(violations, format!("{} model(s) measured", models.len()));
     Ok(report)
 }
 
@@ -959,5 +938,22 @@ fn latency_histogram(batch: usize, models: &[Loaded], times: &[Vec<f64>]) -> Cha
             .map(|i| format!("{:.3}", lo + width * (i as f64 + 0.5)))
             .collect(),
         series,
+    }
+}
+
+/// The gate: failed with every violated figure named, or passed.
+fn verdict(violations: Vec<String>, passed: String) -> Gate {
+    Gate {
+        outcome: if violations.is_empty() {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        },
+        rule: "latency and throughput gates".into(),
+        message: if violations.is_empty() {
+            passed
+        } else {
+            violations.join("; ")
+        },
     }
 }

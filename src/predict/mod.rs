@@ -319,16 +319,10 @@ fn is_npz(path: &std::path::Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("npz"))
 }
 
-/// Tensor models: one array per input from a `.npz`, one array per output
-/// into a `.npz`, exactly as computed, in one call.
-fn run_arrays(opts: &Options, model: &Model, load_seconds: f64) -> Result<Report> {
-    if !is_npz(&opts.output) {
-        return Err(Error::usage(
-            "with a .npz input the output must be a .npz file too",
-        ));
-    }
-    let arrays = Tensor::read_npz(&opts.input)
-        .map_err(|e| Error::input(&opts.input, runtime::ops::err(e)))?;
+/// One array per model input from a `.npz`, by name (with one input and
+/// one array, the names need not agree).
+pub(crate) fn npz_feeds(model: &Model, path: &std::path::Path) -> Result<Vec<(String, Tensor)>> {
+    let arrays = Tensor::read_npz(path).map_err(|e| Error::input(path, runtime::ops::err(e)))?;
     let inputs = &model.graph.inputs;
     let mut feeds = Vec::with_capacity(inputs.len());
     for spec in inputs {
@@ -337,14 +331,13 @@ fn run_arrays(opts: &Options, model: &Model, load_seconds: f64) -> Result<Report
                 .iter()
                 .find(|(n, _)| *n == spec.name)
                 .or(match (inputs.len(), arrays.len()) {
-                    // One input, one array: their names need not agree.
                     (1, 1) => arrays.first(),
                     _ => None,
                 });
         let (_, t) = found.ok_or_else(|| {
             let names: Vec<&str> = arrays.iter().map(|(n, _)| n.as_str()).collect();
             Error::input(
-                &opts.input,
+                path,
                 format!(
                     "no array for model input '{}' (the file has {})",
                     spec.name,
@@ -354,6 +347,18 @@ fn run_arrays(opts: &Options, model: &Model, load_seconds: f64) -> Result<Report
         })?;
         feeds.push((spec.name.clone(), t.clone()));
     }
+    Ok(feeds)
+}
+
+/// Tensor models: one array per input from a `.npz`, one array per output
+/// into a `.npz`, exactly as computed, in one call.
+fn run_arrays(opts: &Options, model: &Model, load_seconds: f64) -> Result<Report> {
+    if !is_npz(&opts.output) {
+        return Err(Error::usage(
+            "with a .npz input the output must be a .npz file too",
+        ));
+    }
+    let feeds = npz_feeds(model, &opts.input)?;
     let started = Instant::now();
     let outputs = model.run(feeds).map_err(|e| Error::input(&opts.model, e))?;
     let run_seconds = started.elapsed().as_secs_f64();

@@ -208,27 +208,11 @@ pub fn batches(
     exclude: &[String],
     batch_size: usize,
 ) -> Result<Vec<Vec<(String, Tensor)>>> {
-    use crate::error::Error;
     if data
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npz"))
     {
-        let arrays = Tensor::read_npz(data).map_err(|e| Error::input(data, e))?;
-        let feeds = model
-            .graph
-            .inputs
-            .iter()
-            .map(|spec| {
-                arrays
-                    .iter()
-                    .find(|(n, _)| *n == spec.name)
-                    .map(|(_, t)| (spec.name.clone(), t.clone()))
-                    .ok_or_else(|| {
-                        Error::input(data, format!("no array for model input '{}'", spec.name))
-                    })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        return Ok(vec![feeds]);
+        return Ok(vec![crate::predict::npz_feeds(model, data)?]);
     }
     let table = crate::data::Table::open(data)?;
     let features = crate::predict::Features {

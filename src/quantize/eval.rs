@@ -160,10 +160,24 @@ pub fn evaluate(
     let mut pairs: Vec<OutputPair> = Vec::new();
     let mut seconds = (0f64, 0f64);
     let mut labels: Vec<Option<String>> = Vec::new();
-    let run = |model: &Model, feeds: Vec<(String, Tensor)>, which: &str| {
-        model
-            .run(feeds)
-            .map_err(|e| Error::input(data, format!("the {which} model: {e}")))
+    // Both models on one batch, each timed, their outputs kept by row.
+    let mut both = |feeds: Vec<(String, Tensor)>| -> Result<()> {
+        for (model, which, quantized_side) in
+            [(reference, "float", false), (quantized, "quantized", true)]
+        {
+            let started = Instant::now();
+            let out = model
+                .run(feeds.clone())
+                .map_err(|e| Error::input(data, format!("the {which} model: {e}")))?;
+            let took = started.elapsed().as_secs_f64();
+            if quantized_side {
+                seconds.1 += took;
+            } else {
+                seconds.0 += took;
+            }
+            append(&mut pairs, &out, quantized_side)?;
+        }
+        Ok(())
     };
     if data
         .extension()
@@ -174,29 +188,7 @@ pub fn evaluate(
                 "--label needs a table (parquet or CSV), not a .npz",
             ));
         }
-        let arrays = Tensor::read_npz(data).map_err(|e| Error::input(data, e))?;
-        let feeds: Vec<(String, Tensor)> = reference
-            .graph
-            .inputs
-            .iter()
-            .map(|spec| {
-                arrays
-                    .iter()
-                    .find(|(n, _)| *n == spec.name)
-                    .map(|(_, t)| (spec.name.clone(), t.clone()))
-                    .ok_or_else(|| {
-                        Error::input(data, format!("no array for model input '{}'", spec.name))
-                    })
-            })
-            .collect::<Result<_>>()?;
-        let started = Instant::now();
-        let a = run(reference, feeds.clone(), "float")?;
-        seconds.0 += started.elapsed().as_secs_f64();
-        let started = Instant::now();
-        let b = run(quantized, feeds, "quantized")?;
-        seconds.1 += started.elapsed().as_secs_f64();
-        append(&mut pairs, &a, false)?;
-        append(&mut pairs, &b, true)?;
+        both(predict::npz_feeds(reference, data)?)?;
     } else {
         let table = Table::open(data)?;
         if let Some(l) = label {
@@ -219,20 +211,14 @@ pub fn evaluate(
         while offset < rows {
             let n = batch_size.min(rows - offset);
             let (feeds, _) = predict::batch_feeds(&table, &feeding, offset, n, &Device::Cpu, data)?;
-            let started = Instant::now();
-            let a = run(reference, feeds.clone(), "float")?;
-            seconds.0 += started.elapsed().as_secs_f64();
-            let started = Instant::now();
-            let b = run(quantized, feeds, "quantized")?;
-            seconds.1 += started.elapsed().as_secs_f64();
-            append(&mut pairs, &a, false)?;
-            append(&mut pairs, &b, true)?;
+            both(feeds)?;
             if let Some(l) = label {
                 labels.extend(table.read_text(l, offset, n)?);
             }
             offset += n;
         }
     }
+    drop(both);
     let outputs: Vec<OutputComparison> = pairs.iter().map(compare).collect();
     let rows = outputs.iter().map(|o| o.rows).max().unwrap_or(0);
     let (mut accuracy, mut rmse) = (None, None);

@@ -201,6 +201,24 @@ fn gelu_chain(f: &Facts, first: usize) -> Option<(Vec<usize>, Gelu)> {
     ))
 }
 
+/// A GELU chain reading `value` (twice: its Div, and its Mul by erf + 1),
+/// when `value` has no other reader.
+fn gelu_after(f: &Facts, value: &str) -> Option<(Vec<usize>, Gelu)> {
+    if f.readers.get(value) != Some(&2) {
+        return None;
+    }
+    f.graph.nodes.iter().enumerate().find_map(|(i, m)| {
+        let reads = m.domain.is_empty()
+            && matches!(m.op_type.as_str(), "Div" | "Mul")
+            && m.inputs.iter().any(|x| x == value);
+        if reads {
+            gelu_chain(f, i)
+        } else {
+            None
+        }
+    })
+}
+
 /// The plan: the graph's nodes in `order`, with fusable chains fused.
 pub fn plan(graph: &Graph, order: &[usize]) -> Vec<Planned> {
     let f = Facts::new(graph);
@@ -293,29 +311,10 @@ fn fuse_matmul_bias(f: &Facts, n: usize) -> Option<Planned> {
         return None;
     }
     let mut nodes = vec![n, add];
-    let mut gelu = None;
-    let add_out = &f.node(add).outputs[0];
-    // The GELU chain reads the sum twice (Div and the Mul by (erf + 1)).
-    if f.readers.get(add_out.as_str()) == Some(&2) {
-        let first = f.graph.nodes.iter().position(|m| {
-            m.domain.is_empty()
-                && matches!(m.op_type.as_str(), "Div" | "Mul")
-                && m.inputs.contains(add_out)
-                && gelu_chain(
-                    f,
-                    f.graph
-                        .nodes
-                        .iter()
-                        .position(|o| std::ptr::eq(o, m))
-                        .unwrap_or(0),
-                )
-                .is_some()
-        });
-        if let Some((chain, g)) = first.and_then(|d| gelu_chain(f, d)) {
-            nodes.extend(chain);
-            gelu = Some(g);
-        }
-    }
+    let gelu = gelu_after(f, &f.node(add).outputs[0]).map(|(chain, g)| {
+        nodes.extend(chain);
+        g
+    });
     Some(Planned {
         outputs: f.node(*nodes.last()?).outputs.clone(),
         inputs: vec![a.clone(), w.clone(), bias.to_string()],
@@ -371,23 +370,10 @@ fn fuse_matmul_integer(f: &Facts, n: usize) -> Option<Planned> {
         }
     }
     // A GELU chain reading the result (twice: its Div and its Mul) joins.
-    let mut gelu = None;
-    if f.readers.get(last.as_str()) == Some(&2) {
-        let first = f.graph.nodes.iter().enumerate().find_map(|(i, m)| {
-            let reads = m.domain.is_empty()
-                && matches!(m.op_type.as_str(), "Div" | "Mul")
-                && m.inputs.contains(&last);
-            if reads {
-                gelu_chain(f, i)
-            } else {
-                None
-            }
-        });
-        if let Some((chain, g)) = first {
-            nodes.extend(chain);
-            gelu = Some(g);
-        }
-    }
+    let gelu = gelu_after(f, &last).map(|(chain, g)| {
+        nodes.extend(chain);
+        g
+    });
     Some(Planned {
         outputs: f.node(*nodes.last()?).outputs.clone(),
         inputs,

@@ -33,3 +33,29 @@ pub fn fails_cleanly(args: &[&str], needle: &str) {
     assert!(stderr.contains(needle), "{needle:?} not in {stderr:?}");
     assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
 }
+
+/// The binary's JSON report for `args` (with `--format json`) and its exit
+/// code.
+pub fn json_report(args: &[&str]) -> (i32, serde_json::Value) {
+    let out = mlctl()
+        .args(["--format", "json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap(), value)
+}
+
+/// The rows of the report's section `key`.
+pub fn section_rows<'a>(report: &'a serde_json::Value, key: &str) -> &'a Vec<serde_json::Value> {
+    report["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == key)
+        .unwrap_or_else(|| panic!("no section {key}"))["rows"]
+        .as_array()
+        .unwrap()
+}
