@@ -218,7 +218,6 @@ pub fn evaluate(
             offset += n;
         }
     }
-    drop(both);
     let outputs: Vec<OutputComparison> = pairs.iter().map(compare).collect();
     let rows = outputs.iter().map(|o| o.rows).max().unwrap_or(0);
     let (mut accuracy, mut rmse) = (None, None);
