@@ -336,37 +336,6 @@ vectorized! {
     }
 }
 
-vectorized! {
-    /// x[i] += b[i % b.len()] (a bias over the last axis).
-    pub fn add_cycle_in_place(x: &mut [f32], b: &[f32]) {
-        for chunk in x.chunks_mut(b.len().max(1)) {
-            for (v, b) in chunk.iter_mut().zip(b) {
-                *v += b;
-            }
-        }
-    }
-}
-
-vectorized! {
-    /// float(v) * s1 (* s2) (+ bias), element by element, in that order:
-    /// what Cast, Mul, Mul and Add of the sums compute.
-    pub fn scale_int_row(v: &[i32], s1: &[f32], s2: Option<&[f32]>, bias: Option<&[f32]>, out: &mut [f32]) {
-        for ((o, v), a) in out.iter_mut().zip(v).zip(s1) {
-            *o = *v as f32 * a;
-        }
-        if let Some(s2) = s2 {
-            for (o, b) in out.iter_mut().zip(s2) {
-                *o *= b;
-            }
-        }
-        if let Some(bias) = bias {
-            for (o, b) in out.iter_mut().zip(bias) {
-                *o += b;
-            }
-        }
-    }
-}
-
 /// Per-row symmetric quantization stored as uint8 around 128: scale =
 /// max(max|x| / limit, floor), q = clip(round-half-even(x / scale) + 128,
 /// 128 - limit, 128 + limit); gives q and the scales.
