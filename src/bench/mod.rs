@@ -417,18 +417,9 @@ pub fn run(opts: &Options) -> Result<Report> {
         // Inputs, the first call, the warm-up.
         let mut per_model = Vec::new();
         for (path, model, _, _) in &models {
-            let feeds = match &opts.inputs {
-                Some(data) => rows_inputs(model, data, path, batch)?,
-                None => synthetic_inputs(model, batch, opts, path)?,
-            };
-            let feeds: Vec<(String, Tensor)> = feeds
-                .into_iter()
-                .map(|(n, t)| {
-                    t.to_device(&device)
-                        .map(|t| (n, t))
-                        .map_err(|e| Error::usage(runtime::ops::err(e)))
-                })
-                .collect::<Result<_>>()?;
+            let feeds = InputCache::new(model, path, &device, opts)
+                .at(batch)?
+                .clone();
             let started = Instant::now();
             let outputs = run_once(model, &feeds, path)?;
             let first_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -521,26 +512,12 @@ pub fn run(opts: &Options) -> Result<Report> {
             ]);
         }
     }
-    report.figure(
-        "timer_overhead_ns",
-        "Timer cost per measurement (ns)",
-        timer_ns,
-    );
-    if let Some(us) = empty_us {
-        report.figure("empty_model_p50_us", "Empty model p50 (us)", us);
-    }
+    describe_machine(&mut report, opts, timer_ns, empty_us);
     report.figure(
         "harness_share",
         "Harness share of the shortest p50",
         timer_ns / (shortest_p50_ms * 1e6),
     );
-    if let Some(mib) = peak_rss_mib() {
-        report.figure(
-            "peak_rss_mib",
-            "Peak resident memory, whole process (MiB)",
-            mib,
-        );
-    }
     report.sections.push(table);
     if models.len() > 1 {
         report.sections.push(comparison);
@@ -551,8 +528,6 @@ pub fn run(opts: &Options) -> Result<Report> {
         "Percentiles",
         "nearest rank (a measured time)",
     );
-    report.setting("device", "Device", opts.device.clone());
-    report.setting("threads", "Threads", runtime::kernels::threads());
     report.setting("warmup", "Warm-up runs", opts.warmup);
     report.setting("runs", "Runs", opts.runs.map_or(Cell::Null, Cell::from));
     report.setting(
@@ -560,23 +535,6 @@ pub fn run(opts: &Options) -> Result<Report> {
         "Duration (s)",
         opts.duration.map_or(Cell::Null, Cell::from),
     );
-    report.setting("cpu", "CPU", cpu_model());
-    report.setting(
-        "cores",
-        "Cores",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-    );
-    report.setting("kernels", "Kernels", runtime::kernels::isa().name());
-    let env: Vec<String> = [
-        "RAYON_NUM_THREADS",
-        "MLCTL_ISA",
-        "CANDLE_NUM_THREADS",
-        "OMP_NUM_THREADS",
-    ]
-    .iter()
-    .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
-    .collect();
-    report.setting("environment", "Environment", env.join(" "));
     report.gate = verdict(
         violations,
         format!(
@@ -599,7 +557,22 @@ struct InputCache<'a> {
     made: HashMap<usize, Vec<(String, Tensor)>>,
 }
 
-impl InputCache<'_> {
+impl<'a> InputCache<'a> {
+    fn new(
+        model: &'a Model,
+        path: &'a std::path::Path,
+        device: &'a Device,
+        opts: &'a Options,
+    ) -> Self {
+        InputCache {
+            model,
+            path,
+            device,
+            opts,
+            made: HashMap::new(),
+        }
+    }
+
     fn at(&mut self, batch: usize) -> Result<&Vec<(String, Tensor)>> {
         if !self.made.contains_key(&batch) {
             let feeds = match &self.opts.inputs {
@@ -656,13 +629,7 @@ fn run_loaded(
                 ],
             );
             for (path, model, _, _) in models {
-                let mut cache = InputCache {
-                    model,
-                    path,
-                    device,
-                    opts,
-                    made: HashMap::new(),
-                };
+                let mut cache = InputCache::new(model, path, device, opts);
                 let feeds = cache.at(batch)?.clone();
                 for _ in 0..opts.warmup {
                     run_once(model, &feeds, path)?;
@@ -731,13 +698,7 @@ fn run_loaded(
                 ],
             );
             for (path, model, _, _) in models {
-                let mut cache = InputCache {
-                    model,
-                    path,
-                    device,
-                    opts,
-                    made: HashMap::new(),
-                };
+                let mut cache = InputCache::new(model, path, device, opts);
                 for b in 1..=max_batch.min(64) {
                     let feeds = cache.at(b)?.clone();
                     run_once(model, &feeds, path)?;
@@ -865,6 +826,14 @@ fn run_loaded(
         }
         Scenario::SingleStream => unreachable!("handled by run"),
     }
+    describe_machine(&mut report, opts, timer_ns, empty_us);
+    report.gate = verdict(violations, format!("{} model(s) measured", models.len()));
+    Ok(report)
+}
+
+/// The harness's own cost and the machine the figures come from: every
+/// scenario's report carries them.
+fn describe_machine(report: &mut Report, opts: &Options, timer_ns: f64, empty_us: Option<f64>) {
     report.figure(
         "timer_overhead_ns",
         "Timer cost per measurement (ns)",
@@ -883,9 +852,22 @@ fn run_loaded(
     report.setting("device", "Device", opts.device.clone());
     report.setting("threads", "Threads", runtime::kernels::threads());
     report.setting("cpu", "CPU", cpu_model());
+    report.setting(
+        "cores",
+        "Cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
     report.setting("kernels", "Kernels", runtime::kernels::isa().name());
-    report.gate = verdict(violations, format!("{} model(s) measured", models.len()));
-    Ok(report)
+    let env: Vec<String> = [
+        "RAYON_NUM_THREADS",
+        "MLCTL_ISA",
+        "CANDLE_NUM_THREADS",
+        "OMP_NUM_THREADS",
+    ]
+    .iter()
+    .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
+    .collect();
+    report.setting("environment", "Environment", env.join(" "));
 }
 
 /// Median time of a few full batches, seconds.

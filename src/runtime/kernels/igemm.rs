@@ -508,28 +508,8 @@ mod x86 {
         cols: usize,
         e: &Epilogue,
     ) {
-        let mut acc = [[_mm512_setzero_si512(); 2]; MR];
-        for g in 0..groups {
-            let b0 = _mm512_loadu_si512(b.add(g * 128) as *const _);
-            let b1 = _mm512_loadu_si512(b.add(g * 128 + 64) as *const _);
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_epi32(*a.add(r * groups + g) as i32);
-                acc[0] = _mm512_dpbusd_epi32(acc[0], x, b0);
-                acc[1] = _mm512_dpbusd_epi32(acc[1], x, b1);
-            }
-        }
-        let m0: __mmask16 = if cols >= 16 {
-            0xffff
-        } else {
-            (1u16 << cols) - 1
-        };
-        let m1: __mmask16 = if cols >= 32 {
-            0xffff
-        } else if cols > 16 {
-            (1u16 << (cols - 16)) - 1
-        } else {
-            0
-        };
+        let acc = vnni_sums::<MR>(groups, a, b);
+        let (m0, m1) = column_masks(cols);
         let terms = [
             _mm512_maskz_loadu_epi32(m0, e.column_terms),
             _mm512_maskz_loadu_epi32(m1, e.column_terms.add(16)),
@@ -553,15 +533,14 @@ mod x86 {
         }
     }
 
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    unsafe fn kernel_vnni<const MR: usize>(
+    /// The raw sums of an MR x 32 tile: four uint8 x int8 products per lane
+    /// and group of k.
+    #[inline(always)]
+    unsafe fn vnni_sums<const MR: usize>(
         groups: usize,
         a: *const u32,
         b: *const i8,
-        c: *mut i32,
-        ldc: usize,
-        cols: usize,
-    ) {
+    ) -> [[__m512i; 2]; MR] {
         let mut acc = [[_mm512_setzero_si512(); 2]; MR];
         for g in 0..groups {
             let b0 = _mm512_loadu_si512(b.add(g * 128) as *const _);
@@ -572,18 +551,38 @@ mod x86 {
                 acc[1] = _mm512_dpbusd_epi32(acc[1], x, b1);
             }
         }
-        let m0: __mmask16 = if cols >= 16 {
+        acc
+    }
+
+    /// Store masks of the two 16-lane halves of a tile `cols` wide.
+    #[inline(always)]
+    fn column_masks(cols: usize) -> (__mmask16, __mmask16) {
+        let m0 = if cols >= 16 {
             0xffff
         } else {
             (1u16 << cols) - 1
         };
-        let m1: __mmask16 = if cols >= 32 {
+        let m1 = if cols >= 32 {
             0xffff
         } else if cols > 16 {
             (1u16 << (cols - 16)) - 1
         } else {
             0
         };
+        (m0, m1)
+    }
+
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    unsafe fn kernel_vnni<const MR: usize>(
+        groups: usize,
+        a: *const u32,
+        b: *const i8,
+        c: *mut i32,
+        ldc: usize,
+        cols: usize,
+    ) {
+        let acc = vnni_sums::<MR>(groups, a, b);
+        let (m0, m1) = column_masks(cols);
         for (r, acc) in acc.iter().enumerate() {
             let row = c.add(r * ldc);
             _mm512_mask_storeu_epi32(row, m0, acc[0]);
