@@ -857,7 +857,7 @@ fn describe_machine(report: &mut Report, opts: &Options, timer_ns: f64, empty_us
         "Cores",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
-    report.setting("kernels", "Kernels", runtime::kernels::isa().name());
+    report.setting("kernels", "Kernels", runtime::kernels::kernels_in_use());
     let env: Vec<String> = [
         "RAYON_NUM_THREADS",
         "MLCTL_ISA",

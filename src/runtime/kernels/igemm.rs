@@ -8,13 +8,16 @@
 //! sums of A' and the column sums of B':
 //!   C = S - za * colsum(B') - zb * rowsum(A') + k * za * zb.
 //!
-//! AVX-512 VNNI multiplies four uint8 x int8 pairs per 32-bit lane in one
-//! instruction (vpdpbusd, no saturation). AVX2 widens to 16 bits and uses
+//! AMX (Intel's tile unit) multiplies a 16 x 64 block of uint8 by a 64 x 16
+//! block of int8 into 16 x 16 int32 sums in one instruction (tdpbusd);
+//! ONNX Runtime uses it too where the CPU has it. AVX-512 VNNI multiplies
+//! four uint8 x int8 pairs per 32-bit lane in one instruction (vpdpbusd, no
+//! saturation). AVX2 widens to 16 bits and uses
 //! vpmaddwd, which is exact too (vpmaddubsw would saturate at 2 x 255 x 127).
 
 use rayon::prelude::*;
 
-use super::{isa, threads, Isa, SharedMut};
+use super::{amx, isa, threads, Isa, SharedMut};
 
 const PARALLEL_WORK: usize = 1 << 17;
 
@@ -42,6 +45,8 @@ pub struct PackedIntB {
     pub k: usize,
     pub n: usize,
     isa: Isa,
+    /// Packed for the AMX tiles: groups padded to whole tiles of 16.
+    amx: bool,
     groups: usize,
     panels: Panels,
     col_sums: Vec<i32>,
@@ -63,9 +68,37 @@ impl PackedIntB {
         signed: bool,
         zero_point: &[i32],
     ) -> PackedIntB {
+        Self::pack_with(
+            isa,
+            isa == Isa::Avx512Vnni && amx(),
+            b,
+            k,
+            n,
+            signed,
+            zero_point,
+        )
+    }
+
+    /// As `pack_for`, choosing between the AMX and the VNNI kernels (`amx`
+    /// only with the AVX-512 set, on a machine that has it).
+    pub fn pack_with(
+        isa: Isa,
+        amx: bool,
+        b: &[i32],
+        k: usize,
+        n: usize,
+        signed: bool,
+        zero_point: &[i32],
+    ) -> PackedIntB {
+        assert!(!amx || isa == Isa::Avx512Vnni);
         let shift = if signed { 0 } else { 128 };
         let (_, nr, group) = tile_shape(isa);
-        let groups = k.div_ceil(group);
+        // The tiles take 64 values of k at a time; the padding is zeros.
+        let groups = if amx {
+            k.div_ceil(64) * 16
+        } else {
+            k.div_ceil(group)
+        };
         let panel_len = groups * nr * group;
         let panel_count = n.div_ceil(nr);
         let at = |p: usize, j: usize| (b[p * n + j] - shift) as i16;
@@ -97,6 +130,7 @@ impl PackedIntB {
             k,
             n,
             isa,
+            amx,
             groups,
             panels,
             col_sums,
@@ -206,7 +240,20 @@ pub fn matmul_integer(
         }
     };
     assert!(bytes.len() >= m * k);
-    let (packed_a, row_sums) = pack_a(m, k, groups, group, bytes);
+    // The AMX tiles read A' where it lies when its rows are whole tiles of k
+    // (k a multiple of 64); otherwise from a copy padded to whole tiles and
+    // to 32 rows.
+    let in_place = b.amx && groups * 4 == k;
+    let packed_a = if in_place {
+        Vec::new()
+    } else {
+        let a_rows = if b.amx {
+            m.next_multiple_of(AMX_ROWS)
+        } else {
+            m
+        };
+        pack_a(m, a_rows, k, groups, group, bytes)
+    };
     let za_of = |i: usize| {
         shift
             + if zero_point.len() == 1 {
@@ -220,15 +267,170 @@ pub fn matmul_integer(
     // -za * colsum + k * za * zb; each row then subtracts zb * rowsum.
     let zb: Vec<i32> = (0..n).map(|j| b.zero_point(j)).collect();
     let any_zb = zb.iter().any(|&z| z != 0);
+    // The row sums of A' matter only with zero points of B or per row.
+    let row_sums: Vec<i32> = if per_row_za || any_zb {
+        bytes[..m * k]
+            .chunks(k.max(1))
+            .take(m)
+            .map(|row| row.iter().map(|&x| x as i32).sum())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let column_terms: Vec<i32> = (0..n)
         .map(|j| {
             let za = za_of(0);
             -za * b.col_sums[j] + k as i32 * za * zb[j]
         })
         .collect();
-    let row_blocks = m.div_ceil(mr);
+    // The end of every path but the register epilogues: the zero points
+    // through the row and column sums, then the row stored as int32 or as
+    // floats (row i, columns j0.., the raw sums of a tile's row).
+    let finish = |i: usize, j0: usize, row: &mut [i32]| {
+        let cols = row.len();
+        if per_row_za {
+            let (za, rs) = (za_of(i), row_sums[i]);
+            for (cc, v) in row.iter_mut().enumerate() {
+                let j = j0 + cc;
+                *v += -za * b.col_sums[j] - zb[j] * rs + k as i32 * za * zb[j];
+            }
+        } else if any_zb {
+            let rs = row_sums[i];
+            for ((v, t), z) in row.iter_mut().zip(&column_terms[j0..]).zip(&zb[j0..]) {
+                *v += t - z * rs;
+            }
+        } else {
+            for (v, t) in row.iter_mut().zip(&column_terms[j0..]) {
+                *v += t;
+            }
+        }
+        // SAFETY: the caller's tile alone writes row i, columns
+        // j0..j0+cols, inside the m x n output.
+        unsafe {
+            if floats {
+                let out = std::slice::from_raw_parts_mut(c_float.get().add(i * n + j0), cols);
+                let at = |s: &Scale, j: usize| match s {
+                    Scale::One(v) => *v,
+                    Scale::PerColumn(v) => v[j],
+                    Scale::PerRow(v) => v[i],
+                };
+                for (cc, (o, v)) in out.iter_mut().zip(row.iter()).enumerate() {
+                    let j = j0 + cc;
+                    let mut x = *v as f32 * at(&s1, j);
+                    if let Some(s) = &s2 {
+                        x *= at(s, j);
+                    }
+                    if let Some(b) = bias {
+                        x += b[j];
+                    }
+                    *o = x;
+                }
+            } else {
+                let out = std::slice::from_raw_parts_mut(c_int.get().add(i * n + j0), cols);
+                out.copy_from_slice(row);
+            }
+        }
+    };
+    // Floats straight from the registers when the zero points reduce to one
+    // term per column.
+    let register_epilogue = floats && !per_row_za && !any_zb;
+    #[cfg(target_arch = "x86_64")]
+    let epilogue = |i0: usize, j0: usize| x86::Epilogue {
+        out: c_float.get().wrapping_add(i0 * n + j0),
+        ldc: n,
+        column_terms: column_terms[j0..].as_ptr(),
+        s1: x86::Lane::of(&s1, i0, j0),
+        s2: s2.as_ref().map(|s| x86::Lane::of(s, i0, j0)),
+        bias: bias.map(|b| b[j0..].as_ptr()),
+    };
     let panel_count = n.div_ceil(nr);
     let panel_len = groups * nr * group;
+    let parallel = parallel && threads() > 1 && m * n * k >= PARALLEL_WORK;
+
+    #[cfg(target_arch = "x86_64")]
+    if b.amx {
+        let Panels::Bytes(data) = &b.panels else {
+            unreachable!("AMX panels are bytes")
+        };
+        // Blocks of 32 rows x one 32-column panel; consecutive blocks share
+        // the panel, which stays in cache while A' streams by.
+        let row_blocks = m.div_ceil(AMX_ROWS);
+        let blocks = row_blocks * panel_count;
+        let lda = groups * 4;
+        // Read in place, the last partial block of rows comes from a
+        // zero-padded copy of its own (the tiles load 32 rows).
+        let whole_rows = m - m % AMX_ROWS;
+        let tail: Vec<u8> = if in_place && whole_rows < m {
+            let mut tail = vec![0u8; AMX_ROWS * lda];
+            tail[..(m - whole_rows) * lda].copy_from_slice(&bytes[whole_rows * k..m * k]);
+            tail
+        } else {
+            Vec::new()
+        };
+        let a_block = |i0: usize| -> *const u8 {
+            if !in_place {
+                (packed_a.as_ptr() as *const u8).wrapping_add(i0 * lda)
+            } else if i0 < whole_rows {
+                bytes[i0 * k..].as_ptr()
+            } else {
+                tail.as_ptr()
+            }
+        };
+        let block = |t: usize, sums: &mut [i32; AMX_ROWS * 32]| {
+            let (panel, rb) = (t / row_blocks, t % row_blocks);
+            let (i0, j0) = (rb * AMX_ROWS, panel * nr);
+            let rows = AMX_ROWS.min(m - i0);
+            let cols = nr.min(n - j0);
+            // SAFETY: a_block gives 32 rows of `lda` bytes (a multiple of
+            // 64: `groups` is a multiple of 16), B's panel has `groups`
+            // groups of 128 bytes; `sums` holds 32 x 32 values. The tile
+            // configuration is loaded by the caller (with_tiles).
+            unsafe {
+                x86::amx_sums(
+                    groups / 16,
+                    a_block(i0),
+                    lda,
+                    data[panel * panel_len..].as_ptr(),
+                    sums.as_mut_ptr(),
+                );
+                if register_epilogue {
+                    // SAFETY: rows i0..i0+rows, columns j0..j0+cols of the
+                    // output are this block's alone.
+                    x86::float_rows(sums.as_ptr(), 32, rows, cols, &epilogue(i0, j0));
+                    return;
+                }
+            }
+            for r in 0..rows {
+                finish(i0 + r, j0, &mut sums[r * 32..r * 32 + cols]);
+            }
+        };
+        // Each task loads the tile configuration once for its run of blocks.
+        let tasks = if parallel {
+            (threads() * 4).min(blocks)
+        } else {
+            1
+        };
+        let per_task = blocks.div_ceil(tasks.max(1));
+        let task = |task: usize| {
+            let mut sums = [0i32; AMX_ROWS * 32];
+            // SAFETY: the CPU has AMX and the process its tile state (amx()).
+            unsafe {
+                x86::with_tiles(|| {
+                    for t in task * per_task..((task + 1) * per_task).min(blocks) {
+                        block(t, &mut sums);
+                    }
+                })
+            };
+        };
+        if tasks > 1 {
+            (0..tasks).into_par_iter().for_each(task);
+        } else {
+            (0..tasks).for_each(task);
+        }
+        return;
+    }
+
+    let row_blocks = m.div_ceil(mr);
     let tiles = row_blocks * panel_count;
     let run = |t: usize| {
         let (panel, block) = (t / row_blocks, t % row_blocks);
@@ -236,10 +438,8 @@ pub fn matmul_integer(
         let rows = mr.min(m - i0);
         let cols = nr.min(n - j0);
         let ap = &packed_a[i0 * groups..];
-        // Floats straight from the AVX-512 registers when the zero points
-        // reduce to one term per column.
         #[cfg(target_arch = "x86_64")]
-        if floats && !per_row_za && !any_zb && b.isa == Isa::Avx512Vnni {
+        if register_epilogue && b.isa == Isa::Avx512Vnni {
             if let Panels::Bytes(data) = &b.panels {
                 // SAFETY: the tile's rows i0..i0+rows and columns j0..j0+cols
                 // are inside the m x n output and written by this tile only;
@@ -251,14 +451,7 @@ pub fn matmul_integer(
                         &data[panel * panel_len..],
                         rows,
                         cols,
-                        &x86::Epilogue {
-                            out: c_float.get().add(i0 * n + j0),
-                            ldc: n,
-                            column_terms: column_terms[j0..].as_ptr(),
-                            s1: x86::Lane::of(&s1, i0, j0),
-                            s2: s2.as_ref().map(|s| x86::Lane::of(s, i0, j0)),
-                            bias: bias.map(|b| b[j0..].as_ptr()),
-                        },
+                        &epilogue(i0, j0),
                     );
                 }
                 return;
@@ -295,54 +488,10 @@ pub fn matmul_integer(
             }
         }
         for r in 0..rows {
-            let i = i0 + r;
-            let row = &mut tile[r * nr..r * nr + cols];
-            // The zero points, through the row and column sums.
-            let rs = row_sums[i];
-            if per_row_za {
-                let za = za_of(i);
-                for (cc, v) in row.iter_mut().enumerate() {
-                    let j = j0 + cc;
-                    *v += -za * b.col_sums[j] - zb[j] * rs + k as i32 * za * zb[j];
-                }
-            } else if any_zb {
-                for ((v, t), z) in row.iter_mut().zip(&column_terms[j0..]).zip(&zb[j0..]) {
-                    *v += t - z * rs;
-                }
-            } else {
-                for (v, t) in row.iter_mut().zip(&column_terms[j0..]) {
-                    *v += t;
-                }
-            }
-            // SAFETY: this tile alone writes row i, columns j0..j0+cols,
-            // inside the m x n output.
-            unsafe {
-                if floats {
-                    let out = std::slice::from_raw_parts_mut(c_float.get().add(i * n + j0), cols);
-                    let at = |s: &Scale, j: usize| match s {
-                        Scale::One(v) => *v,
-                        Scale::PerColumn(v) => v[j],
-                        Scale::PerRow(v) => v[i],
-                    };
-                    for (cc, (o, v)) in out.iter_mut().zip(row.iter()).enumerate() {
-                        let j = j0 + cc;
-                        let mut x = *v as f32 * at(&s1, j);
-                        if let Some(s) = &s2 {
-                            x *= at(s, j);
-                        }
-                        if let Some(b) = bias {
-                            x += b[j];
-                        }
-                        *o = x;
-                    }
-                } else {
-                    let out = std::slice::from_raw_parts_mut(c_int.get().add(i * n + j0), cols);
-                    out.copy_from_slice(row);
-                }
-            }
+            finish(i0 + r, j0, &mut tile[r * nr..r * nr + cols]);
         }
     };
-    if parallel && threads() > 1 && m * n * k >= PARALLEL_WORK && tiles > 1 {
+    if parallel && tiles > 1 {
         let per_task = (tiles / (threads() * 4)).max(1);
         (0..tiles)
             .into_par_iter()
@@ -353,14 +502,15 @@ pub fn matmul_integer(
     }
 }
 
-/// Packs the rows of A' into 32-bit words of `group` values (bytes for
+/// Rows of A' per AMX block (two tiles of 16).
+const AMX_ROWS: usize = 32;
+
+/// Packs the m rows of A' into 32-bit words of `group` values (bytes for
 /// groups of 4, 16-bit halves for groups of 2; the first value in the low
-/// bits), each row padded with zeros to whole words, and sums each row.
-fn pack_a(m: usize, k: usize, groups: usize, group: usize, a: &[u8]) -> (Vec<u32>, Vec<i32>) {
-    let mut words = vec![0u32; m * groups];
-    let sums = (0..m)
-        .map(|i| a[i * k..(i + 1) * k].iter().map(|&x| x as i32).sum())
-        .collect();
+/// bits), each row padded with zeros to `groups` words and the rows with
+/// zero rows to `rows`.
+fn pack_a(m: usize, rows: usize, k: usize, groups: usize, group: usize, a: &[u8]) -> Vec<u32> {
+    let mut words = vec![0u32; rows * groups];
     for (out, row) in words
         .chunks_mut(groups.max(1))
         .zip(a.chunks(k.max(1)))
@@ -384,7 +534,7 @@ fn pack_a(m: usize, k: usize, groups: usize, group: usize, a: &[u8]) -> (Vec<u32
             }
         }
     }
-    (words, sums)
+    words
 }
 
 /// The plain version the vector kernels are checked against (raw sums of
@@ -509,28 +659,125 @@ mod x86 {
         e: &Epilogue,
     ) {
         let acc = vnni_sums::<MR>(groups, a, b);
-        let (m0, m1) = column_masks(cols);
-        let terms = [
-            _mm512_maskz_loadu_epi32(m0, e.column_terms),
-            _mm512_maskz_loadu_epi32(m1, e.column_terms.add(16)),
-        ];
+        let masks = column_masks(cols);
         for (r, acc) in acc.iter().enumerate() {
-            let row = e.out.add(r * e.ldc);
-            for (h, (mask, offset)) in [(m0, 0usize), (m1, 16usize)].into_iter().enumerate() {
-                if mask == 0 {
-                    continue;
-                }
-                let sums = _mm512_add_epi32(acc[h], terms[h]);
-                let mut x = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), e.s1.load(r, offset, mask));
-                if let Some(s2) = &e.s2 {
-                    x = _mm512_mul_ps(x, s2.load(r, offset, mask));
-                }
-                if let Some(bias) = e.bias {
-                    x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, bias.add(offset)));
-                }
-                _mm512_mask_storeu_ps(row.add(offset), mask, x);
-            }
+            float_row(*acc, r, masks, e);
         }
+    }
+
+    /// Row r of a tile's raw sums (two halves of 16 columns) through the
+    /// float epilogue into the output.
+    #[inline(always)]
+    unsafe fn float_row(
+        sums: [__m512i; 2],
+        r: usize,
+        (m0, m1): (__mmask16, __mmask16),
+        e: &Epilogue,
+    ) {
+        let row = e.out.add(r * e.ldc);
+        for (h, (mask, offset)) in [(m0, 0usize), (m1, 16usize)].into_iter().enumerate() {
+            if mask == 0 {
+                continue;
+            }
+            let terms = _mm512_maskz_loadu_epi32(mask, e.column_terms.add(offset));
+            let sums = _mm512_add_epi32(sums[h], terms);
+            let mut x = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), e.s1.load(r, offset, mask));
+            if let Some(s2) = &e.s2 {
+                x = _mm512_mul_ps(x, s2.load(r, offset, mask));
+            }
+            if let Some(bias) = e.bias {
+                x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, bias.add(offset)));
+            }
+            _mm512_mask_storeu_ps(row.add(offset), mask, x);
+        }
+    }
+
+    /// The float epilogue of `rows` rows of raw sums, `ld` apart.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn float_rows(sums: *const i32, ld: usize, rows: usize, cols: usize, e: &Epilogue) {
+        let masks = column_masks(cols);
+        for r in 0..rows {
+            let row = sums.add(r * ld);
+            let halves = [
+                _mm512_loadu_si512(row as *const _),
+                _mm512_loadu_si512(row.add(16) as *const _),
+            ];
+            float_row(halves, r, masks, e);
+        }
+    }
+
+    /// The AMX tile configuration: palette 1, eight tiles of 16 rows x 64
+    /// bytes (tmm0-3: C as 16 x 16 int32; tmm4-5: A', 16 rows of 64 uint8;
+    /// tmm6-7: B, 16 groups of 16 columns x 4 int8).
+    #[repr(C, align(64))]
+    struct TileConfig([u8; 64]);
+
+    /// Runs `f` with the tile configuration loaded on this thread, and
+    /// releases the tiles after (so that the thread's context switches stop
+    /// saving 8 KB of tile state).
+    ///
+    /// # Safety
+    /// The CPU must have AMX-INT8 and the process its tile state.
+    pub unsafe fn with_tiles(f: impl FnOnce()) {
+        let mut config = TileConfig([0; 64]);
+        config.0[0] = 1;
+        for t in 0..8 {
+            config.0[16 + 2 * t] = 64;
+            config.0[48 + t] = 16;
+        }
+        std::arch::asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly));
+        f();
+        std::arch::asm!("tilerelease", options(nostack, nomem));
+    }
+
+    /// The raw sums of a 32 x 32 block into `c` (32 rows of 32 int32): 32
+    /// rows of A' (`lda` bytes apart) times a 32-column panel of B (groups
+    /// of 128 bytes: 32 columns x 4 values), `kblocks` blocks of 64 values
+    /// of k. Two A tiles and two B tiles make four C tiles per block of k.
+    ///
+    /// # Safety
+    /// Inside `with_tiles`; A' must hold 32 rows of kblocks x 64 bytes, the
+    /// panel kblocks x 16 groups.
+    pub unsafe fn amx_sums(kblocks: usize, a: *const u8, lda: usize, b: *const i8, c: *mut i32) {
+        use std::arch::asm;
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        );
+        for kb in 0..kblocks {
+            asm!(
+                "tileloadd tmm4, [{a} + {lda}*1]",
+                "tileloadd tmm5, [{a16} + {lda}*1]",
+                "tileloadd tmm6, [{b} + {ldb}*1]",
+                "tileloadd tmm7, [{b16} + {ldb}*1]",
+                "tdpbusd tmm0, tmm4, tmm6",
+                "tdpbusd tmm1, tmm4, tmm7",
+                "tdpbusd tmm2, tmm5, tmm6",
+                "tdpbusd tmm3, tmm5, tmm7",
+                a = in(reg) a.add(kb * 64),
+                a16 = in(reg) a.add(16 * lda + kb * 64),
+                lda = in(reg) lda,
+                b = in(reg) b.add(kb * 2048),
+                b16 = in(reg) b.add(kb * 2048 + 64),
+                ldb = in(reg) 128usize,
+                options(nostack, readonly)
+            );
+        }
+        asm!(
+            "tilestored [{c} + {ldc}*1], tmm0",
+            "tilestored [{c1} + {ldc}*1], tmm1",
+            "tilestored [{c2} + {ldc}*1], tmm2",
+            "tilestored [{c3} + {ldc}*1], tmm3",
+            c = in(reg) c,
+            c1 = in(reg) c.add(16),
+            c2 = in(reg) c.add(16 * 32),
+            c3 = in(reg) c.add(16 * 32 + 16),
+            ldc = in(reg) 128usize,
+            options(nostack)
+        );
     }
 
     /// The raw sums of an MR x 32 tile: four uint8 x int8 products per lane
@@ -675,9 +922,19 @@ mod tests {
         c
     }
 
+    /// Every kernel this machine runs: each instruction set, and the AMX
+    /// tiles where there are some.
+    fn kernels() -> Vec<(Isa, bool)> {
+        let mut all: Vec<(Isa, bool)> = Isa::available().into_iter().map(|i| (i, false)).collect();
+        if amx() {
+            all.insert(0, (Isa::Avx512Vnni, true));
+        }
+        all
+    }
+
     #[test]
     fn every_kernel_is_exact_for_every_signedness_and_zero_point() {
-        for isa in Isa::available() {
+        for (isa, amx) in kernels() {
             for &(m, n, k) in &[
                 (1, 1, 1),
                 (13, 33, 7),
@@ -685,6 +942,9 @@ mod tests {
                 (12, 32, 64),
                 (3, 100, 30),
                 (1, 384, 1536),
+                (70, 40, 200),
+                (70, 40, 128),
+                (64, 33, 64),
             ] {
                 for (a_signed, b_signed) in
                     [(false, true), (false, false), (true, true), (true, false)]
@@ -710,7 +970,7 @@ mod tests {
                         vec![bhi - 1]
                     };
                     let expected = naive(m, n, k, &a, &za, &b, &zb);
-                    let packed = PackedIntB::pack_for(isa, &b, k, n, b_signed, &zb);
+                    let packed = PackedIntB::pack_with(isa, amx, &b, k, n, b_signed, &zb);
                     for parallel in [false, true] {
                         let mut c = vec![i32::MIN; m * n];
                         let (bytes, words): (Vec<u8>, Vec<i16>) = (
@@ -725,7 +985,7 @@ mod tests {
                         matmul_integer(m, source, &za, &packed, Output::Int32(&mut c), parallel);
                         assert_eq!(
                             c, expected,
-                            "{isa:?} {m}x{n}x{k} a_signed {a_signed} b_signed {b_signed}"
+                            "{isa:?} amx {amx} {m}x{n}x{k} a_signed {a_signed} b_signed {b_signed}"
                         );
                     }
                 }
@@ -735,14 +995,21 @@ mod tests {
 
     #[test]
     fn float_output_is_the_cast_mul_mul_add_of_the_sums_bit_for_bit() {
-        let (m, n, k) = (13, 45, 70);
+        // The second shape is read in place by the AMX tiles (k = 128),
+        // with a partial block of rows.
+        for (m, n, k) in [(13, 45, 70), (45, 45, 128)] {
+            float_output_matches_the_sums(m, n, k);
+        }
+    }
+
+    fn float_output_matches_the_sums(m: usize, n: usize, k: usize) {
         let a: Vec<u8> = ints(m * k, 5, 0, 255).iter().map(|&x| x as u8).collect();
         let b = ints(k * n, 6, -127, 127);
         let rows_scale: Vec<f32> = (0..m).map(|i| 0.01 + i as f32 * 1e-3).collect();
         let cols_scale: Vec<f32> = (0..n).map(|j| 0.02 + j as f32 * 3e-4).collect();
         let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.125 - 2.0).collect();
-        for isa in Isa::available() {
-            let packed = PackedIntB::pack_for(isa, &b, k, n, true, &[0]);
+        for (isa, amx) in kernels() {
+            let packed = PackedIntB::pack_with(isa, amx, &b, k, n, true, &[0]);
             let mut sums = vec![0i32; m * n];
             matmul_integer(
                 m,
@@ -780,7 +1047,11 @@ mod tests {
                             x *= at(s, i, j);
                         }
                         x += bias[j];
-                        assert_eq!(out[i * n + j].to_bits(), x.to_bits(), "{isa:?} [{i},{j}]");
+                        assert_eq!(
+                            out[i * n + j].to_bits(),
+                            x.to_bits(),
+                            "{isa:?} amx {amx} [{i},{j}]"
+                        );
                     }
                 }
             }

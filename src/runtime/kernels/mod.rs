@@ -70,6 +70,55 @@ pub fn isa() -> Isa {
     })
 }
 
+/// Whether the 8-bit products run on AMX tiles (Intel's matrix unit, from
+/// Sapphire Rapids on): with the AVX-512 kernels chosen, when the CPU has
+/// AMX-INT8 and Linux grants the process its tile state. `MLCTL_ISA=avx512`
+/// keeps the VNNI kernels instead.
+pub fn amx() -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    *READY.get_or_init(|| {
+        let wanted = std::env::var("MLCTL_ISA").unwrap_or_default();
+        isa() == Isa::Avx512Vnni && (wanted.is_empty() || wanted == "amx") && amx_granted()
+    })
+}
+
+/// The kernels in use, for reports: the instruction set, and AMX for the
+/// 8-bit products when it is on.
+pub fn kernels_in_use() -> String {
+    if amx() {
+        format!("{}+amx-int8", isa().name())
+    } else {
+        isa().name().to_string()
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn amx_granted() -> bool {
+    use std::arch::x86_64::{__cpuid_count, __get_cpuid_max};
+    // CPUID leaf 7, EDX: bit 24 AMX-TILE, bit 25 AMX-INT8.
+    #[allow(unused_unsafe)]
+    let has_amx =
+        unsafe { __get_cpuid_max(0).0 >= 7 && __cpuid_count(7, 0).edx & (3 << 24) == 3 << 24 };
+    // Linux hands a process the 8 KB of tile state only on request; without
+    // it the first tile instruction faults.
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // SAFETY: arch_prctl with this request reads no memory of ours.
+    has_amx
+        && unsafe {
+            libc::syscall(
+                libc::SYS_arch_prctl,
+                ARCH_REQ_XCOMP_PERM,
+                XFEATURE_XTILEDATA,
+            )
+        } == 0
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+fn amx_granted() -> bool {
+    false
+}
+
 /// Threads the kernels may use (rayon's pool, which `--threads` sizes).
 pub fn threads() -> usize {
     rayon::current_num_threads()

@@ -36,13 +36,15 @@ vectorized! {
     /// The smallest and largest value, starting from 0 (DynamicQuantizeLinear's
     /// range always includes 0). NaN is skipped.
     pub fn min_max_with_zero(x: &[f32]) -> (f32, f32) {
-        let mut lo = [0f32; 16];
-        let mut hi = [0f32; 16];
-        let mut chunks = x.chunks_exact(16);
+        // Four independent 16-lane accumulators, so that the min/max
+        // latency overlaps; `f32::min` skips NaN.
+        let mut lo = [0f32; 64];
+        let mut hi = [0f32; 64];
+        let mut chunks = x.chunks_exact(64);
         for chunk in &mut chunks {
-            for q in 0..16 {
-                lo[q] = if chunk[q] < lo[q] { chunk[q] } else { lo[q] };
-                hi[q] = if chunk[q] > hi[q] { chunk[q] } else { hi[q] };
+            for q in 0..64 {
+                lo[q] = lo[q].min(chunk[q]);
+                hi[q] = hi[q].max(chunk[q]);
             }
         }
         let mut lo = lo.iter().copied().fold(0f32, f32::min);

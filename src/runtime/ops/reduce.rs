@@ -5,6 +5,7 @@
 use candle_core::{DType, Tensor};
 
 use super::{axis, err, float_only, input, int_values, optional, Op, OpResult, Value};
+use crate::runtime::kernels;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -59,6 +60,9 @@ fn reduce_f64(values: &[f64], kind: Kind) -> f64 {
 /// Reduces `x` over `dims` (sorted, distinct), keeping them as size 1.
 pub fn reduce(x: &Tensor, dims: &[usize], kind: Kind) -> Result<Tensor, String> {
     if kind == Kind::Sum {
+        if let Some(y) = sum_f32_over_run(x, dims) {
+            return Ok(y);
+        }
         // candle's own kernel, in the tensor's type.
         return x.sum_keepdim(dims.to_vec()).map_err(err);
     }
@@ -89,6 +93,40 @@ pub fn reduce(x: &Tensor, dims: &[usize], kind: Kind) -> Result<Tensor, String> 
     Tensor::from_vec(out, out_dims.as_slice(), x.device())
         .and_then(|t| t.to_dtype(x.dtype()))
         .map_err(err)
+}
+
+/// A float32 sum over consecutive axes (the pooling of sentence encoders,
+/// [batch, tokens, hidden] over tokens) on the CPU: whole rows of the kept
+/// inner axes added in order, which vectorizes; candle's kernel walked the
+/// reduced axis one value at a time, at 2 ms for 8 x 128 x 384.
+fn sum_f32_over_run(x: &Tensor, dims: &[usize]) -> Option<Tensor> {
+    let (&first, &last) = (dims.first()?, dims.last()?);
+    if last - first + 1 != dims.len() || !kernels::on_cpu(x, DType::F32) {
+        return None;
+    }
+    let shape = x.dims();
+    let outer: usize = shape[..first].iter().product();
+    let reduced: usize = shape[first..=last].iter().product();
+    let inner: usize = shape[last + 1..].iter().product();
+    let sums = kernels::with_slice::<f32, _>(x, |values| {
+        let mut sums = vec![0f32; outer * inner];
+        if inner > 0 {
+            for (o, acc) in sums.chunks_mut(inner).enumerate() {
+                let block = &values[o * reduced * inner..(o + 1) * reduced * inner];
+                for row in block.chunks(inner) {
+                    for (a, v) in acc.iter_mut().zip(row) {
+                        *a += v;
+                    }
+                }
+            }
+        }
+        sums
+    })?;
+    let mut out_dims = shape.to_vec();
+    for &d in dims {
+        out_dims[d] = 1;
+    }
+    kernels::tensor_from(sums, &out_dims).ok()
 }
 
 impl Op for Reduce {
