@@ -29,14 +29,14 @@ fn main() {
         flag("--warmup", 5),
         flag("--threads", 0),
     );
+    if threads > 0 {
+        runtime::set_threads(threads).expect("threads");
+    }
     if args[0] == "--gemm" {
         return gemm_speed(&args[1], runs);
     }
     let [model_path, inputs_path] = [&args[0], &args[1]];
     runtime::keep_freed_memory();
-    if threads > 0 {
-        runtime::set_threads(threads).expect("threads");
-    }
     let model = Model::load(model_path.as_ref(), &Device::Cpu)
         .unwrap_or_else(|e| panic!("{}", e.0.join("; ")));
     let feeds: Vec<(String, Tensor)> = Tensor::read_npz(inputs_path).expect("inputs");
@@ -100,7 +100,7 @@ fn gemm_speed(shape: &str, runs: usize) {
         }
         start.elapsed().as_secs_f64() / runs as f64
     };
-    let t = time(&mut || sgemm::sgemm(m, &a, k, &packed, None, &mut c, true));
+    let t = time(&mut || sgemm::sgemm(m, &a, k, &packed, None, None, &mut c, true));
     println!(
         "sgemm {m}x{n}x{k}: {:.3} ms, {:.1} GFLOP/s",
         t * 1e3,
@@ -109,14 +109,22 @@ fn gemm_speed(shape: &str, runs: usize) {
     let ai: Vec<u8> = (0..m * k).map(|i| (i % 251) as u8).collect();
     let bi: Vec<i32> = (0..k * n).map(|i| (i % 255) as i32 - 127).collect();
     let packed = igemm::PackedIntB::pack(&bi, k, n, true, &[0]);
-    let mut ci = vec![0i32; m * n];
+    // Into scaled floats, as the fused MatMulInteger+Cast+Mul of quantized
+    // models does.
+    let mut cf = vec![0f32; m * n];
     let t = time(&mut || {
         igemm::matmul_integer(
             m,
             igemm::IntA::Unsigned(&ai),
             &[3],
             &packed,
-            igemm::Output::Int32(&mut ci),
+            igemm::Output::Float {
+                out: &mut cf,
+                s1: igemm::Scale::One(0.01),
+                s2: None,
+                bias: None,
+                activation: None,
+            },
             true,
         )
     });

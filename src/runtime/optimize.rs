@@ -583,14 +583,14 @@ impl Op for MatMulBias {
                 kernels::with_slice::<f32, _>(w, |v| PackedB::pack(v, k, n, n, 1))
             })
             .ok_or("fused MatMul needs float32 on the CPU")?;
-        let (mut v, dims) = kernels::with_slice::<f32, _>(bias, |b| {
-            ops::linalg::matmul_weight_values(a, &packed, Some(b))
+        // GELU inside the product, on each finished stretch of rows.
+        let gelu = self.gelu.map(|g| move |row: &mut [f32]| g.apply(row));
+        let activation: kernels::Activation = gelu.as_ref().map(|f| f as _);
+        let (v, dims) = kernels::with_slice::<f32, _>(bias, |b| {
+            ops::linalg::matmul_weight_values(a, &packed, Some(b), activation)
         })
         .flatten()
         .ok_or_else(|| format!("cannot multiply {:?} by {:?}", a.dims(), w.dims()))?;
-        if let Some(g) = &self.gelu {
-            g.apply(&mut v);
-        }
         let y = kernels::tensor_from(v, &dims)?;
         Ok(vec![Value::Tensor(y)])
     }
@@ -814,6 +814,7 @@ impl Op for Attention {
                                 qs[r - 2],
                                 &keys,
                                 None,
+                                None,
                                 &mut scores,
                                 false,
                             );
@@ -829,7 +830,16 @@ impl Op for Attention {
                             );
                             let values =
                                 PackedB::pack(&vv[start(i, v0, vs)..], n, dv, vs[r - 2], vs[r - 1]);
-                            kernels::sgemm::sgemm(m, &probabilities, n, &values, None, o, false);
+                            kernels::sgemm::sgemm(
+                                m,
+                                &probabilities,
+                                n,
+                                &values,
+                                None,
+                                None,
+                                o,
+                                false,
+                            );
                         };
                         use rayon::prelude::*;
                         if kernels::threads() > 1 && batches > 1 {

@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use super::{amx, isa, threads, Isa, SharedMut};
+use super::{amx, isa, threads, Activation, Isa, SharedMut};
 
 const PARALLEL_WORK: usize = 1 << 17;
 
@@ -174,7 +174,8 @@ impl Scale<'_> {
 }
 
 /// Where the sums go: int32 as they are, or floats as Cast, Mul (s1), Mul
-/// (s2) and Add (bias) of them would give, in that order.
+/// (s2) and Add (bias) of them would give, in that order, then the
+/// activation if any.
 pub enum Output<'a> {
     Int32(&'a mut [i32]),
     Float {
@@ -182,6 +183,7 @@ pub enum Output<'a> {
         s1: Scale<'a>,
         s2: Option<Scale<'a>>,
         bias: Option<&'a [f32]>,
+        activation: Activation<'a>,
     },
 }
 
@@ -196,7 +198,7 @@ pub fn matmul_integer(
     parallel: bool,
 ) {
     let (k, n) = (b.k, b.n);
-    let (c_int, c_float, s1, s2, bias) = match output {
+    let (c_int, c_float, s1, s2, bias, activation) = match output {
         Output::Int32(c) => {
             assert!(c.len() >= m * n);
             (
@@ -205,9 +207,16 @@ pub fn matmul_integer(
                 Scale::One(1.0),
                 None,
                 None,
+                None,
             )
         }
-        Output::Float { out, s1, s2, bias } => {
+        Output::Float {
+            out,
+            s1,
+            s2,
+            bias,
+            activation,
+        } => {
             assert!(out.len() >= m * n && bias.is_none_or(|b| b.len() >= n));
             s1.check(m, n);
             if let Some(s) = &s2 {
@@ -219,6 +228,7 @@ pub fn matmul_integer(
                 s1,
                 s2,
                 bias,
+                activation,
             )
         }
     };
@@ -377,7 +387,7 @@ pub fn matmul_integer(
             }
         };
         let block = |t: usize, sums: &mut [i32; AMX_ROWS * 32]| {
-            let (panel, rb) = (t / row_blocks, t % row_blocks);
+            let (rb, panel) = (t / panel_count, t % panel_count);
             let (i0, j0) = (rb * AMX_ROWS, panel * nr);
             let rows = AMX_ROWS.min(m - i0);
             let cols = nr.min(n - j0);
@@ -414,10 +424,27 @@ pub fn matmul_integer(
         let task = |task: usize| {
             let mut sums = [0i32; AMX_ROWS * 32];
             // SAFETY: the CPU has AMX and the process its tile state (amx()).
+            let range = task * per_task..((task + 1) * per_task).min(blocks);
             unsafe {
                 x86::with_tiles(|| {
-                    for t in task * per_task..((task + 1) * per_task).min(blocks) {
+                    for t in range.clone() {
                         block(t, &mut sums);
+                        // The activation on a row block's run of panels in
+                        // this task, once it is done, while it is in cache.
+                        let (rb, panel) = (t / panel_count, t % panel_count);
+                        if let (Some(f), true) =
+                            (activation, panel + 1 == panel_count || t + 1 == range.end)
+                        {
+                            let first = range.start.max(rb * panel_count) % panel_count;
+                            let (j0, j1) = (first * nr, ((panel + 1) * nr).min(n));
+                            for i in rb * AMX_ROWS..((rb + 1) * AMX_ROWS).min(m) {
+                                // SAFETY: these blocks are this task's alone.
+                                f(std::slice::from_raw_parts_mut(
+                                    c_float.get().add(i * n + j0),
+                                    j1 - j0,
+                                ));
+                            }
+                        }
                     }
                 })
             };
@@ -499,6 +526,17 @@ pub fn matmul_integer(
             .for_each(run);
     } else {
         (0..tiles).for_each(run);
+    }
+    if let Some(f) = activation {
+        // SAFETY: floats were written to all m x n values above.
+        let out = unsafe { std::slice::from_raw_parts_mut(c_float.get(), m * n) };
+        let rows_per_task = m.div_ceil(threads() * 4).max(1);
+        if parallel && m > 1 {
+            out.par_chunks_mut(rows_per_task * n.max(1))
+                .for_each(|rows| rows.chunks_mut(n.max(1)).for_each(f));
+        } else {
+            out.chunks_mut(n.max(1)).for_each(f);
+        }
     }
 }
 
@@ -994,6 +1032,38 @@ mod tests {
     }
 
     #[test]
+    fn the_activation_is_applied_once_to_every_value() {
+        for (isa, amx) in kernels() {
+            for (m, n, k) in [(70, 100, 128), (13, 45, 70), (100, 300, 64)] {
+                let a: Vec<u8> = ints(m * k, 11, 0, 255).iter().map(|&x| x as u8).collect();
+                let packed =
+                    PackedIntB::pack_with(isa, amx, &ints(k * n, 12, -127, 127), k, n, true, &[0]);
+                let float = |activation: Activation, parallel: bool| {
+                    let mut out = vec![f32::NAN; m * n];
+                    let output = Output::Float {
+                        out: &mut out,
+                        s1: Scale::One(0.01),
+                        s2: None,
+                        bias: None,
+                        activation,
+                    };
+                    matmul_integer(m, IntA::Unsigned(&a), &[5], &packed, output, parallel);
+                    out
+                };
+                let plain = float(None, false);
+                let twice_plus_one =
+                    |row: &mut [f32]| row.iter_mut().for_each(|v| *v = *v * 2.0 + 1.0);
+                for parallel in [false, true] {
+                    let activated = float(Some(&twice_plus_one), parallel);
+                    for (p, q) in plain.iter().zip(&activated) {
+                        assert_eq!(p * 2.0 + 1.0, *q, "{isa:?} amx {amx} {m}x{n}x{k}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn float_output_is_the_cast_mul_mul_add_of_the_sums_bit_for_bit() {
         // The second shape is read in place by the AMX tiles (k = 128),
         // with a partial block of rows.
@@ -1038,6 +1108,7 @@ mod tests {
                     s1,
                     s2,
                     bias: Some(&bias),
+                    activation: None,
                 };
                 matmul_integer(m, IntA::Unsigned(&a), &[3], &packed, output, true);
                 for i in 0..m {

@@ -124,6 +124,33 @@ pub fn threads() -> usize {
     rayon::current_num_threads()
 }
 
+/// Below this many values a row-wise pass runs on the calling thread.
+const PARALLEL_VALUES: usize = 1 << 15;
+
+/// Splits `out` into runs of whole rows of `row` values for the threads and
+/// calls `f(first_row, run)` on each, in parallel when there are enough
+/// values to pay for waking the pool (the row-wise passes between the
+/// products otherwise leave the other threads idle).
+pub fn for_row_runs<T: Send>(out: &mut [T], row: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    use rayon::prelude::*;
+    let row = row.max(1);
+    let rows = out.len() / row;
+    let workers = threads();
+    if workers == 1 || out.len() < PARALLEL_VALUES || rows < 2 {
+        f(0, out);
+        return;
+    }
+    let per_run = rows.div_ceil(workers * 2);
+    out.par_chunks_mut(per_run * row)
+        .enumerate()
+        .for_each(|(run, values)| f(run * per_run, values));
+}
+
+/// What a product applies to its output once finished, stretch by stretch
+/// of a row while it is still in cache (the activation that follows a
+/// MatMul in the graph); in place, once for every value.
+pub type Activation<'a> = Option<&'a (dyn Fn(&mut [f32]) + Sync)>;
+
 /// A raw pointer that parallel tasks share, each writing its own disjoint
 /// part of the buffer behind it.
 #[derive(Clone, Copy)]

@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::{isa, threads, Isa, SharedMut};
+use super::{isa, threads, Activation, Isa, SharedMut};
 
 /// Below this many multiply-adds a product runs on the calling thread:
 /// waking the pool costs more than it saves.
@@ -93,12 +93,14 @@ fn block_depth(k: usize) -> usize {
 /// 1024 x 384 x 384 product, more than the strided reads it saves. Each
 /// block of rows meets every panel of B; blocks of k after the first add
 /// into C.
+#[allow(clippy::too_many_arguments)] // the BLAS shape of it: sizes, operands, epilogue
 pub fn sgemm(
     m: usize,
     a: &[f32],
     lda: usize,
     b: &PackedB,
     bias: Option<&[f32]>,
+    activation: Activation,
     c: &mut [f32],
     parallel: bool,
 ) {
@@ -114,6 +116,9 @@ pub fn sgemm(
                 Some(b) => row.copy_from_slice(b),
                 None => row.fill(0.0),
             }
+            if let Some(f) = activation {
+                f(row);
+            }
         }
         return;
     }
@@ -128,10 +133,16 @@ pub fn sgemm(
     } else {
         1
     };
-    // Units of work: a chunk of rows times a run of panels. Few rows (small
-    // batches) split the panels among the threads instead.
-    let panel_runs = if row_chunks >= workers * 2 {
+    // Units of work: a chunk of rows times a run of panels, as many as
+    // a multiple of the threads (11 chunks of rows on 2 threads become 22
+    // units, not 6 against 5). Few rows (small batches) split the panels
+    // among the threads instead.
+    let panel_runs = if workers == 1 {
         1
+    } else if row_chunks >= workers * 2 {
+        (1..=panels)
+            .find(|p| (row_chunks * p).is_multiple_of(workers))
+            .unwrap_or(1)
     } else {
         (workers * 2).div_ceil(row_chunks).min(panels)
     };
@@ -183,6 +194,16 @@ pub fn sgemm(
                 }
             }
         }
+        // The activation on the unit's finished rows, still in cache.
+        if let Some(f) = activation {
+            let (j0, j1) = (panel_range.start * nr, (panel_range.end * nr).min(n));
+            for i in i0..i0 + rows_here {
+                // SAFETY: as above, these rows and columns are this unit's.
+                let row =
+                    unsafe { std::slice::from_raw_parts_mut(c_ptr.get().add(i * n + j0), j1 - j0) };
+                f(row);
+            }
+        }
     };
     if workers > 1 && units > 1 {
         (0..units).into_par_iter().for_each(run);
@@ -191,7 +212,6 @@ pub fn sgemm(
     }
 }
 
-/// Copies `rows` rows of A (kc values each, rows `lda` apart) into blocks of
 /// The plain version every vector kernel is checked against.
 ///
 /// # Safety
@@ -406,7 +426,7 @@ mod tests {
                 for parallel in [false, true] {
                     let packed = PackedB::pack_for(isa, &b, k, n, n, 1);
                     let mut c = vec![f32::NAN; m * n];
-                    sgemm(m, &a, k, &packed, None, &mut c, parallel);
+                    sgemm(m, &a, k, &packed, None, None, &mut c, parallel);
                     for (i, (x, e)) in c.iter().zip(&expected).enumerate() {
                         assert!(
                             (*x as f64 - e).abs() <= 1e-5 * (1.0 + e.abs()) * k as f64,
@@ -423,9 +443,18 @@ mod tests {
         for isa in Isa::available() {
             let packed = PackedB::pack_for(isa, &[], 0, 3, 3, 1);
             let mut c = vec![f32::NAN; 6];
-            sgemm(2, &[], 0, &packed, None, &mut c, false);
+            sgemm(2, &[], 0, &packed, None, None, &mut c, false);
             assert_eq!(c, vec![0.0; 6]);
-            sgemm(2, &[], 0, &packed, Some(&[1.0, 2.0, 3.0]), &mut c, false);
+            sgemm(
+                2,
+                &[],
+                0,
+                &packed,
+                Some(&[1.0, 2.0, 3.0]),
+                None,
+                &mut c,
+                false,
+            );
             assert_eq!(c, vec![1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
         }
     }
@@ -438,10 +467,36 @@ mod tests {
         let bias = values(n, 7);
         let packed = PackedB::pack(&b, k, n, n, 1);
         let (mut plain, mut biased) = (vec![0f32; m * n], vec![0f32; m * n]);
-        sgemm(m, &a, k, &packed, None, &mut plain, false);
-        sgemm(m, &a, k, &packed, Some(&bias), &mut biased, true);
+        sgemm(m, &a, k, &packed, None, None, &mut plain, false);
+        sgemm(m, &a, k, &packed, Some(&bias), None, &mut biased, true);
         for (i, (p, q)) in plain.iter().zip(&biased).enumerate() {
             assert_eq!(p + bias[i % n], *q);
+        }
+    }
+
+    #[test]
+    fn the_activation_is_applied_once_to_every_value() {
+        for &(m, n, k) in &[(200, 300, 50), (7, 70, 300), (1, 5, 0)] {
+            let a = values(m * k, 8);
+            let b = values(k * n, 9);
+            let bias = values(n, 10);
+            let packed = PackedB::pack(&b, k, n, n, 1);
+            let (mut plain, mut activated) = (vec![0f32; m * n], vec![0f32; m * n]);
+            sgemm(m, &a, k, &packed, Some(&bias), None, &mut plain, false);
+            let twice_plus_one = |row: &mut [f32]| row.iter_mut().for_each(|v| *v = *v * 2.0 + 1.0);
+            sgemm(
+                m,
+                &a,
+                k,
+                &packed,
+                Some(&bias),
+                Some(&twice_plus_one),
+                &mut activated,
+                true,
+            );
+            for (p, q) in plain.iter().zip(&activated) {
+                assert_eq!(p * 2.0 + 1.0, *q, "{m}x{n}x{k}");
+            }
         }
     }
 
@@ -465,6 +520,7 @@ mod tests {
             k,
             &PackedB::pack(&b, k, n, n, 1),
             None,
+            None,
             &mut c1,
             false,
         );
@@ -473,6 +529,7 @@ mod tests {
             &a,
             k,
             &PackedB::pack(&bt, k, n, 1, k),
+            None,
             None,
             &mut c2,
             false,

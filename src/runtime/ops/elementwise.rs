@@ -52,9 +52,20 @@ fn arith_on_cpu(op: Arith, a: &Tensor, b: &Tensor) -> Option<Result<Tensor, Stri
     kernels::with_slice::<f32, _>(big, |x| {
         kernels::with_slice::<f32, _>(small, |y| {
             if y.len() == 1 {
-                rows::arith_scalar(op, x, y[0], small_first, &mut out);
+                kernels::for_row_runs(&mut out, 1, |first, o| {
+                    rows::arith_scalar(op, &x[first..first + o.len()], y[0], small_first, o)
+                });
+            } else if y.len() == out.len() {
+                kernels::for_row_runs(&mut out, 1, |first, o| {
+                    let (x, y) = (&x[first..first + o.len()], &y[first..first + o.len()]);
+                    rows::arith_cycle(op, x, y, small_first, o)
+                });
             } else if out_dims.ends_with(&tail) {
-                rows::arith_cycle(op, x, y, small_first, &mut out);
+                // Runs of whole periods of y.
+                kernels::for_row_runs(&mut out, y.len(), |first, o| {
+                    let start = first * y.len();
+                    rows::arith_cycle(op, &x[start..start + o.len()], y, small_first, o)
+                });
             } else {
                 by_rows(op, x, &out_dims, y, small_dims, small_first, &mut out);
             }

@@ -78,6 +78,7 @@ pub fn matmul_weight_values(
     a: &Tensor,
     packed: &PackedB,
     bias: Option<&[f32]>,
+    activation: kernels::Activation,
 ) -> Option<(Vec<f32>, Vec<usize>)> {
     let k = *a.dims().last()?;
     if k != packed.k || a.rank() < 2 {
@@ -88,13 +89,13 @@ pub fn matmul_weight_values(
     *dims.last_mut()? = packed.n;
     let mut c = vec![0f32; m * packed.n];
     kernels::with_slice::<f32, _>(a, |a| {
-        kernels::sgemm::sgemm(m, a, k, packed, bias, &mut c, true)
+        kernels::sgemm::sgemm(m, a, k, packed, bias, activation, &mut c, true)
     })?;
     Some((c, dims))
 }
 
 fn matmul_weight(a: &Tensor, packed: &PackedB) -> Option<Tensor> {
-    let (c, dims) = matmul_weight_values(a, packed, None)?;
+    let (c, dims) = matmul_weight_values(a, packed, None, None)?;
     kernels::tensor_from(c, &dims).ok()
 }
 
@@ -133,7 +134,7 @@ fn matmul_batched(a: &Tensor, b: &Tensor) -> Option<Tensor> {
             let one = |(i, c): (usize, &mut [f32]), parallel: bool| {
                 let (ai, bi) = (start(i, a0, astr), start(i, b0, bstr));
                 let packed = PackedB::pack(&bv[bi..], k, n, bstr[r - 2], bstr[r - 1]);
-                kernels::sgemm::sgemm(m, &av[ai..], astr[r - 2], &packed, None, c, parallel);
+                kernels::sgemm::sgemm(m, &av[ai..], astr[r - 2], &packed, None, None, c, parallel);
             };
             if batches >= kernels::threads()
                 && kernels::threads() > 1

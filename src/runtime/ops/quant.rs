@@ -89,10 +89,45 @@ pub struct DequantizeLinear {
     pub block_size: i64,
 }
 
+/// (x - zero point) * scale with one float32 scale, for 8-bit x on the
+/// CPU, in float32: the difference is an exact small integer, so the
+/// product rounds exactly as the float64 product rounded to float32 does.
+fn dequantize_per_tensor_on_cpu(x: &Tensor, scale: &Tensor, zp: Option<&Tensor>) -> Option<Tensor> {
+    if scale.elem_count() != 1
+        || !kernels::on_cpu(scale, DType::F32)
+        || !matches!(x.device(), candle_core::Device::Cpu)
+    {
+        return None;
+    }
+    let s = kernels::with_slice::<f32, _>(scale, |v| v[0])?;
+    let z = match zp {
+        Some(z) if z.elem_count() == 1 => kernels::small_ints(z)?[0] as f32,
+        Some(_) => return None,
+        None => 0.0,
+    };
+    let mut y = vec![0f32; x.elem_count()];
+    fn run<T: Copy + Into<f32> + Sync>(x: &[T], z: f32, s: f32, y: &mut [f32]) {
+        kernels::for_row_runs(y, 1, |first, out| {
+            for (o, &v) in out.iter_mut().zip(&x[first..]) {
+                *o = (v.into() - z) * s;
+            }
+        });
+    }
+    match x.dtype() {
+        DType::U8 => kernels::with_slice::<u8, _>(x, |v| run(v, z, s, &mut y))?,
+        DType::I16 => kernels::with_slice::<i16, _>(x, |v| run(v, z, s, &mut y))?,
+        _ => return None,
+    }
+    kernels::tensor_from(y, x.dims()).ok()
+}
+
 impl Op for DequantizeLinear {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let x = input(inputs, 0)?;
         let scale = input(inputs, 1)?;
+        if let Some(y) = dequantize_per_tensor_on_cpu(x, scale, optional(inputs, 2)?) {
+            return Ok(vec![Value::Tensor(y)]);
+        }
         let ax = if x.rank() == 0 {
             0
         } else {
@@ -236,11 +271,23 @@ impl Op for DynamicQuantizeLinear {
         // includes 0, the zero point is rounded half away from zero.
         if kernels::on_cpu(x, DType::F32) {
             let quantized = kernels::with_slice::<f32, _>(x, |values| {
-                let (lo, hi) = rows::min_max_with_zero(values);
+                // Both passes on the threads when large: the range of
+                // each run, then the quantization of each.
+                let (lo, hi) = if values.len() >= 1 << 15 && kernels::threads() > 1 {
+                    use rayon::prelude::*;
+                    values
+                        .par_chunks(1 << 14)
+                        .map(rows::min_max_with_zero)
+                        .reduce(|| (0.0, 0.0), |a, b| (a.0.min(b.0), a.1.max(b.1)))
+                } else {
+                    rows::min_max_with_zero(values)
+                };
                 let (scale, zero_point) = range_to_scale(lo, hi);
                 let mut y = vec![0u8; values.len()];
                 if scale != 0.0 {
-                    rows::quantize_u8(values, scale, zero_point, &mut y);
+                    kernels::for_row_runs(&mut y, 1, |first, out| {
+                        rows::quantize_u8(&values[first..first + out.len()], scale, zero_point, out)
+                    });
                 }
                 (y, scale, zero_point)
             });
@@ -412,19 +459,21 @@ impl MatMulInteger {
                 {
                     return Ok(None);
                 }
-                // Floats from the kernel's tiles (in registers on AVX-512).
+                // Floats from the kernel's tiles (in registers on AVX-512),
+                // GELU on each finished stretch of rows.
+                let gelu = f.gelu.map(|(scale, divide, one, half)| {
+                    move |row: &mut [f32]| rows::gelu_in_place(row, scale, divide, one, half)
+                });
                 let mut c = vec![0f32; m * n];
                 let output = igemm::Output::Float {
                     out: &mut c,
                     s1: scale_of(&f.first),
                     s2: f.second.as_ref().map(scale_of),
                     bias: f.bias.as_deref(),
+                    activation: gelu.as_ref().map(|g| g as _),
                 };
                 if run(output).is_none() {
                     return Ok(None);
-                }
-                if let Some((scale, divide, one, half)) = f.gelu {
-                    rows::gelu_in_place(&mut c, scale, divide, one, half);
                 }
                 kernels::tensor_from(c, &dims).map(Some)
             }

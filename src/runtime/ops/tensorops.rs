@@ -364,17 +364,29 @@ impl LayerNormalization {
         };
         let (mut means, mut inv_stds) = (vec![0f32; rows], vec![0f32; rows]);
         let mut y = vec![0f32; x.elem_count()];
+        // Runs of rows on the threads; each row's statistics go into a
+        // buffer per run, copied out after.
+        let stats = std::sync::Mutex::new(Vec::new());
         kernels::with_slice::<f32, _>(x, |v| {
-            rows::layer_norm_rows(
-                v,
-                &mut y,
-                &gamma,
-                beta.as_deref(),
-                self.epsilon as f32,
-                &mut means,
-                &mut inv_stds,
-            )
+            kernels::for_row_runs(&mut y, cols, |first, out| {
+                let count = out.len() / cols.max(1);
+                let (mut m, mut s) = (vec![0f32; count], vec![0f32; count]);
+                rows::layer_norm_rows(
+                    &v[first * cols..first * cols + out.len()],
+                    out,
+                    &gamma,
+                    beta.as_deref(),
+                    self.epsilon as f32,
+                    &mut m,
+                    &mut s,
+                );
+                stats.lock().map(|mut all| all.push((first, m, s))).ok();
+            })
         })?;
+        for (first, m, s) in stats.into_inner().ok()? {
+            means[first..first + m.len()].copy_from_slice(&m);
+            inv_stds[first..first + s.len()].copy_from_slice(&s);
+        }
         let tensors = || -> Result<Vec<Value>, String> {
             Ok(vec![
                 Value::Tensor(kernels::tensor_from(y, x.dims())?),
