@@ -127,3 +127,52 @@ fn a_float64_product_is_not_fused_and_runs() {
     assert_eq!(y.dims(), &[1, 2]);
     assert_eq!(y.dtype(), candle_core::DType::F64);
 }
+
+/// Weights are read from the model file in place and kept once, packed:
+/// the results must not notice (a Gather of an int8 table fused with its
+/// DequantizeLinear; a packed weight also multiplied by a vector; a weight
+/// that a Mul reads as values).
+#[test]
+fn weights_kept_packed_or_as_bytes_give_the_reference_results() {
+    let dir = std::path::Path::new("tests/fixtures/models");
+    let data = Tensor::read_npz(dir.join("embedding_block.npz")).unwrap();
+    let get = |name: &str| {
+        data.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.clone())
+            .unwrap()
+    };
+    let feeds = vec![("ids".to_string(), get("ids")), ("v".to_string(), get("v"))];
+    let fused = Model::load_with(&dir.join("embedding_block.onnx"), &Device::Cpu, true).unwrap();
+    let plain = Model::load_with(&dir.join("embedding_block.onnx"), &Device::Cpu, false).unwrap();
+    assert!(
+        fused
+            .fused_steps()
+            .contains(&"Gather+DequantizeLinear (fused)"),
+        "{:?}",
+        fused.fused_steps()
+    );
+    for model in [&fused, &plain] {
+        let outputs = model.run(feeds.clone()).unwrap();
+        for (name, value) in outputs {
+            let Value::Tensor(got) = value else { panic!() };
+            let expected = get(&format!("expected_{name}"));
+            assert_eq!(got.dims(), expected.dims(), "{name}");
+            let got: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
+            let expected: Vec<f32> = expected.flatten_all().unwrap().to_vec1().unwrap();
+            for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+                assert!(
+                    (g - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                    "{name}[{i}]: {g} vs {e}"
+                );
+            }
+        }
+    }
+    // An index past the table is an error naming the node, not a panic.
+    let mut bad = feeds.clone();
+    bad[0].1 = Tensor::from_vec(vec![100i64], (1, 1), &Device::Cpu).unwrap();
+    for model in [&fused, &plain] {
+        let err = model.run(bad.clone()).unwrap_err();
+        assert!(err.contains("Gather") || err.contains("index"), "{err}");
+    }
+}

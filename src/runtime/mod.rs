@@ -7,6 +7,7 @@ pub mod kernels;
 pub mod ops;
 pub mod optimize;
 pub mod tensor;
+pub mod weights_in_place;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -170,6 +171,95 @@ impl ops::Op for IfElse {
     }
 }
 
+/// Packs weights for the steps that read them only packed
+/// (`Op::pin_weights`) as soon as each step's weights have all been
+/// converted, and keeps a weight that nothing else reads (no other step,
+/// not a graph output) as its shape and type alone: a zero broadcast to its
+/// dims, one value of storage. Weight by weight, so that a matrix weight is
+/// not held twice, not even while the model loads.
+struct Pinning {
+    /// Per step: how many of its weight inputs are still to be converted.
+    waiting: Vec<usize>,
+    /// Per weight slot: the (step, input) pairs that read it.
+    readers: HashMap<usize, Vec<(usize, usize)>>,
+    /// Per weight slot: reads not yet offered to their step.
+    unresolved: HashMap<usize, usize>,
+    /// Weight slots that something reads as values.
+    read_otherwise: std::collections::HashSet<usize>,
+}
+
+impl Pinning {
+    fn new(steps: &[Step], weight_slots: &[usize], outputs: &[usize]) -> Pinning {
+        let is_weight: std::collections::HashSet<usize> = weight_slots.iter().copied().collect();
+        let mut readers: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
+        let mut waiting = vec![0; steps.len()];
+        for (i, step) in steps.iter().enumerate() {
+            for (position, slot) in step.inputs.iter().enumerate() {
+                if let Some(slot) = slot.filter(|s| is_weight.contains(s)) {
+                    readers.entry(slot).or_default().push((i, position));
+                    waiting[i] += 1;
+                }
+            }
+        }
+        let unresolved = readers.iter().map(|(s, r)| (*s, r.len())).collect();
+        Pinning {
+            waiting,
+            readers,
+            unresolved,
+            read_otherwise: outputs.iter().copied().collect(),
+        }
+    }
+
+    /// Weight `slot` was converted (the last of `weights`).
+    fn arrived(&mut self, slot: usize, steps: &[Step], weights: &mut [(usize, Tensor)]) {
+        let Some(readers) = self.readers.get(&slot).cloned() else {
+            return;
+        };
+        for (step, _) in readers {
+            self.waiting[step] -= 1;
+            if self.waiting[step] == 0 {
+                self.offer(step, steps, weights);
+            }
+        }
+    }
+
+    fn offer(&mut self, step: usize, steps: &[Step], weights: &mut [(usize, Tensor)]) {
+        let index: HashMap<usize, usize> = weights
+            .iter()
+            .enumerate()
+            .map(|(i, (slot, _))| (*slot, i))
+            .collect();
+        let inputs = &steps[step].inputs;
+        let values: Vec<Option<Value>> = inputs
+            .iter()
+            .map(|s| Some(Value::Tensor(weights[*index.get(&(*s)?)?].1.clone())))
+            .collect();
+        let refs: Vec<Option<&Value>> = values.iter().map(|v| v.as_ref()).collect();
+        let present: Vec<bool> = inputs.iter().map(|s| s.is_some()).collect();
+        let pinned = steps[step].op.pin_weights(&refs, &present);
+        drop(values);
+        for (position, slot) in inputs.iter().enumerate() {
+            let Some(&i) = slot.as_ref().and_then(|s| index.get(s)) else {
+                continue;
+            };
+            let slot = weights[i].0;
+            if !pinned.contains(&position) {
+                self.read_otherwise.insert(slot);
+            }
+            let left = self.unresolved.entry(slot).or_default();
+            *left -= 1;
+            if *left == 0 && !self.read_otherwise.contains(&slot) {
+                let w = &mut weights[i].1;
+                if let Ok(shape_only) =
+                    Tensor::zeros((), w.dtype(), w.device()).and_then(|z| z.broadcast_as(w.dims()))
+                {
+                    *w = shape_only;
+                }
+            }
+        }
+    }
+}
+
 /// A compiled model.
 pub struct Model {
     pub graph: Graph,
@@ -206,9 +296,25 @@ impl Model {
                 p
             }
         });
-        let proto = Self::decode(&bytes)?;
-        // The file's bytes go before the graph is built from them.
-        drop(bytes);
+        // Large weights are read from the file into their tensors later
+        // (weights_in_place), so the file and the decoded model are not
+        // held at once. A file this cannot walk is decoded whole and gets
+        // the protobuf decoder's own error.
+        let cut = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| weights_in_place::cut_weights(&bytes, name).ok());
+        let proto = match cut {
+            Some(cut) => {
+                drop(bytes);
+                Self::decode(&cut)?
+            }
+            None => {
+                let proto = Self::decode(&bytes)?;
+                drop(bytes);
+                proto
+            }
+        };
         Self::from_proto(proto, device, folder, fuse)
     }
 
@@ -258,17 +364,12 @@ impl Model {
                 .map(|&n| optimize::Planned::single(&graph, n))
                 .collect()
         };
-        // Each weight is converted once, and its bytes in the parsed model
-        // are dropped straight away, so the model is not held twice.
         let mut graph = graph;
-        let mut weights = Vec::new();
-        for t in graph.initializers.iter_mut() {
-            match tensor::from_proto_in(t, device, folder) {
-                Ok(w) => weights.push((slot(&t.name, &mut slots), w)),
-                Err(e) => problems.push(format!("initializer '{}': {e}", t.name)),
-            }
-            tensor::drop_data(t);
-        }
+        let weight_slots: Vec<usize> = graph
+            .initializers
+            .iter()
+            .map(|t| slot(&t.name, &mut slots))
+            .collect();
         for i in &graph.inputs {
             slot(&i.name, &mut slots);
         }
@@ -319,6 +420,26 @@ impl Model {
                     node.op_type
                 )),
             }
+        }
+        let outputs: Vec<usize> = graph
+            .outputs
+            .iter()
+            .filter_map(|o| slots.get(&o.name).copied())
+            .collect();
+        // Each weight is converted once, and its bytes in the parsed model
+        // are dropped straight away, so the model is not held twice; the
+        // steps pack theirs as soon as they are all there.
+        let mut pinning = Pinning::new(&steps, &weight_slots, &outputs);
+        let mut weights = Vec::new();
+        for (t, &slot) in graph.initializers.iter_mut().zip(&weight_slots) {
+            match tensor::from_proto_in(t, device, folder) {
+                Ok(w) => {
+                    weights.push((slot, w));
+                    pinning.arrived(slot, &steps, &mut weights);
+                }
+                Err(e) => problems.push(format!("initializer '{}': {e}", t.name)),
+            }
+            tensor::drop_data(t);
         }
         if !problems.is_empty() {
             return Err(LoadError(problems));

@@ -50,6 +50,18 @@ impl Planned {
     }
 }
 
+/// Whether a node has the inputs and the output that the patterns read by
+/// position (a malformed node is left alone here, and fails when its
+/// operator is built).
+fn well_formed(node: &Node) -> bool {
+    let least_inputs = match node.op_type.as_str() {
+        "Add" | "Sub" | "Mul" | "Div" | "Max" | "MatMul" | "MatMulInteger" | "Gather"
+        | "DequantizeLinear" => 2,
+        _ => 1,
+    };
+    !node.outputs.is_empty() && node.inputs.len() >= least_inputs
+}
+
 struct Facts<'g> {
     graph: &'g Graph,
     /// Readers of each value (graph outputs count as readers).
@@ -92,7 +104,7 @@ impl<'g> Facts<'g> {
         }
         let n = *self.only_reader.get(value)?;
         let node = &self.graph.nodes[n];
-        (node.domain.is_empty() && node.op_type == op).then_some(n)
+        (node.domain.is_empty() && node.op_type == op && well_formed(node)).then_some(n)
     }
 
     fn node(&self, n: usize) -> &'g Node {
@@ -236,12 +248,13 @@ pub fn plan(graph: &Graph, order: &[usize]) -> Vec<Planned> {
             continue;
         }
         let node = &graph.nodes[n];
-        let fused = if !node.domain.is_empty() {
+        let fused = if !node.domain.is_empty() || !well_formed(node) {
             None
         } else {
             match node.op_type.as_str() {
                 "MatMul" => fuse_matmul_bias(&f, n).or_else(|| fuse_attention(&f, n)),
                 "MatMulInteger" => fuse_matmul_integer(&f, n),
+                "Gather" => fuse_gather_dequantize(&f, n),
                 "Abs" => fuse_row_quantize(&f, n),
                 "Div" | "Mul" => fuse_gelu(&f, n).or_else(|| fuse_softmax(&f, n)),
                 _ => None,
@@ -334,6 +347,135 @@ fn fuse_matmul_bias(f: &Facts, n: usize) -> Option<Planned> {
 }
 
 /// MatMulInteger -> Cast(float) -> Mul(scale) [-> Add(bias)].
+/// Gather(T, ids) -> DequantizeLinear(scale, zero point), T a 2-D 8-bit
+/// weight (a quantized embedding table) and one scale: the rows gathered
+/// and dequantized in one pass, the table kept as its bytes.
+fn fuse_gather_dequantize(f: &Facts, n: usize) -> Option<Planned> {
+    use candle_onnx::onnx::tensor_proto::DataType;
+    let gather = f.node(n);
+    let (table, ids) = (gather.inputs.first()?, gather.inputs.get(1)?);
+    let axis = gather
+        .attributes
+        .iter()
+        .find(|a| a.name == "axis")
+        .map_or(0, |a| a.i);
+    let t = f.graph.initializers.iter().find(|t| &t.name == table)?;
+    let signed = match DataType::try_from(t.data_type).ok()? {
+        DataType::Int8 => true,
+        DataType::Uint8 => false,
+        _ => return None,
+    };
+    if axis != 0 || t.dims.len() != 2 {
+        return None;
+    }
+    let dq = f.next(gather.outputs.first()?, "DequantizeLinear")?;
+    let dq_node = f.node(dq);
+    let scale = f.scalar(dq_node.inputs.get(1)?)?;
+    let zero_point = match dq_node.inputs.get(2).filter(|z| !z.is_empty()) {
+        None => 0,
+        Some(z) => {
+            let z = f.constant(z)?;
+            if z.elem_count() != 1 {
+                return None;
+            }
+            kernels::small_ints(&z)?[0]
+        }
+    };
+    Some(Planned {
+        nodes: vec![n, dq],
+        fused: Some((
+            "Gather+DequantizeLinear (fused)",
+            Box::new(GatherDequantized {
+                scale,
+                zero_point: zero_point as f32,
+                signed,
+                table: std::sync::OnceLock::new(),
+            }),
+        )),
+        inputs: vec![table.clone(), ids.clone()],
+        outputs: dq_node.outputs.clone(),
+    })
+}
+
+/// Rows of an 8-bit table, (value - zero point) * scale in float32 (as the
+/// DequantizeLinear fast path computes them).
+struct GatherDequantized {
+    scale: f32,
+    zero_point: f32,
+    signed: bool,
+    /// The table as bytes (int8 as its bits) and its row length, once
+    /// pinned at load time.
+    table: std::sync::OnceLock<(Vec<u8>, usize)>,
+}
+
+impl GatherDequantized {
+    fn bytes_of(&self, t: &Tensor) -> Option<(Vec<u8>, usize)> {
+        let [_, cols] = t.dims() else { return None };
+        let bytes = match t.dtype() {
+            DType::U8 => kernels::with_slice::<u8, _>(t, |v| v.to_vec())?,
+            // int8, held in 16 bits: its low byte is its bits.
+            DType::I16 => {
+                kernels::with_slice::<i16, _>(t, |v| v.iter().map(|&x| x as u8).collect())?
+            }
+            _ => return None,
+        };
+        Some((bytes, *cols))
+    }
+}
+
+impl Op for GatherDequantized {
+    fn pin_weights(&self, inputs: &[Option<&Value>], _present: &[bool]) -> Vec<usize> {
+        let table = match inputs.first().copied().flatten() {
+            Some(Value::Tensor(t)) if kernels::on_cpu(t, t.dtype()) => self.bytes_of(t),
+            _ => None,
+        };
+        match table {
+            Some(table) if self.table.get().is_none() => {
+                let _ = self.table.set(table);
+                vec![0]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let (t, ids) = (input(inputs, 0)?, input(inputs, 1)?);
+        let unpinned;
+        let (bytes, cols) = match self.table.get() {
+            Some((bytes, cols)) => (bytes.as_slice(), *cols),
+            None => {
+                unpinned = self.bytes_of(t).ok_or("the table is not an 8-bit matrix")?;
+                (unpinned.0.as_slice(), unpinned.1)
+            }
+        };
+        let rows = bytes.len() / cols.max(1);
+        let ids: Vec<i64> = ids
+            .to_dtype(DType::I64)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1())
+            .map_err(ops::err)?;
+        let mut out = vec![0f32; ids.len() * cols];
+        for (row, &id) in out.chunks_mut(cols.max(1)).zip(&ids) {
+            let i = if id < 0 { id + rows as i64 } else { id };
+            if i < 0 || i >= rows as i64 {
+                return Err(format!("index {id} is out of range for {rows} rows"));
+            }
+            let source = &bytes[i as usize * cols..(i as usize + 1) * cols];
+            for (o, &b) in row.iter_mut().zip(source) {
+                let v = if self.signed {
+                    b as i8 as f32
+                } else {
+                    b as f32
+                };
+                *o = (v - self.zero_point) * self.scale;
+            }
+        }
+        let mut dims = input(inputs, 1)?.dims().to_vec();
+        dims.push(cols);
+        Ok(vec![Value::Tensor(kernels::tensor_from(out, &dims)?)])
+    }
+}
+
 fn fuse_matmul_integer(f: &Facts, n: usize) -> Option<Planned> {
     let mmi = f.node(n);
     let cast = f.next(&mmi.outputs[0], "Cast")?;
@@ -570,6 +712,10 @@ struct MatMulBias {
 }
 
 impl Op for MatMulBias {
+    fn pin_weights(&self, inputs: &[Option<&Value>], _present: &[bool]) -> Vec<usize> {
+        self.matmul.pin_weight(inputs.get(1).copied().flatten())
+    }
+
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let (a, w, bias) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
         let (k, n) = match w.dims() {
@@ -616,6 +762,12 @@ fn scale_kind(t: &Tensor, rows: usize, n: usize) -> Option<(Vec<f32>, ops::quant
 }
 
 impl Op for MatMulIntegerToFloat {
+    fn pin_weights(&self, inputs: &[Option<&Value>], present: &[bool]) -> Vec<usize> {
+        let n = inputs.len().min(4);
+        self.matmul
+            .pin_weights(&inputs[..n], &present[..present.len().min(4)])
+    }
+
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let first = input(inputs, 4)?;
         let second = optional(inputs, 5)?;

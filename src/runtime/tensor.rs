@@ -53,10 +53,14 @@ pub fn type_name(onnx_type: i32) -> String {
         .unwrap_or_else(|_| format!("type {onnx_type}"))
 }
 
-/// Reads the bytes an initializer keeps in an external file: `location`
-/// (relative to the model's folder, which it may not leave), `offset` and
-/// `length` from its `external_data` entries.
-fn external_bytes(t: &TensorProto, folder: Option<&Path>) -> Result<Vec<u8>, String> {
+/// Opens where an initializer keeps its bytes in an external file:
+/// `location` (relative to the model's folder, which it may not leave),
+/// `offset` and `length` from its `external_data` entries. The file comes
+/// positioned at the offset, with the length checked against its size.
+fn external_source(
+    t: &TensorProto,
+    folder: Option<&Path>,
+) -> Result<(std::fs::File, u64, std::path::PathBuf), String> {
     let folder = folder
         .ok_or("its data is in an external file, and the model was not read from a folder")?;
     let entry = |key: &str| {
@@ -97,10 +101,47 @@ fn external_bytes(t: &TensorProto, folder: Option<&Path>) -> Result<Vec<u8>, Str
     }
     file.seek(SeekFrom::Start(offset))
         .map_err(|e| e.to_string())?;
+    Ok((file, length, path))
+}
+
+/// Reads the bytes an initializer keeps in an external file.
+fn external_bytes(t: &TensorProto, folder: Option<&Path>) -> Result<Vec<u8>, String> {
+    let (mut file, length, path) = external_source(t, folder)?;
     let mut bytes = vec![0; length as usize];
     file.read_exact(&mut bytes)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(bytes)
+}
+
+/// A float32 initializer in an external file, read a megabyte at a time
+/// straight into the tensor's values (a weight is never held as bytes and
+/// as floats at once).
+fn external_f32(t: &TensorProto, folder: Option<&Path>, device: &Device) -> Result<Tensor, String> {
+    let dims: Vec<usize> = t
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| format!("negative dimension {d}")))
+        .collect::<Result<_, _>>()?;
+    let n: usize = dims.iter().product();
+    let (mut file, length, path) = external_source(t, folder)?;
+    if length != 4 * n as u64 {
+        return Err(format!(
+            "holds {length} bytes of data, its shape {dims:?} needs {}",
+            4 * n
+        ));
+    }
+    let mut values = Vec::with_capacity(n);
+    let mut chunk = vec![0u8; (1 << 20).min(4 * n)];
+    while values.len() < n {
+        let part = &mut chunk[..(4 * (n - values.len())).min(1 << 20)];
+        file.read_exact(part)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        values.extend(
+            part.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+    }
+    Tensor::from_vec(values, dims.as_slice(), device).map_err(|e| e.to_string())
 }
 
 /// Builds a tensor from an initializer or a `.pb` test file. `folder` is the
@@ -112,6 +153,9 @@ pub fn from_proto_in(
 ) -> Result<Tensor, String> {
     if t.external_data.is_empty() {
         return from_proto(t, device);
+    }
+    if t.data_type == DataType::Float as i32 {
+        return external_f32(t, folder, device);
     }
     let mut inline = t.clone();
     inline.raw_data = external_bytes(t, folder)?;

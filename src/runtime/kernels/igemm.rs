@@ -44,6 +44,8 @@ enum Panels {
 pub struct PackedIntB {
     pub k: usize,
     pub n: usize,
+    /// Whether B was int8 (else uint8, stored shifted by -128).
+    pub signed: bool,
     isa: Isa,
     /// Packed for the AMX tiles: groups padded to whole tiles of 16.
     amx: bool,
@@ -129,6 +131,7 @@ impl PackedIntB {
         PackedIntB {
             k,
             n,
+            signed,
             isa,
             amx,
             groups,
@@ -136,6 +139,26 @@ impl PackedIntB {
             col_sums,
             zero_points,
         }
+    }
+
+    /// B's values again, row-major (k x n), as given to `pack`.
+    pub fn unpack(&self) -> Vec<i32> {
+        let (_, nr, group) = tile_shape(self.isa);
+        let shift = if self.signed { 0 } else { 128 };
+        let panel_len = self.groups * nr * group;
+        let mut b = vec![0i32; self.k * self.n];
+        for p in 0..self.k {
+            for j in 0..self.n {
+                let at =
+                    (j / nr) * panel_len + (p / group) * nr * group + (j % nr) * group + p % group;
+                let v = match &self.panels {
+                    Panels::Bytes(d) => d[at] as i32,
+                    Panels::Words(d) => d[at] as i32,
+                };
+                b[p * self.n + j] = v + shift;
+            }
+        }
+        b
     }
 
     fn zero_point(&self, j: usize) -> i32 {
@@ -1026,6 +1049,27 @@ mod tests {
                             "{isa:?} amx {amx} {m}x{n}x{k} a_signed {a_signed} b_signed {b_signed}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unpacking_gives_b_back() {
+        for (isa, amx) in kernels() {
+            for (k, n) in [(1, 1), (7, 33), (130, 70)] {
+                for signed in [true, false] {
+                    let b = if signed {
+                        ints(k * n, 13, -128, 127)
+                    } else {
+                        ints(k * n, 13, 0, 255)
+                    };
+                    let packed = PackedIntB::pack_with(isa, amx, &b, k, n, signed, &[1]);
+                    assert_eq!(
+                        packed.unpack(),
+                        b,
+                        "{isa:?} amx {amx} {k}x{n} signed {signed}"
+                    );
                 }
             }
         }

@@ -68,6 +68,18 @@ impl PackedB {
         }
         PackedB { k, n, isa, data }
     }
+
+    /// B again, row-major (k x n).
+    pub fn unpack(&self) -> Vec<f32> {
+        let nr = tile_shape(self.isa).1;
+        let mut b = vec![0f32; self.k * self.n];
+        for (p, row) in b.chunks_mut(self.n.max(1)).enumerate().take(self.k) {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = self.data[(j / nr) * self.k * nr + p * nr + j % nr];
+            }
+        }
+        b
+    }
 }
 
 /// Depth of one block of k: a kc x NR slice of a B panel (32 KB on
@@ -496,6 +508,20 @@ mod tests {
             );
             for (p, q) in plain.iter().zip(&activated) {
                 assert_eq!(p * 2.0 + 1.0, *q, "{m}x{n}x{k}");
+            }
+        }
+    }
+
+    #[test]
+    fn unpacking_gives_b_back() {
+        for isa in Isa::available() {
+            for &(k, n) in &[(1, 1), (7, 33), (64, 100), (0, 3)] {
+                let b = values(k * n, 11);
+                assert_eq!(
+                    PackedB::pack_for(isa, &b, k, n, n, 1).unpack(),
+                    b,
+                    "{isa:?} {k}x{n}"
+                );
             }
         }
     }

@@ -16,18 +16,38 @@ use crate::runtime::kernels::{self, sgemm::PackedB};
 
 /// The packed form of the last right-hand side seen, by tensor identity:
 /// weights keep theirs across calls (the model hands the same tensor every
-/// time); activations are packed afresh.
-pub struct PackCache<P>(Mutex<Option<(TensorId, Arc<P>)>>);
+/// time); activations are packed afresh. A weight packed at load time is
+/// pinned: then the model keeps only its shape (`Op::pin_weights`), and the
+/// pinned form answers whatever tensor comes.
+pub struct PackCache<P> {
+    last: Mutex<Option<(TensorId, Arc<P>)>>,
+    pinned: std::sync::OnceLock<Arc<P>>,
+}
 
 impl<P> Default for PackCache<P> {
     fn default() -> Self {
-        PackCache(Mutex::new(None))
+        PackCache {
+            last: Mutex::new(None),
+            pinned: std::sync::OnceLock::new(),
+        }
     }
 }
 
 impl<P> PackCache<P> {
+    /// Keeps `packed` for good (the first one pinned stays).
+    pub fn pin(&self, packed: P) {
+        let _ = self.pinned.set(Arc::new(packed));
+    }
+
+    pub fn pinned(&self) -> Option<Arc<P>> {
+        self.pinned.get().cloned()
+    }
+
     pub fn get_or(&self, t: &Tensor, pack: impl FnOnce() -> Option<P>) -> Option<Arc<P>> {
-        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pinned) = self.pinned() {
+            return Some(pinned);
+        }
+        let mut slot = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((id, packed)) = slot.as_ref() {
             if *id == t.id() {
                 return Some(packed.clone());
@@ -153,7 +173,40 @@ fn matmul_batched(a: &Tensor, b: &Tensor) -> Option<Tensor> {
     kernels::tensor_from(c, &dims).ok()
 }
 
+impl MatMul {
+    /// Packs a float32 matrix weight B for good (see `Op::pin_weights`).
+    pub fn pin_weight(&self, b: Option<&Value>) -> Vec<usize> {
+        let Some(Value::Tensor(b)) = b else {
+            return Vec::new();
+        };
+        if !kernels::on_cpu(b, DType::F32) || b.rank() != 2 {
+            return Vec::new();
+        }
+        let (k, n) = (b.dims()[0], b.dims()[1]);
+        match kernels::with_slice::<f32, _>(b, |v| PackedB::pack(v, k, n, n, 1)) {
+            Some(packed) if self.packed.pinned().is_none() => {
+                self.packed.pin(packed);
+                vec![1]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// B as the product reads it: the pinned weight's values when B is
+    /// only its shape.
+    fn b_values(&self, b: &Tensor) -> Result<Tensor, String> {
+        match self.packed.pinned() {
+            Some(packed) => Tensor::from_vec(packed.unpack(), b.dims(), b.device()).map_err(err),
+            None => Ok(b.clone()),
+        }
+    }
+}
+
 impl Op for MatMul {
+    fn pin_weights(&self, inputs: &[Option<&Value>], _present: &[bool]) -> Vec<usize> {
+        self.pin_weight(inputs.get(1).copied().flatten())
+    }
+
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
         if kernels::on_cpu(a, DType::F32) && kernels::on_cpu(b, DType::F32) {
@@ -171,7 +224,7 @@ impl Op for MatMul {
                 return Ok(vec![Value::Tensor(y)]);
             }
         }
-        Ok(vec![Value::Tensor(matmul(a, b)?)])
+        Ok(vec![Value::Tensor(matmul(a, &self.b_values(b)?)?)])
     }
 }
 

@@ -46,6 +46,15 @@ pub type OpResult = Result<Vec<Value>, String>;
 pub trait Op: Send + Sync {
     /// `inputs[i]` is `None` for an optional input left empty.
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult;
+
+    /// At load time: packs for good the weights the operator reads only in
+    /// a packed form, and says which inputs those are. `inputs` holds the
+    /// weights (None for the rest), `present` which inputs the node has.
+    /// A weight that only such inputs read is then kept as its shape and
+    /// type alone, so the model does not hold it twice.
+    fn pin_weights(&self, _inputs: &[Option<&Value>], _present: &[bool]) -> Vec<usize> {
+        Vec::new()
+    }
 }
 
 /// (domain, op type) of every operator mlctl runs (If is built by the model

@@ -501,13 +501,65 @@ fn centred(
     }
 }
 
+impl MatMulInteger {
+    /// B as the reference path reads it: the pinned weight's values when B
+    /// is only its shape.
+    fn b_values(&self, b: &Tensor) -> Result<Tensor, String> {
+        match self.packed.pinned() {
+            Some(packed) => {
+                let dtype = if packed.signed { DType::I16 } else { DType::U8 };
+                Tensor::from_vec(packed.unpack(), b.dims(), b.device())
+                    .and_then(|t| t.to_dtype(dtype))
+                    .map_err(err)
+            }
+            None => Ok(b.clone()),
+        }
+    }
+}
+
 impl Op for MatMulInteger {
+    /// Packs an 8-bit matrix weight B with its zero point (a weight too, or
+    /// absent).
+    fn pin_weights(&self, inputs: &[Option<&Value>], present: &[bool]) -> Vec<usize> {
+        let Some(Some(Value::Tensor(b))) = inputs.get(1) else {
+            return Vec::new();
+        };
+        if !kernels::on_cpu(b, b.dtype())
+            || !matches!(b.dtype(), DType::U8 | DType::I16)
+            || b.rank() != 2
+        {
+            return Vec::new();
+        }
+        let (k, n) = (b.dims()[0], b.dims()[1]);
+        let zb = match (
+            present.get(3).copied().unwrap_or(false),
+            inputs.get(3).copied().flatten(),
+        ) {
+            (false, _) => Some(vec![0]),
+            (true, Some(Value::Tensor(z))) if z.elem_count() == 1 || z.elem_count() == n => {
+                kernels::small_ints(z)
+            }
+            _ => None,
+        };
+        let packed = zb.and_then(|zb| {
+            kernels::small_ints(b).map(|v| PackedIntB::pack(&v, k, n, b.dtype() == DType::I16, &zb))
+        });
+        match packed {
+            Some(packed) if self.packed.pinned().is_none() => {
+                self.packed.pin(packed);
+                vec![1]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         if let Some(y) = self.on_cpu(inputs)? {
             return Ok(vec![Value::Tensor(y)]);
         }
         let a = centred(input(inputs, 0)?, optional(inputs, 2)?, None)?;
-        let b = centred(input(inputs, 1)?, optional(inputs, 3)?, Some(1))?;
+        let b = self.b_values(input(inputs, 1)?)?;
+        let b = centred(&b, optional(inputs, 3)?, Some(1))?;
         let y = matmul(&a, &b)?.to_dtype(DType::I32).map_err(err)?;
         Ok(vec![Value::Tensor(y)])
     }
