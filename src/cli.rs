@@ -67,6 +67,8 @@ pub enum Command {
     Quantize(QuantizeArgs),
     /// Measure models' latency and throughput (percentiles, comparison, CI gates)
     Bench(BenchArgs),
+    /// Feature store: point-in-time training sets, materialization to an online store, online reads
+    Features(FeaturesArgs),
     /// Print shell completions (bash, zsh, fish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -75,6 +77,70 @@ pub enum Command {
     /// Print the man page (roff)
     #[command(name = "manpage")]
     ManPage,
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    #[command(subcommand)]
+    pub action: FeaturesAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeaturesAction {
+    /// Compute every entity's latest values as of END and write them to the online store
+    #[command(after_help = EXIT_CODES)]
+    Materialize {
+        /// Only these views (comma-separated; default: all)
+        #[arg(long, value_delimiter = ',', value_name = "VIEWS")]
+        views: Vec<String>,
+        /// Only entities with events since START (2013-01-08, 2013-01-08 06:00:00 or RFC 3339)
+        #[arg(long, value_name = "TIME")]
+        start: Option<String>,
+        /// Values as of END [default: now; never in the future]
+        #[arg(long, value_name = "TIME")]
+        end: Option<String>,
+        /// Continue from each view's watermark (the END of its last materialization)
+        #[arg(long)]
+        incremental: bool,
+        /// Write the report to FILE (atomically) instead of stdout
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Build a point-in-time correct training set for entity rows (keys + timestamp)
+    #[command(after_help = EXIT_CODES)]
+    Historical {
+        /// Entity rows: parquet or CSV with the join keys and a timestamp column
+        #[arg(long, value_name = "FILE")]
+        entities: PathBuf,
+        /// Features: view:feature or view (all its features), comma-separated
+        #[arg(long, value_delimiter = ',', value_name = "REFS", required = true)]
+        features: Vec<String>,
+        /// The entity rows' timestamp column
+        #[arg(long, value_name = "COLUMN", default_value = "event_timestamp")]
+        timestamp: String,
+        /// The training set to write (parquet: the entity rows, then one column per feature)
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Write the report to FILE (atomically) instead of stdout
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
+    /// Read an entity's values from the online store (TTL applied on read)
+    #[command(after_help = EXIT_CODES)]
+    Get {
+        /// Join key value, KEY=VALUE (repeat for composite keys)
+        #[arg(long, value_name = "KEY=VALUE", required = true)]
+        entity: Vec<String>,
+        /// Features: view:feature or view, comma-separated (default: every view)
+        #[arg(long, value_delimiter = ',', value_name = "REFS")]
+        features: Vec<String>,
+        /// Read as of this time for the TTL [default: now]
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Write the report to FILE (atomically) instead of stdout
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

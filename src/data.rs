@@ -719,3 +719,212 @@ impl Columns<'_> {
             .collect())
     }
 }
+
+/// The values of one column, typed as the feature store keeps them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    Text(Vec<Option<String>>),
+    Bool(Vec<Option<bool>>),
+}
+
+impl Values {
+    pub fn len(&self) -> usize {
+        match self {
+            Values::Int(v) => v.len(),
+            Values::Float(v) => v.len(),
+            Values::Text(v) => v.len(),
+            Values::Bool(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A time column: microseconds since the epoch (an instant when the column
+/// has a time zone, wall-clock time when it has none), and its zone.
+#[derive(Debug, Clone)]
+pub struct Times {
+    pub micros: Vec<Option<i64>>,
+    pub zone: Option<String>,
+}
+
+/// A whole table in memory (the feature store's sources and entity rows):
+/// one file, or every file a glob matches.
+pub struct Frame {
+    path: PathBuf,
+    df: DataFrame,
+}
+
+impl Frame {
+    /// Reads `columns` (all when None) of a parquet or CSV file, or of the
+    /// parquet files a glob (`*`, `?`, `[`) matches.
+    pub fn read(path: &Path, columns: Option<&[String]>) -> Result<Frame> {
+        let text = path
+            .to_str()
+            .ok_or_else(|| Error::input(path, "the path is not valid UTF-8"))?;
+        let glob = text.contains(['*', '?', '[']);
+        if !glob && !path.exists() {
+            return Err(Error::input(path, "no such file"));
+        }
+        let frame = if glob || detect_format(path)? == Format::Parquet {
+            let args = ScanArgsParquet {
+                glob,
+                ..Default::default()
+            };
+            LazyFrame::scan_parquet(PlRefPath::new(text), args)
+        } else {
+            LazyCsvReader::new(PlRefPath::new(text))
+                .with_has_header(true)
+                .with_try_parse_dates(true)
+                .finish()
+        }
+        .map_err(|e| polars_error(path, e))?;
+        let frame = match columns {
+            Some(names) => {
+                let schema = frame
+                    .clone()
+                    .collect_schema()
+                    .map_err(|e| polars_error(path, e))?;
+                if let Some(missing) = names.iter().find(|n| schema.get(n.as_str()).is_none()) {
+                    return Err(Error::input(path, format!("no column '{missing}'")));
+                }
+                frame.select(names.iter().map(|n| col(n.as_str())).collect::<Vec<_>>())
+            }
+            None => frame,
+        };
+        let df = frame.collect().map_err(|e| polars_error(path, e))?;
+        Ok(Frame {
+            path: path.to_path_buf(),
+            df,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn height(&self) -> usize {
+        self.df.height()
+    }
+
+    pub fn has(&self, column: &str) -> bool {
+        self.df.column(column).is_ok()
+    }
+
+    fn column(&self, name: &str) -> Result<&polars::prelude::Column> {
+        self.df
+            .column(name)
+            .map_err(|_| Error::input(&self.path, format!("no column '{name}'")))
+    }
+
+    fn err(&self, name: &str, e: PolarsError) -> Error {
+        Error::input(&self.path, format!("column '{name}': {e}"))
+    }
+
+    /// A datetime or date column in microseconds since the epoch.
+    pub fn times(&self, name: &str) -> Result<Times> {
+        let c = self.column(name)?;
+        let (scale_up, scale_down, zone) = match c.dtype() {
+            DataType::Datetime(TimeUnit::Microseconds, tz) => (1, 1, tz.clone()),
+            DataType::Datetime(TimeUnit::Milliseconds, tz) => (1000, 1, tz.clone()),
+            DataType::Datetime(TimeUnit::Nanoseconds, tz) => (1, 1000, tz.clone()),
+            DataType::Date => (86_400_000_000, 1, None),
+            other => {
+                return Err(Error::input(
+                    &self.path,
+                    format!("column '{name}' is {other}, not a timestamp"),
+                ))
+            }
+        };
+        let raw = c.cast(&DataType::Int64).map_err(|e| self.err(name, e))?;
+        let micros = raw
+            .i64()
+            .map_err(|e| self.err(name, e))?
+            .iter()
+            .map(|v| v.map(|v| (v * scale_up).div_euclid(scale_down)))
+            .collect();
+        Ok(Times {
+            micros,
+            zone: zone.map(|z| z.to_string()),
+        })
+    }
+
+    /// Any column as text (join keys: 42 and "42" are the same key).
+    pub fn text(&self, name: &str) -> Result<Vec<Option<String>>> {
+        let c = self
+            .column(name)?
+            .cast(&DataType::String)
+            .map_err(|e| self.err(name, e))?;
+        Ok(c.str()
+            .map_err(|e| self.err(name, e))?
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect())
+    }
+
+    /// A column with its type: integers, floats, booleans or text.
+    pub fn values(&self, name: &str) -> Result<Values> {
+        let c = self.column(name)?;
+        let cast = |dtype: DataType| c.cast(&dtype).map_err(|e| self.err(name, e));
+        Ok(match c.dtype() {
+            d if d.is_integer() => Values::Int(
+                cast(DataType::Int64)?
+                    .i64()
+                    .map_err(|e| self.err(name, e))?
+                    .iter()
+                    .collect(),
+            ),
+            d if d.is_float() => Values::Float(
+                cast(DataType::Float64)?
+                    .f64()
+                    .map_err(|e| self.err(name, e))?
+                    .iter()
+                    .collect(),
+            ),
+            DataType::Boolean => {
+                Values::Bool(c.bool().map_err(|e| self.err(name, e))?.iter().collect())
+            }
+            DataType::String | DataType::Categorical(_, _) | DataType::Enum(_, _) => {
+                Values::Text(self.text(name)?)
+            }
+            other => {
+                return Err(Error::input(
+                    &self.path,
+                    format!(
+                        "column '{name}' is {other}: a feature must be a number, a boolean or text"
+                    ),
+                ))
+            }
+        })
+    }
+
+    /// Writes this table with `extra` columns appended, as parquet,
+    /// atomically.
+    pub fn write_with(&self, extra: Vec<(String, Values)>, out: &Path) -> Result<()> {
+        let columns: Vec<polars::prelude::Column> = extra
+            .into_iter()
+            .map(|(name, values)| {
+                let name = PlSmallStr::from(name.as_str());
+                match values {
+                    Values::Int(v) => polars::prelude::Column::new(name, v),
+                    Values::Float(v) => polars::prelude::Column::new(name, v),
+                    Values::Text(v) => polars::prelude::Column::new(name, v),
+                    Values::Bool(v) => polars::prelude::Column::new(name, v),
+                }
+            })
+            .collect();
+        let mut df = self
+            .df
+            .hstack(&columns)
+            .map_err(|e| Error::output(out, e))?;
+        let mut bytes = Vec::new();
+        ParquetWriter::new(&mut bytes)
+            .finish(&mut df)
+            .map_err(|e| Error::output(out, e))?;
+        crate::fsio::write_atomic(out, &bytes)
+    }
+}

@@ -198,6 +198,7 @@ fn run() -> Result<i32> {
             }
             (report, args.output.clone())
         }
+        Command::Features(args) => features(&cli, &config, &args.action)?,
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "mlctl", &mut buf);
@@ -215,6 +216,81 @@ fn run() -> Result<i32> {
     };
     emit(&cli, &report, output.as_deref())?;
     Ok(report.exit_code())
+}
+
+/// `mlctl features ...`: the definitions from the config's [features]
+/// section (paths relative to the config file's folder).
+fn features(
+    cli: &Cli,
+    config: &mlctl::config::Config,
+    action: &cli::FeaturesAction,
+) -> Result<(Report, Option<std::path::PathBuf>)> {
+    use cli::FeaturesAction;
+    use mlctl::features::{self, parse_time};
+    let config_path = cli.config.clone().unwrap_or_else(|| "mlctl.toml".into());
+    let base = config_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let definitions = features::definitions::parse(config.features.as_ref(), &config_path, &base)?;
+    let time = |t: &Option<String>| t.as_deref().map(parse_time).transpose();
+    Ok(match action {
+        FeaturesAction::Materialize {
+            views,
+            start,
+            end,
+            incremental,
+            output,
+        } => {
+            let opts = features::MaterializeOptions {
+                definitions,
+                views: views.clone(),
+                start: time(start)?,
+                end: time(end)?,
+                incremental: *incremental,
+            };
+            (features::materialize(&opts)?, output.clone())
+        }
+        FeaturesAction::Historical {
+            entities,
+            features: refs,
+            timestamp,
+            output,
+            report,
+        } => {
+            let opts = features::HistoricalOptions {
+                definitions,
+                entities: entities.clone(),
+                features: refs.clone(),
+                timestamp: timestamp.clone(),
+                output: output.clone(),
+            };
+            (features::historical(&opts)?, report.clone())
+        }
+        FeaturesAction::Get {
+            entity,
+            features: refs,
+            at,
+            output,
+        } => {
+            let entity = entity
+                .iter()
+                .map(|e| {
+                    e.split_once('=')
+                        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                        .ok_or_else(|| Error::usage(format!("--entity '{e}': expected KEY=VALUE")))
+                })
+                .collect::<Result<_>>()?;
+            let opts = features::GetOptions {
+                definitions,
+                entity,
+                features: refs.clone(),
+                at: time(at)?,
+            };
+            (features::get(&opts)?, output.clone())
+        }
+    })
 }
 
 fn format_for(cli: &Cli, output: Option<&Path>) -> Format {

@@ -1,0 +1,469 @@
+//! `mlctl features`: feature views defined once in mlctl.toml, computed by
+//! one engine (`offline`) for both paths: `historical` builds a
+//! point-in-time correct training set, `materialize` writes every entity's
+//! values as of END to the online store, `get` reads them back with the TTL
+//! applied. The same definitions and the same code give the same values.
+
+pub mod definitions;
+pub mod offline;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::data::Frame;
+use crate::error::{Error, Result};
+use crate::report::{Cell, Report, Section};
+use crate::store::{self, Record};
+
+use definitions::{Definitions, Feature, View};
+use offline::{Events, Value};
+
+/// Microseconds since the epoch, now.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// A time given on the command line: RFC 3339 (`2013-01-08T06:00:00Z`,
+/// with an offset), `2013-01-08 06:00:00` or `2013-01-08` (UTC), in
+/// microseconds since the epoch.
+pub fn parse_time(text: &str) -> Result<i64> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    let t = text.trim();
+    let parsed = DateTime::parse_from_rfc3339(t)
+        .map(|d| d.timestamp_micros())
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S")
+                .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S"))
+                .map(|d| d.and_utc().timestamp_micros())
+                .ok()
+        })
+        .or_else(|| {
+            NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|d| d.and_utc().timestamp_micros())
+        });
+    parsed.ok_or_else(|| {
+        Error::usage(format!(
+            "bad time '{text}': expected 2013-01-08, 2013-01-08 06:00:00 or 2013-01-08T06:00:00Z"
+        ))
+    })
+}
+
+/// A time for reports: ISO 8601 in UTC.
+pub fn format_time(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.fZ").to_string())
+        .unwrap_or_else(|| micros.to_string())
+}
+
+pub struct MaterializeOptions {
+    pub definitions: Definitions,
+    /// Views to materialize (all when empty).
+    pub views: Vec<String>,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub incremental: bool,
+}
+
+pub struct HistoricalOptions {
+    pub definitions: Definitions,
+    pub entities: PathBuf,
+    /// `view:feature` or `view` references.
+    pub features: Vec<String>,
+    /// The entity rows' timestamp column.
+    pub timestamp: String,
+    pub output: PathBuf,
+}
+
+pub struct GetOptions {
+    pub definitions: Definitions,
+    /// Join key values, `key=value`.
+    pub entity: Vec<(String, String)>,
+    /// `view:feature` or `view` references (all views when empty).
+    pub features: Vec<String>,
+    /// The read time for the TTL (now when None).
+    pub at: Option<i64>,
+}
+
+/// The values of every feature of `view` for `key` as of `at`, and the
+/// time of the latest event behind them.
+fn values_as_of(
+    view: &View,
+    events: &Events,
+    key: &str,
+    at: i64,
+) -> (Vec<(String, Value)>, Option<i64>) {
+    let mut latest = None;
+    let values = view
+        .features
+        .iter()
+        .map(|f| {
+            let (value, event) = events.value(view, f, key, at);
+            if event.is_some() {
+                latest = latest.max(event);
+            }
+            (f.name().to_string(), value)
+        })
+        .collect();
+    (values, latest)
+}
+
+pub fn materialize(opts: &MaterializeOptions) -> Result<Report> {
+    let started = Instant::now();
+    let now = now_micros();
+    let end = opts.end.unwrap_or(now);
+    if end > now {
+        return Err(Error::usage(format!(
+            "--end {} is in the future: values as of a time that has not come yet would change when it comes",
+            format_time(end)
+        )));
+    }
+    if opts.incremental && opts.start.is_some() {
+        return Err(Error::usage(
+            "--incremental starts from the stored watermark: leave out --start",
+        ));
+    }
+    let views: Vec<&View> = if opts.views.is_empty() {
+        opts.definitions.views.iter().collect()
+    } else {
+        opts.views
+            .iter()
+            .map(|v| opts.definitions.view(v))
+            .collect::<Result<_>>()?
+    };
+    let mut store = store::open(&opts.definitions.store)?;
+    let mut report = Report::new("features materialize", "Feature materialization");
+    let mut section = Section::new(
+        "views",
+        "Views",
+        &[
+            ("view", "View"),
+            ("start", "From"),
+            ("end", "As of"),
+            ("source_rows", "Source rows"),
+            ("skipped_rows", "Rows without key or time"),
+            ("entities", "Entities written"),
+            ("rows_per_second", "Source rows/s"),
+        ],
+    );
+    let mut batches = Vec::new();
+    let mut total_rows = 0usize;
+    let mut total_entities = 0usize;
+    for view in views {
+        let view_started = Instant::now();
+        let start = if opts.incremental {
+            Some(store.watermark(&view.name)?.ok_or_else(|| {
+                Error::usage(format!(
+                    "view '{}' has no watermark yet: materialize it once without --incremental",
+                    view.name
+                ))
+            })?)
+        } else {
+            opts.start
+        };
+        if let Some(s) = start.filter(|&s| s > end) {
+            return Err(Error::usage(format!(
+                "the start {} is after the end {}",
+                format_time(s),
+                format_time(end)
+            )));
+        }
+        let events = Events::load(view)?;
+        // From a start, only entities whose values can have changed: an
+        // event since the start, or one leaving a window since then.
+        let entities = match start {
+            Some(s) => events.entities_with_events_in(s.saturating_sub(view.longest_window()), end),
+            // Entities whose first event comes after END have nothing yet.
+            None => events.entities_with_events_in(i64::MIN, end),
+        };
+        let records: Vec<Record> = entities
+            .iter()
+            .map(|key| {
+                let (values, event_time) = values_as_of(view, &events, key, end);
+                Record {
+                    entity: key.to_string(),
+                    values: values.into_iter().map(|(k, v)| (k, v.to_json())).collect(),
+                    event_time,
+                    as_of: end,
+                }
+            })
+            .collect();
+        let seconds = view_started.elapsed().as_secs_f64();
+        section.push(vec![
+            view.name.clone().into(),
+            start.map_or(Cell::Null, |s| format_time(s).into()),
+            format_time(end).into(),
+            Cell::Int(events.rows as i64),
+            Cell::Int((events.keyless_rows + events.timeless_rows) as i64),
+            Cell::Int(records.len() as i64),
+            Cell::Float(events.rows as f64 / seconds.max(1e-9)),
+        ]);
+        total_rows += events.rows;
+        total_entities += records.len();
+        if events.keyless_rows > 0 {
+            report.warnings.push(format!(
+                "view '{}': {} source rows have a null join key ({}) and were left out",
+                view.name,
+                events.keyless_rows,
+                view.join_keys.join(", ")
+            ));
+        }
+        batches.push((view.name.clone(), records));
+    }
+    // Every view in one transaction: an interrupted run changes nothing.
+    store.write(&batches, end)?;
+    let seconds = started.elapsed().as_secs_f64();
+    report.figure(
+        "entities",
+        "Entities written",
+        Cell::Int(total_entities as i64),
+    );
+    report.figure(
+        "source_rows",
+        "Source rows read",
+        Cell::Int(total_rows as i64),
+    );
+    report.figure("seconds", "Seconds", Cell::Float(seconds));
+    report.figure(
+        "rows_per_second",
+        "Source rows per second",
+        Cell::Float(total_rows as f64 / seconds.max(1e-9)),
+    );
+    report.setting("store", "Store", opts.definitions.store.to_string());
+    report.setting("end", "As of", format_time(end));
+    report.setting("incremental", "Incremental", Cell::Bool(opts.incremental));
+    report.sections.push(section);
+    report.gate.message = format!(
+        "{total_entities} entities materialized as of {}",
+        format_time(end)
+    );
+    Ok(report)
+}
+
+pub fn historical(opts: &HistoricalOptions) -> Result<Report> {
+    let started = Instant::now();
+    let wanted = opts.definitions.resolve(&opts.features)?;
+    if wanted.is_empty() {
+        return Err(Error::usage("--features names no feature"));
+    }
+    let entities = Frame::read(&opts.entities, None)?;
+    let times = entities.times(&opts.timestamp).map_err(|e| match e {
+        Error::Input { path, message } if message.starts_with("no column") => Error::Input {
+            path,
+            message: format!("{message}: give the entity rows' timestamp column with --timestamp"),
+        },
+        other => other,
+    })?;
+    if let Some(row) = times.micros.iter().position(Option::is_none) {
+        return Err(Error::input(
+            &opts.entities,
+            format!("row {row}: the timestamp '{}' is null", opts.timestamp),
+        ));
+    }
+    // Plain feature names, unless two views give the same one.
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (_, f) in &wanted {
+        *seen.entry(f.name()).or_default() += 1;
+    }
+    let full_names = seen.values().any(|&n| n > 1);
+    let mut events_by_view: HashMap<&str, Events> = HashMap::new();
+    let mut keys_by_view: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut columns = Vec::new();
+    let mut section = Section::new(
+        "features",
+        "Features",
+        &[
+            ("feature", "Feature"),
+            ("column", "Column"),
+            ("nulls", "Null values"),
+        ],
+    );
+    for (view, feature) in &wanted {
+        if !events_by_view.contains_key(view.name.as_str()) {
+            let events = Events::load(view)?;
+            offline::check_zones(&times, &opts.timestamp, &events, view)?;
+            let keys = offline::read_keys(&entities, &view.join_keys)?;
+            if let Some(row) = keys.iter().position(Option::is_none) {
+                return Err(Error::input(
+                    &opts.entities,
+                    format!(
+                        "row {row}: a join key of view '{}' ({}) is null",
+                        view.name,
+                        view.join_keys.join(", ")
+                    ),
+                ));
+            }
+            keys_by_view.insert(&view.name, keys.into_iter().flatten().collect());
+            events_by_view.insert(&view.name, events);
+        }
+        let events = &events_by_view[view.name.as_str()];
+        let keys = &keys_by_view[view.name.as_str()];
+        let kind = events.kind(feature)?;
+        let values: Vec<Value> = keys
+            .iter()
+            .zip(&times.micros)
+            .map(|(key, at)| events.value(view, feature, key, at.unwrap_or(0)).0)
+            .collect();
+        let nulls = values.iter().filter(|v| **v == Value::Null).count();
+        let name = if full_names {
+            format!("{}__{}", view.name, feature.name())
+        } else {
+            feature.name().to_string()
+        };
+        if entities.has(&name) {
+            return Err(Error::usage(format!(
+                "the entity rows already have a column '{name}': rename it, or the feature"
+            )));
+        }
+        section.push(vec![
+            format!("{}:{}", view.name, feature.name()).into(),
+            name.clone().into(),
+            Cell::Int(nulls as i64),
+        ]);
+        columns.push((name, offline::column_of(kind, values)));
+    }
+    entities.write_with(columns, &opts.output)?;
+    let mut report = Report::new("features historical", "Point-in-time training set");
+    report.figure("rows", "Entity rows", Cell::Int(entities.height() as i64));
+    report.figure("features", "Features", Cell::Int(wanted.len() as i64));
+    report.figure(
+        "seconds",
+        "Seconds",
+        Cell::Float(started.elapsed().as_secs_f64()),
+    );
+    report.setting(
+        "entities",
+        "Entity rows",
+        opts.entities.display().to_string(),
+    );
+    report.setting("timestamp", "Timestamp column", opts.timestamp.clone());
+    report.setting("output", "Output", opts.output.display().to_string());
+    report.sections.push(section);
+    report.gate.message = format!(
+        "{} rows x {} features written to {}",
+        entities.height(),
+        wanted.len(),
+        opts.output.display()
+    );
+    Ok(report)
+}
+
+pub fn get(opts: &GetOptions) -> Result<Report> {
+    let wanted: Vec<(&View, &Feature)> = if opts.features.is_empty() {
+        opts.definitions
+            .views
+            .iter()
+            .flat_map(|v| v.features.iter().map(move |f| (v, f)))
+            .collect()
+    } else {
+        opts.definitions.resolve(&opts.features)?
+    };
+    let at = opts.at.unwrap_or_else(now_micros);
+    let mut store = store::open(&opts.definitions.store)?;
+    let mut report = Report::new("features get", "Online feature values");
+    let mut section = Section::new(
+        "features",
+        "Features",
+        &[
+            ("view", "View"),
+            ("feature", "Feature"),
+            ("value", "Value"),
+            ("status", "Status"),
+            ("event_time", "Event time"),
+            ("as_of", "Materialized as of"),
+        ],
+    );
+    let mut records: HashMap<&str, Option<Record>> = HashMap::new();
+    let (mut present, mut missing) = (0, 0);
+    for (view, feature) in wanted {
+        if !records.contains_key(view.name.as_str()) {
+            let parts: Vec<&str> = view
+                .join_keys
+                .iter()
+                .map(|k| {
+                    opts.entity
+                        .iter()
+                        .find(|(name, _)| name == k)
+                        .map(|(_, v)| v.as_str())
+                        .ok_or_else(|| {
+                            Error::usage(format!(
+                                "view '{}' is keyed by {}: give --entity {k}=VALUE",
+                                view.name,
+                                view.join_keys.join(", ")
+                            ))
+                        })
+                })
+                .collect::<Result<_>>()?;
+            let record = store.read(&view.name, &offline::composite_key(&parts))?;
+            records.insert(&view.name, record);
+        }
+        let record = records[view.name.as_str()].as_ref();
+        let (value, status) = match record {
+            None => (offline::empty(feature), "missing"),
+            Some(r) => {
+                let expired = matches!(feature, Feature::Latest { .. })
+                    && view
+                        .ttl
+                        .zip(r.event_time)
+                        .is_some_and(|(ttl, event)| at - event > ttl);
+                let value = r
+                    .values
+                    .get(feature.name())
+                    .map_or(Value::Null, Value::from_json);
+                if expired {
+                    (Value::Null, "expired")
+                } else if value == Value::Null {
+                    (Value::Null, "null")
+                } else {
+                    (value, "present")
+                }
+            }
+        };
+        if status == "present" {
+            present += 1;
+        } else {
+            missing += 1;
+        }
+        section.push(vec![
+            view.name.clone().into(),
+            feature.name().into(),
+            match value {
+                Value::Null => Cell::Null,
+                Value::Int(v) => Cell::Int(v),
+                Value::Float(v) => Cell::Float(v),
+                Value::Text(v) => Cell::Text(v),
+                Value::Bool(v) => Cell::Bool(v),
+            },
+            status.into(),
+            record
+                .and_then(|r| r.event_time)
+                .map_or(Cell::Null, |t| format_time(t).into()),
+            record.map_or(Cell::Null, |r| format_time(r.as_of).into()),
+        ]);
+    }
+    report.figure("present", "Values present", Cell::Int(present));
+    report.figure(
+        "absent",
+        "Values missing, expired or null",
+        Cell::Int(missing),
+    );
+    report.setting("store", "Store", opts.definitions.store.to_string());
+    report.setting("read_at", "Read at (for the TTL)", format_time(at));
+    report.setting(
+        "entity",
+        "Entity",
+        opts.entity
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    report.sections.push(section);
+    report.gate.message = format!("{present} values present, {missing} missing, expired or null");
+    Ok(report)
+}

@@ -1,0 +1,417 @@
+//! Feature values as of a point in time, from a view's source events: the
+//! one computation behind both the training set (`historical`, one time per
+//! entity row) and the online store (`materialize`, every entity at END).
+//!
+//! The source's events are sorted once by (entity, event time, created
+//! time); each lookup is then a binary search in its entity's run of
+//! events, never a scan of the table or a cross product.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::data::{Frame, Times, Values};
+use crate::error::{Error, Result};
+
+use super::definitions::{Aggregation, Feature, View};
+
+/// Separates the parts of a composite key (a character no text key holds).
+const KEY_SEPARATOR: char = '\u{1f}';
+
+/// An entity's key as text: its join keys' values in order.
+pub fn composite_key(parts: &[&str]) -> String {
+    parts.join(&KEY_SEPARATOR.to_string())
+}
+
+/// A key for people: `tailnum=N14228` or `carrier=UA,origin=EWR`.
+pub fn describe_key(join_keys: &[String], key: &str) -> String {
+    join_keys
+        .iter()
+        .zip(key.split(KEY_SEPARATOR))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One feature value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bool(bool),
+}
+
+impl Value {
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Null => serde_json::Value::Null,
+            Value::Int(v) => (*v).into(),
+            // NaN and infinities have no JSON form.
+            Value::Float(v) => {
+                serde_json::Number::from_f64(*v).map_or(serde_json::Value::Null, Into::into)
+            }
+            Value::Text(v) => v.clone().into(),
+            Value::Bool(v) => (*v).into(),
+        }
+    }
+
+    pub fn from_json(v: &serde_json::Value) -> Value {
+        match v {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) if !n.is_f64() => Value::Int(i),
+                _ => n.as_f64().map_or(Value::Null, Value::Float),
+            },
+            serde_json::Value::String(s) => Value::Text(s.clone()),
+            other => Value::Text(other.to_string()),
+        }
+    }
+}
+
+fn value_at(values: &Values, i: usize) -> Value {
+    match values {
+        Values::Int(v) => v[i].map_or(Value::Null, Value::Int),
+        Values::Float(v) => v[i].map_or(Value::Null, Value::Float),
+        Values::Text(v) => v[i].clone().map_or(Value::Null, Value::Text),
+        Values::Bool(v) => v[i].map_or(Value::Null, Value::Bool),
+    }
+}
+
+/// The type a feature's values take: a latest value keeps its column's,
+/// counts are integers, the other aggregations floats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    Float,
+    Text,
+    Bool,
+}
+
+/// A view's source, read and sorted for lookups.
+pub struct Events {
+    /// Event times (microseconds), sorted within each entity's run.
+    times: Vec<i64>,
+    /// Every column a feature reads, in sorted order.
+    columns: HashMap<String, Values>,
+    /// Each entity's run of rows: [start, end) in the sorted order.
+    runs: HashMap<String, (usize, usize)>,
+    /// The source's time zone (None: wall-clock times).
+    pub zone: Option<String>,
+    /// Rows left out because a join key was null.
+    pub keyless_rows: usize,
+    /// Rows left out because the event time was null.
+    pub timeless_rows: usize,
+    pub rows: usize,
+}
+
+impl Events {
+    /// Reads the columns `view`'s features need from its source, sorted.
+    pub fn load(view: &View) -> Result<Events> {
+        let source = &view.source;
+        let mut wanted: Vec<String> = view.join_keys.clone();
+        wanted.push(source.timestamp.clone());
+        wanted.extend(source.created.iter().cloned());
+        for f in &view.features {
+            if !wanted.iter().any(|w| w == f.column()) {
+                wanted.push(f.column().to_string());
+            }
+        }
+        let frame = Frame::read(&source.path, Some(&wanted)).map_err(|e| match e {
+            Error::Input { path, message } => Error::Input {
+                path,
+                message: format!(
+                    "source '{}' of view '{}': {message}",
+                    source.name, view.name
+                ),
+            },
+            other => other,
+        })?;
+        let times = frame.times(&source.timestamp)?;
+        let created = match &source.created {
+            Some(c) => Some(frame.times(c)?.micros),
+            None => None,
+        };
+        let keys = read_keys(&frame, &view.join_keys)?;
+        let mut keyless_rows = 0;
+        let mut timeless_rows = 0;
+        let mut order: Vec<usize> = Vec::with_capacity(frame.height());
+        for (i, key) in keys.iter().enumerate() {
+            if key.is_none() {
+                keyless_rows += 1;
+            } else if times.micros[i].is_none() {
+                timeless_rows += 1;
+            } else {
+                order.push(i);
+            }
+        }
+        // By entity, then event time, then created time (the latest created
+        // last, so that it wins a tie).
+        let created_at = |i: usize| created.as_ref().and_then(|c| c[i]).unwrap_or(i64::MIN);
+        order.sort_unstable_by(|&a, &b| {
+            keys[a]
+                .cmp(&keys[b])
+                .then(times.micros[a].cmp(&times.micros[b]))
+                .then(created_at(a).cmp(&created_at(b)))
+                .then(a.cmp(&b))
+        });
+        let mut runs = HashMap::new();
+        let mut start = 0;
+        for end in 1..=order.len() {
+            if end == order.len() || keys[order[end]] != keys[order[start]] {
+                let key = keys[order[start]].clone().unwrap_or_default();
+                runs.insert(key, (start, end));
+                start = end;
+            }
+        }
+        let mut columns = HashMap::new();
+        for f in &view.features {
+            if columns.contains_key(f.column()) {
+                continue;
+            }
+            let values = frame.values(f.column())?;
+            columns.insert(f.column().to_string(), reorder(&values, &order));
+        }
+        Ok(Events {
+            times: order
+                .iter()
+                .map(|&i| times.micros[i].unwrap_or(0))
+                .collect(),
+            columns,
+            runs,
+            zone: times.zone,
+            keyless_rows,
+            timeless_rows,
+            rows: frame.height(),
+        })
+    }
+
+    /// Entities with an event in (after, until].
+    pub fn entities_with_events_in(&self, after: i64, until: i64) -> Vec<&str> {
+        let mut all: Vec<&str> = self
+            .runs
+            .iter()
+            .filter(|(_, &(s, e))| {
+                let times = &self.times[s..e];
+                let first = times.partition_point(|&t| t <= after);
+                first < times.len() && times[first] <= until
+            })
+            .map(|(k, _)| k.as_str())
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// The kind of values `feature` gives.
+    pub fn kind(&self, feature: &Feature) -> Result<Kind> {
+        let values = self.columns.get(feature.column()).ok_or_else(|| {
+            Error::usage(format!(
+                "no column '{}' was read for this view",
+                feature.column()
+            ))
+        })?;
+        let column_kind = match values {
+            Values::Int(_) => Kind::Int,
+            Values::Float(_) => Kind::Float,
+            Values::Text(_) => Kind::Text,
+            Values::Bool(_) => Kind::Bool,
+        };
+        Ok(match feature {
+            Feature::Latest { .. } => column_kind,
+            Feature::Window {
+                aggregation,
+                column,
+                name,
+                ..
+            } => match aggregation {
+                Aggregation::Count | Aggregation::CountDistinct => Kind::Int,
+                _ if matches!(column_kind, Kind::Int | Kind::Float) => Kind::Float,
+                _ => {
+                    return Err(Error::usage(format!(
+                        "window feature '{name}': {} needs a numeric column, '{column}' is not",
+                        aggregation.name()
+                    )))
+                }
+            },
+        })
+    }
+
+    /// The value of `feature` for entity `key` as of time `at`: the latest
+    /// event at or before `at` (and within the TTL), or the aggregation of
+    /// the events in (at - window, at]. Also returns the event time the
+    /// latest value came from.
+    pub fn value(
+        &self,
+        view: &View,
+        feature: &Feature,
+        key: &str,
+        at: i64,
+    ) -> (Value, Option<i64>) {
+        let Some(&(start, end)) = self.runs.get(key) else {
+            return (empty(feature), None);
+        };
+        let times = &self.times[start..end];
+        let upto = times.partition_point(|&t| t <= at);
+        let values = &self.columns[feature.column()];
+        match feature {
+            Feature::Latest { .. } => {
+                if upto == 0 {
+                    return (Value::Null, None);
+                }
+                let event = times[upto - 1];
+                if view.ttl.is_some_and(|ttl| at - event > ttl) {
+                    return (Value::Null, Some(event));
+                }
+                (value_at(values, start + upto - 1), Some(event))
+            }
+            Feature::Window {
+                aggregation,
+                window,
+                ..
+            } => {
+                let from = times.partition_point(|&t| t <= at - window);
+                (
+                    aggregate(values, start + from, start + upto, *aggregation),
+                    None,
+                )
+            }
+        }
+    }
+}
+
+/// A feature's value for an entity with no events: null, and 0 for the
+/// counts (the training set gives the same, so a missing entity reads
+/// online as it trains).
+pub fn empty(feature: &Feature) -> Value {
+    match feature {
+        Feature::Window {
+            aggregation: Aggregation::Count | Aggregation::CountDistinct,
+            ..
+        } => Value::Int(0),
+        _ => Value::Null,
+    }
+}
+
+/// An aggregation of rows `from..to` (nulls skipped, as SQL does: a count
+/// of nothing is 0, a sum or mean of nothing is null).
+fn aggregate(values: &Values, from: usize, to: usize, aggregation: Aggregation) -> Value {
+    let numbers: Vec<f64> = match values {
+        Values::Int(v) => v[from..to].iter().flatten().map(|&x| x as f64).collect(),
+        Values::Float(v) => v[from..to].iter().flatten().copied().collect(),
+        Values::Text(_) | Values::Bool(_) => Vec::new(),
+    };
+    match aggregation {
+        Aggregation::Count => Value::Int(match values {
+            Values::Int(v) => v[from..to].iter().flatten().count(),
+            Values::Float(v) => v[from..to].iter().flatten().count(),
+            Values::Text(v) => v[from..to].iter().flatten().count(),
+            Values::Bool(v) => v[from..to].iter().flatten().count(),
+        } as i64),
+        Aggregation::CountDistinct => Value::Int(match values {
+            Values::Int(v) => v[from..to].iter().flatten().collect::<HashSet<_>>().len(),
+            Values::Float(v) => v[from..to]
+                .iter()
+                .flatten()
+                .map(|x| x.to_bits())
+                .collect::<HashSet<_>>()
+                .len(),
+            Values::Text(v) => v[from..to].iter().flatten().collect::<HashSet<_>>().len(),
+            Values::Bool(v) => v[from..to].iter().flatten().collect::<HashSet<_>>().len(),
+        } as i64),
+        _ if numbers.is_empty() => Value::Null,
+        Aggregation::Sum => Value::Float(numbers.iter().sum()),
+        Aggregation::Mean => Value::Float(numbers.iter().sum::<f64>() / numbers.len() as f64),
+        Aggregation::Min => Value::Float(numbers.iter().copied().fold(f64::INFINITY, f64::min)),
+        Aggregation::Max => Value::Float(numbers.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
+    }
+}
+
+fn reorder(values: &Values, order: &[usize]) -> Values {
+    match values {
+        Values::Int(v) => Values::Int(order.iter().map(|&i| v[i]).collect()),
+        Values::Float(v) => Values::Float(order.iter().map(|&i| v[i]).collect()),
+        Values::Text(v) => Values::Text(order.iter().map(|&i| v[i].clone()).collect()),
+        Values::Bool(v) => Values::Bool(order.iter().map(|&i| v[i]).collect()),
+    }
+}
+
+/// Each row's composite key, None where a join key is null.
+pub fn read_keys(frame: &Frame, join_keys: &[String]) -> Result<Vec<Option<String>>> {
+    let parts: Vec<Vec<Option<String>>> = join_keys
+        .iter()
+        .map(|k| frame.text(k))
+        .collect::<Result<_>>()?;
+    Ok((0..frame.height())
+        .map(|i| {
+            let values: Option<Vec<&str>> = parts.iter().map(|p| p[i].as_deref()).collect();
+            values.map(|v| composite_key(&v))
+        })
+        .collect())
+}
+
+/// Entity timestamps must be on the same clock as the source's: both
+/// instants (time-zone aware, compared in UTC) or both wall-clock times.
+pub fn check_zones(
+    entity: &Times,
+    entity_column: &str,
+    events: &Events,
+    view: &View,
+) -> Result<()> {
+    if entity.zone.is_some() != events.zone.is_some() {
+        let describe = |z: &Option<String>| {
+            z.clone()
+                .map_or("no time zone".to_string(), |z| format!("time zone {z}"))
+        };
+        return Err(Error::usage(format!(
+            "entity timestamps '{entity_column}' have {}, source '{}' of view '{}' has {}: give both a time zone or neither",
+            describe(&entity.zone),
+            view.source.name,
+            view.name,
+            describe(&events.zone)
+        )));
+    }
+    Ok(())
+}
+
+/// Collects values into a typed column.
+pub fn column_of(kind: Kind, values: Vec<Value>) -> Values {
+    match kind {
+        Kind::Int => Values::Int(
+            values
+                .into_iter()
+                .map(|v| match v {
+                    Value::Int(x) => Some(x),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        Kind::Float => Values::Float(
+            values
+                .into_iter()
+                .map(|v| match v {
+                    Value::Float(x) => Some(x),
+                    Value::Int(x) => Some(x as f64),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        Kind::Text => Values::Text(
+            values
+                .into_iter()
+                .map(|v| match v {
+                    Value::Text(x) => Some(x),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        Kind::Bool => Values::Bool(
+            values
+                .into_iter()
+                .map(|v| match v {
+                    Value::Bool(x) => Some(x),
+                    _ => None,
+                })
+                .collect(),
+        ),
+    }
+}
