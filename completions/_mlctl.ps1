@@ -35,6 +35,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show an ONNX model''s inputs, outputs, operators and weights, and whether mlctl runs it')
             [CompletionResult]::new('quantize', 'quantize', [CompletionResultType]::ParameterValue, 'Quantize an ONNX model''s weights to int8 and measure what it cost')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure models'' latency and throughput (percentiles, comparison, CI gates)')
+            [CompletionResult]::new('features', 'features', [CompletionResultType]::ParameterValue, 'Feature store: point-in-time training sets, materialization to an online store, online reads')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, powershell)')
             [CompletionResult]::new('manpage', 'manpage', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -181,6 +182,90 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'mlctl;features' {
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('materialize', 'materialize', [CompletionResultType]::ParameterValue, 'Compute every entity''s latest values as of END and write them to the online store')
+            [CompletionResult]::new('historical', 'historical', [CompletionResultType]::ParameterValue, 'Build a point-in-time correct training set for entity rows (keys + timestamp)')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Read an entity''s values from the online store (TTL applied on read)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'mlctl;features;materialize' {
+            [CompletionResult]::new('--views', '--views', [CompletionResultType]::ParameterName, 'Only these views (comma-separated; default: all)')
+            [CompletionResult]::new('--start', '--start', [CompletionResultType]::ParameterName, 'Only entities with events since START (2013-01-08, 2013-01-08 06:00:00 or RFC 3339)')
+            [CompletionResult]::new('--end', '--end', [CompletionResultType]::ParameterName, 'Values as of END [default: now; never in the future]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
+            [CompletionResult]::new('--incremental', '--incremental', [CompletionResultType]::ParameterName, 'Continue from each view''s watermark (the END of its last materialization)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'mlctl;features;historical' {
+            [CompletionResult]::new('--entities', '--entities', [CompletionResultType]::ParameterName, 'Entity rows: parquet or CSV with the join keys and a timestamp column')
+            [CompletionResult]::new('--features', '--features', [CompletionResultType]::ParameterName, 'Features: view:feature or view (all its features), comma-separated')
+            [CompletionResult]::new('--timestamp', '--timestamp', [CompletionResultType]::ParameterName, 'The entity rows'' timestamp column')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'The training set to write (parquet: the entity rows, then one column per feature)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'The training set to write (parquet: the entity rows, then one column per feature)')
+            [CompletionResult]::new('--report', '--report', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'mlctl;features;get' {
+            [CompletionResult]::new('--entity', '--entity', [CompletionResultType]::ParameterName, 'Join key value, KEY=VALUE (repeat for composite keys)')
+            [CompletionResult]::new('--features', '--features', [CompletionResultType]::ParameterName, 'Features: view:feature or view, comma-separated (default: every view)')
+            [CompletionResult]::new('--at', '--at', [CompletionResultType]::ParameterName, 'Read as of this time for the TTL [default: now]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'mlctl;features;help' {
+            [CompletionResult]::new('materialize', 'materialize', [CompletionResultType]::ParameterValue, 'Compute every entity''s latest values as of END and write them to the online store')
+            [CompletionResult]::new('historical', 'historical', [CompletionResultType]::ParameterValue, 'Build a point-in-time correct training set for entity rows (keys + timestamp)')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Read an entity''s values from the online store (TTL applied on read)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'mlctl;features;help;materialize' {
+            break
+        }
+        'mlctl;features;help;historical' {
+            break
+        }
+        'mlctl;features;help;get' {
+            break
+        }
+        'mlctl;features;help;help' {
+            break
+        }
         'mlctl;completions' {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
@@ -210,6 +295,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show an ONNX model''s inputs, outputs, operators and weights, and whether mlctl runs it')
             [CompletionResult]::new('quantize', 'quantize', [CompletionResultType]::ParameterValue, 'Quantize an ONNX model''s weights to int8 and measure what it cost')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure models'' latency and throughput (percentiles, comparison, CI gates)')
+            [CompletionResult]::new('features', 'features', [CompletionResultType]::ParameterValue, 'Feature store: point-in-time training sets, materialization to an online store, online reads')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, powershell)')
             [CompletionResult]::new('manpage', 'manpage', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -231,6 +317,21 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             break
         }
         'mlctl;help;bench' {
+            break
+        }
+        'mlctl;help;features' {
+            [CompletionResult]::new('materialize', 'materialize', [CompletionResultType]::ParameterValue, 'Compute every entity''s latest values as of END and write them to the online store')
+            [CompletionResult]::new('historical', 'historical', [CompletionResultType]::ParameterValue, 'Build a point-in-time correct training set for entity rows (keys + timestamp)')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Read an entity''s values from the online store (TTL applied on read)')
+            break
+        }
+        'mlctl;help;features;materialize' {
+            break
+        }
+        'mlctl;help;features;historical' {
+            break
+        }
+        'mlctl;help;features;get' {
             break
         }
         'mlctl;help;completions' {

@@ -39,6 +39,7 @@ complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "predict" -d 'Score a ta
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "inspect" -d 'Show an ONNX model\'s inputs, outputs, operators and weights, and whether mlctl runs it'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "quantize" -d 'Quantize an ONNX model\'s weights to int8 and measure what it cost'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "bench" -d 'Measure models\' latency and throughput (percentiles, comparison, CI gates)'
+complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "features" -d 'Feature store: point-in-time training sets, materialization to an online store, online reads'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "manpage" -d 'Print the man page (roff)'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -181,6 +182,64 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l config -d 'Setting
 complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
+json\t''
+markdown\t''
+html\t''
+csv\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -s h -l help -d 'Print help'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -f -a "materialize" -d 'Compute every entity\'s latest values as of END and write them to the online store'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -f -a "historical" -d 'Build a point-in-time correct training set for entity rows (keys + timestamp)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -f -a "get" -d 'Read an entity\'s values from the online store (TTL applied on read)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from materialize" -l views -d 'Only these views (comma-separated; default: all)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from materialize" -l start -d 'Only entities with events since START (2013-01-08, 2013-01-08 06:00:00 or RFC 3339)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from materialize" -l end -d 'Values as of END [default: now; never in the future]' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from materialize" -s o -l output -d 'Write the report to FILE (atomically) instead of stdout' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from materialize" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
+json\t''
+markdown\t''
+html\t''
+csv\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from materialize" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from materialize" -l incremental -d 'Continue from each view\'s watermark (the END of its last materialization)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from materialize" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from materialize" -s h -l help -d 'Print help'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from materialize" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from historical" -l entities -d 'Entity rows: parquet or CSV with the join keys and a timestamp column' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from historical" -l features -d 'Features: view:feature or view (all its features), comma-separated' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from historical" -l timestamp -d 'The entity rows\' timestamp column' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from historical" -s o -l output -d 'The training set to write (parquet: the entity rows, then one column per feature)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from historical" -l report -d 'Write the report to FILE (atomically) instead of stdout' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from historical" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
+json\t''
+markdown\t''
+html\t''
+csv\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from historical" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from historical" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from historical" -s h -l help -d 'Print help'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from historical" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -l entity -d 'Join key value, KEY=VALUE (repeat for composite keys)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -l features -d 'Features: view:feature or view, comma-separated (default: every view)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -l at -d 'Read as of this time for the TTL [default: now]' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -s o -l output -d 'Write the report to FILE (atomically) instead of stdout' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
+json\t''
+markdown\t''
+html\t''
+csv\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from help" -f -a "materialize" -d 'Compute every entity\'s latest values as of END and write them to the online store'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from help" -f -a "historical" -d 'Build a point-in-time correct training set for entity rows (keys + timestamp)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from help" -f -a "get" -d 'Read an entity\'s values from the online store (TTL applied on read)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
 json\t''
 markdown\t''
@@ -199,12 +258,16 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -l config -d 'Setti
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s V -l version -d 'Print version'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "drift" -d 'Detect data and prediction drift between a baseline and current data'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "baseline" -d 'Profile a training set once (or merge partition profiles) for fast drift checks'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "predict" -d 'Score a table with an ONNX model and write the predictions as parquet'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "inspect" -d 'Show an ONNX model\'s inputs, outputs, operators and weights, and whether mlctl runs it'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "quantize" -d 'Quantize an ONNX model\'s weights to int8 and measure what it cost'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "bench" -d 'Measure models\' latency and throughput (percentiles, comparison, CI gates)'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "manpage" -d 'Print the man page (roff)'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench completions manpage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "drift" -d 'Detect data and prediction drift between a baseline and current data'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "baseline" -d 'Profile a training set once (or merge partition profiles) for fast drift checks'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "predict" -d 'Score a table with an ONNX model and write the predictions as parquet'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "inspect" -d 'Show an ONNX model\'s inputs, outputs, operators and weights, and whether mlctl runs it'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "quantize" -d 'Quantize an ONNX model\'s weights to int8 and measure what it cost'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "bench" -d 'Measure models\' latency and throughput (percentiles, comparison, CI gates)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "features" -d 'Feature store: point-in-time training sets, materialization to an online store, online reads'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "manpage" -d 'Print the man page (roff)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and __fish_seen_subcommand_from features" -f -a "materialize" -d 'Compute every entity\'s latest values as of END and write them to the online store'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and __fish_seen_subcommand_from features" -f -a "historical" -d 'Build a point-in-time correct training set for entity rows (keys + timestamp)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and __fish_seen_subcommand_from features" -f -a "get" -d 'Read an entity\'s values from the online store (TTL applied on read)'
