@@ -186,6 +186,8 @@ struct Pinning {
     unresolved: HashMap<usize, usize>,
     /// Weight slots that something reads as values.
     read_otherwise: std::collections::HashSet<usize>,
+    /// Weight slots converted so far (a name given twice arrives twice).
+    arrived: std::collections::HashSet<usize>,
 }
 
 impl Pinning {
@@ -207,16 +209,20 @@ impl Pinning {
             readers,
             unresolved,
             read_otherwise: outputs.iter().copied().collect(),
+            arrived: std::collections::HashSet::new(),
         }
     }
 
     /// Weight `slot` was converted (the last of `weights`).
     fn arrived(&mut self, slot: usize, steps: &[Step], weights: &mut [(usize, Tensor)]) {
+        if !self.arrived.insert(slot) {
+            return;
+        }
         let Some(readers) = self.readers.get(&slot).cloned() else {
             return;
         };
         for (step, _) in readers {
-            self.waiting[step] -= 1;
+            self.waiting[step] = self.waiting[step].saturating_sub(1);
             if self.waiting[step] == 0 {
                 self.offer(step, steps, weights);
             }
@@ -247,7 +253,7 @@ impl Pinning {
                 self.read_otherwise.insert(slot);
             }
             let left = self.unresolved.entry(slot).or_default();
-            *left -= 1;
+            *left = left.saturating_sub(1);
             if *left == 0 && !self.read_otherwise.contains(&slot) {
                 let w = &mut weights[i].1;
                 if let Ok(shape_only) =
