@@ -129,7 +129,20 @@ def nyc_flights():
         print(f"flights_2013_{month:02d}.parquet: {len(part)} rows")
 
 
+def flight_entities():
+    """Entity rows for `mlctl features historical`: 2,000 July departures
+    (the aircraft and the scheduled hour), as a training set's labels would
+    come, in a random order, one of them twice."""
+    july = pd.read_parquet(OUT / "flights_2013_07.parquet")
+    rows = july[["tailnum", "time_hour", "dep_delay"]].dropna(subset=["tailnum"]).sample(2000, random_state=0)
+    rows = rows.rename(columns={"time_hour": "event_timestamp", "dep_delay": "label_dep_delay"})
+    rows = pd.concat([rows, rows.head(1)], ignore_index=True)
+    rows.to_parquet(OUT / "flight_entities.parquet", index=False)
+    print(f"flight_entities.parquet: {len(rows)} rows")
+
+
 if __name__ == "__main__":
     frame, features, train = breast_cancer()
     prediction_log(frame, features, train)
     nyc_flights()
+    flight_entities()
