@@ -744,6 +744,13 @@ impl Values {
     }
 }
 
+/// A join key column's values.
+#[derive(Debug, Clone)]
+pub enum KeyColumn {
+    Int(Vec<Option<i64>>),
+    Text(Vec<Option<String>>),
+}
+
 /// A time column: microseconds since the epoch (an instant when the column
 /// has a time zone, wall-clock time when it has none), and its zone.
 #[derive(Debug, Clone)]
@@ -900,6 +907,27 @@ impl Frame {
                 ))
             }
         })
+    }
+
+    /// A join key column: integers as they are (no text made per row),
+    /// anything else as text.
+    pub fn key_column(&self, name: &str) -> Result<KeyColumn> {
+        let c = self.column(name)?;
+        if c.dtype().is_integer() {
+            let ints = c
+                .cast(&DataType::Int64)
+                .map_err(|e| self.err(name, e))?;
+            return Ok(KeyColumn::Int(
+                ints.i64().map_err(|e| self.err(name, e))?.iter().collect(),
+            ));
+        }
+        Ok(KeyColumn::Text(self.text(name)?))
+    }
+
+    /// Frees a column that has been read (the feature store reads its
+    /// sources column by column, so they are not held twice).
+    pub fn drop_column(&mut self, name: &str) {
+        let _ = self.df.drop_in_place(name);
     }
 
     /// Writes this table with `extra` columns appended, as parquet,

@@ -95,7 +95,7 @@ pub struct GetOptions {
 fn values_as_of(
     view: &View,
     events: &Events,
-    key: &str,
+    id: u32,
     at: i64,
 ) -> (Vec<(String, Value)>, Option<i64>) {
     let mut latest = None;
@@ -103,7 +103,7 @@ fn values_as_of(
         .features
         .iter()
         .map(|f| {
-            let (value, event) = events.value(view, f, key, at);
+            let (value, event) = events.value(view, f, Some(id), at);
             if event.is_some() {
                 latest = latest.max(event);
             }
@@ -183,10 +183,10 @@ pub fn materialize(opts: &MaterializeOptions) -> Result<Report> {
         };
         let records: Vec<Record> = entities
             .iter()
-            .map(|key| {
-                let (values, event_time) = values_as_of(view, &events, key, end);
+            .map(|&id| {
+                let (values, event_time) = values_as_of(view, &events, id, end);
                 Record {
-                    entity: key.to_string(),
+                    entity: events.keys.name(id).to_string(),
                     values: values.into_iter().map(|(k, v)| (k, v.to_json())).collect(),
                     event_time,
                     as_of: end,
@@ -272,7 +272,7 @@ pub fn historical(opts: &HistoricalOptions) -> Result<Report> {
     }
     let full_names = seen.values().any(|&n| n > 1);
     let mut events_by_view: HashMap<&str, Events> = HashMap::new();
-    let mut keys_by_view: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut ids_by_view: HashMap<&str, Vec<Option<u32>>> = HashMap::new();
     let mut columns = Vec::new();
     let mut section = Section::new(
         "features",
@@ -287,27 +287,18 @@ pub fn historical(opts: &HistoricalOptions) -> Result<Report> {
         if !events_by_view.contains_key(view.name.as_str()) {
             let events = Events::load(view)?;
             offline::check_zones(&times, &opts.timestamp, &events, view)?;
-            let keys = offline::read_keys(&entities, &view.join_keys)?;
-            if let Some(row) = keys.iter().position(Option::is_none) {
-                return Err(Error::input(
-                    &opts.entities,
-                    format!(
-                        "row {row}: a join key of view '{}' ({}) is null",
-                        view.name,
-                        view.join_keys.join(", ")
-                    ),
-                ));
-            }
-            keys_by_view.insert(&view.name, keys.into_iter().flatten().collect());
+            let what = format!("view '{}'", view.name);
+            let ids = events.ids_of(&entities, &view.join_keys, &what)?;
+            ids_by_view.insert(&view.name, ids);
             events_by_view.insert(&view.name, events);
         }
         let events = &events_by_view[view.name.as_str()];
-        let keys = &keys_by_view[view.name.as_str()];
+        let ids = &ids_by_view[view.name.as_str()];
         let kind = events.kind(feature)?;
-        let values: Vec<Value> = keys
+        let values: Vec<Value> = ids
             .iter()
             .zip(&times.micros)
-            .map(|(key, at)| events.value(view, feature, key, at.unwrap_or(0)).0)
+            .map(|(id, at)| events.value(view, feature, *id, at.unwrap_or(0)).0)
             .collect();
         let nulls = values.iter().filter(|v| **v == Value::Null).count();
         let name = if full_names {

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::data::{Frame, Times, Values};
+use crate::data::{Frame, KeyColumn, Times, Values};
 use crate::error::{Error, Result};
 
 use super::definitions::{Aggregation, Feature, View};
@@ -88,14 +88,91 @@ pub enum Kind {
     Bool,
 }
 
+/// Entity keys as small integers: each distinct key is given an id once,
+/// so that sorting and lookups compare integers, not text.
+#[derive(Default)]
+pub struct KeyIndex {
+    by_text: HashMap<String, u32>,
+    by_int: HashMap<i64, u32>,
+    names: Vec<String>,
+}
+
+impl KeyIndex {
+    fn intern_text(&mut self, text: &str) -> u32 {
+        if let Some(&id) = self.by_text.get(text) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(text.to_string());
+        self.by_text.insert(text.to_string(), id);
+        id
+    }
+
+    fn intern_int(&mut self, v: i64) -> u32 {
+        if let Some(&id) = self.by_int.get(&v) {
+            return id;
+        }
+        let id = self.intern_text(&v.to_string());
+        self.by_int.insert(v, id);
+        id
+    }
+
+    fn find_int(&self, v: i64) -> Option<u32> {
+        self.by_int
+            .get(&v)
+            .copied()
+            .or_else(|| self.by_text.get(&v.to_string()).copied())
+    }
+
+    /// The key's text (its join keys' values, joined).
+    pub fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+}
+
+/// Each row's key, through `key` (intern or look up), None where a join
+/// key is null (`Some(None)`: a key the index does not hold).
+fn row_keys(
+    frame: &Frame,
+    join_keys: &[String],
+    mut by_int: impl FnMut(i64) -> Option<u32>,
+    mut by_text: impl FnMut(&str) -> Option<u32>,
+) -> Result<Vec<Option<Option<u32>>>> {
+    let columns: Vec<KeyColumn> = join_keys
+        .iter()
+        .map(|k| frame.key_column(k))
+        .collect::<Result<_>>()?;
+    if let [KeyColumn::Int(ints)] = columns.as_slice() {
+        return Ok(ints.iter().map(|v| v.map(&mut by_int)).collect());
+    }
+    let mut text = String::new();
+    Ok((0..frame.height())
+        .map(|i| {
+            text.clear();
+            for (n, c) in columns.iter().enumerate() {
+                if n > 0 {
+                    text.push(KEY_SEPARATOR);
+                }
+                match c {
+                    KeyColumn::Int(v) => text.push_str(&v[i]?.to_string()),
+                    KeyColumn::Text(v) => text.push_str(v[i].as_deref()?),
+                }
+            }
+            Some(by_text(&text))
+        })
+        .collect())
+}
+
 /// A view's source, read and sorted for lookups.
 pub struct Events {
     /// Event times (microseconds), sorted within each entity's run.
     times: Vec<i64>,
     /// Every column a feature reads, in sorted order.
     columns: HashMap<String, Values>,
-    /// Each entity's run of rows: [start, end) in the sorted order.
-    runs: HashMap<String, (usize, usize)>,
+    /// The entities' keys; each entity's run of rows, [start, end) in the
+    /// sorted order, by key id.
+    pub keys: KeyIndex,
+    runs: Vec<(usize, usize)>,
     /// The source's time zone (None: wall-clock times).
     pub zone: Option<String>,
     /// Rows left out because a join key was null.
@@ -117,98 +194,126 @@ impl Events {
                 wanted.push(f.column().to_string());
             }
         }
-        let frame = Frame::read(&source.path, Some(&wanted)).map_err(|e| match e {
+        let mut frame = Frame::read(&source.path, Some(&wanted)).map_err(|e| match e {
             Error::Input { path, message } => Error::Input {
                 path,
-                message: format!(
-                    "source '{}' of view '{}': {message}",
-                    source.name, view.name
-                ),
+                message: format!("source '{}' of view '{}': {message}", source.name, view.name),
             },
             other => other,
         })?;
+        let rows = frame.height();
         let times = frame.times(&source.timestamp)?;
         let created = match &source.created {
             Some(c) => Some(frame.times(c)?.micros),
             None => None,
         };
-        let keys = read_keys(&frame, &view.join_keys)?;
+        let mut keys = KeyIndex::default();
+        let ids: Vec<Option<u32>> = {
+            let index = std::cell::RefCell::new(&mut keys);
+            row_keys(
+                &frame,
+                &view.join_keys,
+                |v| Some(index.borrow_mut().intern_int(v)),
+                |t| Some(index.borrow_mut().intern_text(t)),
+            )?
+            .into_iter()
+            .map(Option::flatten)
+            .collect()
+        };
+        for k in view.join_keys.iter().chain([&source.timestamp]).chain(&source.created) {
+            frame.drop_column(k);
+        }
         let mut keyless_rows = 0;
         let mut timeless_rows = 0;
-        let mut order: Vec<usize> = Vec::with_capacity(frame.height());
-        for (i, key) in keys.iter().enumerate() {
-            if key.is_none() {
-                keyless_rows += 1;
-            } else if times.micros[i].is_none() {
-                timeless_rows += 1;
-            } else {
-                order.push(i);
+        // (key id, event time, created time, row): sorted, the latest
+        // created last among events of one time, so that it wins a tie.
+        let mut order: Vec<(u32, i64, i64, u32)> = Vec::with_capacity(rows);
+        for (i, id) in ids.iter().enumerate() {
+            match (id, times.micros[i]) {
+                (None, _) => keyless_rows += 1,
+                (_, None) => timeless_rows += 1,
+                (Some(id), Some(t)) => {
+                    let c = created.as_ref().and_then(|c| c[i]).unwrap_or(i64::MIN);
+                    order.push((*id, t, c, i as u32));
+                }
             }
         }
-        // By entity, then event time, then created time (the latest created
-        // last, so that it wins a tie).
-        let created_at = |i: usize| created.as_ref().and_then(|c| c[i]).unwrap_or(i64::MIN);
-        order.sort_unstable_by(|&a, &b| {
-            keys[a]
-                .cmp(&keys[b])
-                .then(times.micros[a].cmp(&times.micros[b]))
-                .then(created_at(a).cmp(&created_at(b)))
-                .then(a.cmp(&b))
-        });
-        let mut runs = HashMap::new();
+        drop(ids);
+        drop(created);
+        order.sort_unstable();
+        let mut runs = vec![(0, 0); keys.names.len()];
         let mut start = 0;
         for end in 1..=order.len() {
-            if end == order.len() || keys[order[end]] != keys[order[start]] {
-                let key = keys[order[start]].clone().unwrap_or_default();
-                runs.insert(key, (start, end));
+            if end == order.len() || order[end].0 != order[start].0 {
+                runs[order[start].0 as usize] = (start, end);
                 start = end;
             }
         }
+        let event_times = order.iter().map(|o| o.1).collect();
+        let rows_in_order: Vec<usize> = order.iter().map(|o| o.3 as usize).collect();
+        drop(order);
         let mut columns = HashMap::new();
         for f in &view.features {
             if columns.contains_key(f.column()) {
                 continue;
             }
             let values = frame.values(f.column())?;
-            columns.insert(f.column().to_string(), reorder(&values, &order));
+            frame.drop_column(f.column());
+            columns.insert(f.column().to_string(), reorder(&values, &rows_in_order));
         }
         Ok(Events {
-            times: order
-                .iter()
-                .map(|&i| times.micros[i].unwrap_or(0))
-                .collect(),
+            times: event_times,
             columns,
+            keys,
             runs,
             zone: times.zone,
             keyless_rows,
             timeless_rows,
-            rows: frame.height(),
+            rows,
         })
     }
 
-    /// Entities with an event in (after, until].
-    pub fn entities_with_events_in(&self, after: i64, until: i64) -> Vec<&str> {
-        let mut all: Vec<&str> = self
-            .runs
-            .iter()
-            .filter(|(_, &(s, e))| {
+    /// The key ids of a table's rows (entity rows); an error names the first
+    /// row with a null join key; None for a key without events.
+    pub fn ids_of(&self, frame: &Frame, join_keys: &[String], what: &str) -> Result<Vec<Option<u32>>> {
+        let ids = row_keys(
+            frame,
+            join_keys,
+            |v| self.keys.find_int(v),
+            |t| self.keys.by_text.get(t).copied(),
+        )?;
+        if let Some(row) = ids.iter().position(Option::is_none) {
+            return Err(Error::input(
+                frame.path(),
+                format!("row {row}: a join key of {what} ({}) is null", join_keys.join(", ")),
+            ));
+        }
+        Ok(ids.into_iter().flatten().collect())
+    }
+
+    /// The id of one entity's key text.
+    pub fn id_of(&self, key: &str) -> Option<u32> {
+        self.keys.by_text.get(key).copied()
+    }
+
+    /// Entities (ids) with an event in (after, until], in key order.
+    pub fn entities_with_events_in(&self, after: i64, until: i64) -> Vec<u32> {
+        let mut all: Vec<u32> = (0..self.runs.len() as u32)
+            .filter(|&id| {
+                let (s, e) = self.runs[id as usize];
                 let times = &self.times[s..e];
                 let first = times.partition_point(|&t| t <= after);
                 first < times.len() && times[first] <= until
             })
-            .map(|(k, _)| k.as_str())
             .collect();
-        all.sort_unstable();
+        all.sort_unstable_by(|a, b| self.keys.name(*a).cmp(self.keys.name(*b)));
         all
     }
 
     /// The kind of values `feature` gives.
     pub fn kind(&self, feature: &Feature) -> Result<Kind> {
         let values = self.columns.get(feature.column()).ok_or_else(|| {
-            Error::usage(format!(
-                "no column '{}' was read for this view",
-                feature.column()
-            ))
+            Error::usage(format!("no column '{}' was read for this view", feature.column()))
         })?;
         let column_kind = match values {
             Values::Int(_) => Kind::Int,
@@ -218,12 +323,7 @@ impl Events {
         };
         Ok(match feature {
             Feature::Latest { .. } => column_kind,
-            Feature::Window {
-                aggregation,
-                column,
-                name,
-                ..
-            } => match aggregation {
+            Feature::Window { aggregation, column, name, .. } => match aggregation {
                 Aggregation::Count | Aggregation::CountDistinct => Kind::Int,
                 _ if matches!(column_kind, Kind::Int | Kind::Float) => Kind::Float,
                 _ => {
@@ -236,18 +336,12 @@ impl Events {
         })
     }
 
-    /// The value of `feature` for entity `key` as of time `at`: the latest
+    /// The value of `feature` for entity `id` as of time `at`: the latest
     /// event at or before `at` (and within the TTL), or the aggregation of
     /// the events in (at - window, at]. Also returns the event time the
     /// latest value came from.
-    pub fn value(
-        &self,
-        view: &View,
-        feature: &Feature,
-        key: &str,
-        at: i64,
-    ) -> (Value, Option<i64>) {
-        let Some(&(start, end)) = self.runs.get(key) else {
+    pub fn value(&self, view: &View, feature: &Feature, id: Option<u32>, at: i64) -> (Value, Option<i64>) {
+        let Some(&(start, end)) = id.and_then(|id| self.runs.get(id as usize)) else {
             return (empty(feature), None);
         };
         let times = &self.times[start..end];
@@ -265,15 +359,10 @@ impl Events {
                 (value_at(values, start + upto - 1), Some(event))
             }
             Feature::Window {
-                aggregation,
-                window,
-                ..
+                aggregation, window, ..
             } => {
                 let from = times.partition_point(|&t| t <= at - window);
-                (
-                    aggregate(values, start + from, start + upto, *aggregation),
-                    None,
-                )
+                (aggregate(values, start + from, start + upto, *aggregation), None)
             }
         }
     }
@@ -333,20 +422,6 @@ fn reorder(values: &Values, order: &[usize]) -> Values {
         Values::Text(v) => Values::Text(order.iter().map(|&i| v[i].clone()).collect()),
         Values::Bool(v) => Values::Bool(order.iter().map(|&i| v[i]).collect()),
     }
-}
-
-/// Each row's composite key, None where a join key is null.
-pub fn read_keys(frame: &Frame, join_keys: &[String]) -> Result<Vec<Option<String>>> {
-    let parts: Vec<Vec<Option<String>>> = join_keys
-        .iter()
-        .map(|k| frame.text(k))
-        .collect::<Result<_>>()?;
-    Ok((0..frame.height())
-        .map(|i| {
-            let values: Option<Vec<&str>> = parts.iter().map(|p| p[i].as_deref()).collect();
-            values.map(|v| composite_key(&v))
-        })
-        .collect())
 }
 
 /// Entity timestamps must be on the same clock as the source's: both
