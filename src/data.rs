@@ -914,9 +914,7 @@ impl Frame {
     pub fn key_column(&self, name: &str) -> Result<KeyColumn> {
         let c = self.column(name)?;
         if c.dtype().is_integer() {
-            let ints = c
-                .cast(&DataType::Int64)
-                .map_err(|e| self.err(name, e))?;
+            let ints = c.cast(&DataType::Int64).map_err(|e| self.err(name, e))?;
             return Ok(KeyColumn::Int(
                 ints.i64().map_err(|e| self.err(name, e))?.iter().collect(),
             ));

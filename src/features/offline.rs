@@ -197,7 +197,10 @@ impl Events {
         let mut frame = Frame::read(&source.path, Some(&wanted)).map_err(|e| match e {
             Error::Input { path, message } => Error::Input {
                 path,
-                message: format!("source '{}' of view '{}': {message}", source.name, view.name),
+                message: format!(
+                    "source '{}' of view '{}': {message}",
+                    source.name, view.name
+                ),
             },
             other => other,
         })?;
@@ -220,7 +223,12 @@ impl Events {
             .map(Option::flatten)
             .collect()
         };
-        for k in view.join_keys.iter().chain([&source.timestamp]).chain(&source.created) {
+        for k in view
+            .join_keys
+            .iter()
+            .chain([&source.timestamp])
+            .chain(&source.created)
+        {
             frame.drop_column(k);
         }
         let mut keyless_rows = 0;
@@ -275,7 +283,12 @@ impl Events {
 
     /// The key ids of a table's rows (entity rows); an error names the first
     /// row with a null join key; None for a key without events.
-    pub fn ids_of(&self, frame: &Frame, join_keys: &[String], what: &str) -> Result<Vec<Option<u32>>> {
+    pub fn ids_of(
+        &self,
+        frame: &Frame,
+        join_keys: &[String],
+        what: &str,
+    ) -> Result<Vec<Option<u32>>> {
         let ids = row_keys(
             frame,
             join_keys,
@@ -285,7 +298,10 @@ impl Events {
         if let Some(row) = ids.iter().position(Option::is_none) {
             return Err(Error::input(
                 frame.path(),
-                format!("row {row}: a join key of {what} ({}) is null", join_keys.join(", ")),
+                format!(
+                    "row {row}: a join key of {what} ({}) is null",
+                    join_keys.join(", ")
+                ),
             ));
         }
         Ok(ids.into_iter().flatten().collect())
@@ -313,7 +329,10 @@ impl Events {
     /// The kind of values `feature` gives.
     pub fn kind(&self, feature: &Feature) -> Result<Kind> {
         let values = self.columns.get(feature.column()).ok_or_else(|| {
-            Error::usage(format!("no column '{}' was read for this view", feature.column()))
+            Error::usage(format!(
+                "no column '{}' was read for this view",
+                feature.column()
+            ))
         })?;
         let column_kind = match values {
             Values::Int(_) => Kind::Int,
@@ -323,7 +342,12 @@ impl Events {
         };
         Ok(match feature {
             Feature::Latest { .. } => column_kind,
-            Feature::Window { aggregation, column, name, .. } => match aggregation {
+            Feature::Window {
+                aggregation,
+                column,
+                name,
+                ..
+            } => match aggregation {
                 Aggregation::Count | Aggregation::CountDistinct => Kind::Int,
                 _ if matches!(column_kind, Kind::Int | Kind::Float) => Kind::Float,
                 _ => {
@@ -340,7 +364,13 @@ impl Events {
     /// event at or before `at` (and within the TTL), or the aggregation of
     /// the events in (at - window, at]. Also returns the event time the
     /// latest value came from.
-    pub fn value(&self, view: &View, feature: &Feature, id: Option<u32>, at: i64) -> (Value, Option<i64>) {
+    pub fn value(
+        &self,
+        view: &View,
+        feature: &Feature,
+        id: Option<u32>,
+        at: i64,
+    ) -> (Value, Option<i64>) {
         let Some(&(start, end)) = id.and_then(|id| self.runs.get(id as usize)) else {
             return (empty(feature), None);
         };
@@ -359,10 +389,15 @@ impl Events {
                 (value_at(values, start + upto - 1), Some(event))
             }
             Feature::Window {
-                aggregation, window, ..
+                aggregation,
+                window,
+                ..
             } => {
                 let from = times.partition_point(|&t| t <= at - window);
-                (aggregate(values, start + from, start + upto, *aggregation), None)
+                (
+                    aggregate(values, start + from, start + upto, *aggregation),
+                    None,
+                )
             }
         }
     }
