@@ -1,7 +1,8 @@
 """`mlctl features historical` against pandas merge_asof and Feast's local
 offline store on the same data, in one run; prints times, peak memory, the
 ratios, and whether the values agree. Also materializes the same source into
-SQLite with mlctl and reports its rows per second.
+SQLite with mlctl and reports its rows per second, and times 10,000 online
+reads of random entities in-process (`cargo bench --bench store`).
 
     python3 bench/features_vs_feast.py [--rows 5000000] [--entities 100000] [--entity-rows 500000]
     python3 bench/features_vs_feast.py --skip-feast        # without Feast
@@ -114,6 +115,13 @@ def run_mlctl(binary, source_path, entity_path, work):
     if materialize.returncode != 0:
         raise SystemExit(f"mlctl materialize failed: {materialize.stderr}")
     summary = json.loads(materialize.stdout)["summary"]
+    reads = subprocess.run(
+        ["cargo", "bench", "-q", "--bench", "store", "--", str(work / "features.db"), "stats"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    if reads.returncode != 0:
+        raise SystemExit(f"the store bench failed: {reads.stderr}")
+    summary["reads"] = json.loads(reads.stdout.strip().splitlines()[-1])
     return pd.read_parquet(out), seconds, rss, summary
 
 
@@ -227,6 +235,9 @@ def main():
         print(f"mlctl materialize into SQLite: {materialized['entities']} entities, "
               f"{materialized['source_rows']} source rows in {materialized['seconds']:.2f} s "
               f"({materialized['rows_per_second']:.0f} rows/s)")
+        r = materialized["reads"]
+        print(f"mlctl online get from SQLite, in-process, {r['reads']} random keys of {r['entities']}: "
+              f"p50 {r['p50_us']:.1f} us, p99 {r['p99_us']:.1f} us, max {r['max_us']:.1f} us")
         print("values:")
         agree(ours, theirs, "mlctl vs pandas merge_asof")
         if feast is not None:

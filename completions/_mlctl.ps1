@@ -193,6 +193,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('materialize', 'materialize', [CompletionResultType]::ParameterValue, 'Compute every entity''s latest values as of END and write them to the online store')
             [CompletionResult]::new('historical', 'historical', [CompletionResultType]::ParameterValue, 'Build a point-in-time correct training set for entity rows (keys + timestamp)')
+            [CompletionResult]::new('skew', 'skew', [CompletionResultType]::ParameterValue, 'Compare the feature values a service logged with what the offline path computes')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Read an entity''s values from the online store (TTL applied on read)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -231,6 +232,24 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'mlctl;features;skew' {
+            [CompletionResult]::new('--log', '--log', [CompletionResultType]::ParameterName, 'The serving log: join keys, a timestamp, one column per feature as served')
+            [CompletionResult]::new('--features', '--features', [CompletionResultType]::ParameterName, 'Features: view:feature or view, comma-separated (default: every feature with a column in the log)')
+            [CompletionResult]::new('--timestamp', '--timestamp', [CompletionResultType]::ParameterName, 'The log''s timestamp column (the time each value was served)')
+            [CompletionResult]::new('--tolerance', '--tolerance', [CompletionResultType]::ParameterName, 'Numbers within this (absolute, or relative to the larger) count as equal')
+            [CompletionResult]::new('--max-mismatch', '--max-mismatch', [CompletionResultType]::ParameterName, 'Exit 1 when a feature''s share of mismatching rows exceeds this')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'mlctl;features;get' {
             [CompletionResult]::new('--entity', '--entity', [CompletionResultType]::ParameterName, 'Join key value, KEY=VALUE (repeat for composite keys)')
             [CompletionResult]::new('--features', '--features', [CompletionResultType]::ParameterName, 'Features: view:feature or view, comma-separated (default: every view)')
@@ -250,6 +269,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
         'mlctl;features;help' {
             [CompletionResult]::new('materialize', 'materialize', [CompletionResultType]::ParameterValue, 'Compute every entity''s latest values as of END and write them to the online store')
             [CompletionResult]::new('historical', 'historical', [CompletionResultType]::ParameterValue, 'Build a point-in-time correct training set for entity rows (keys + timestamp)')
+            [CompletionResult]::new('skew', 'skew', [CompletionResultType]::ParameterValue, 'Compare the feature values a service logged with what the offline path computes')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Read an entity''s values from the online store (TTL applied on read)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -258,6 +278,9 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             break
         }
         'mlctl;features;help;historical' {
+            break
+        }
+        'mlctl;features;help;skew' {
             break
         }
         'mlctl;features;help;get' {
@@ -322,6 +345,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
         'mlctl;help;features' {
             [CompletionResult]::new('materialize', 'materialize', [CompletionResultType]::ParameterValue, 'Compute every entity''s latest values as of END and write them to the online store')
             [CompletionResult]::new('historical', 'historical', [CompletionResultType]::ParameterValue, 'Build a point-in-time correct training set for entity rows (keys + timestamp)')
+            [CompletionResult]::new('skew', 'skew', [CompletionResultType]::ParameterValue, 'Compare the feature values a service logged with what the offline path computes')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Read an entity''s values from the online store (TTL applied on read)')
             break
         }
@@ -329,6 +353,9 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             break
         }
         'mlctl;help;features;historical' {
+            break
+        }
+        'mlctl;help;features;skew' {
             break
         }
         'mlctl;help;features;get' {

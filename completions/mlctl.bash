@@ -58,6 +58,9 @@ _mlctl() {
             mlctl__subcmd__features,materialize)
                 cmd="mlctl__subcmd__features__subcmd__materialize"
                 ;;
+            mlctl__subcmd__features,skew)
+                cmd="mlctl__subcmd__features__subcmd__skew"
+                ;;
             mlctl__subcmd__features__subcmd__help,get)
                 cmd="mlctl__subcmd__features__subcmd__help__subcmd__get"
                 ;;
@@ -69,6 +72,9 @@ _mlctl() {
                 ;;
             mlctl__subcmd__features__subcmd__help,materialize)
                 cmd="mlctl__subcmd__features__subcmd__help__subcmd__materialize"
+                ;;
+            mlctl__subcmd__features__subcmd__help,skew)
+                cmd="mlctl__subcmd__features__subcmd__help__subcmd__skew"
                 ;;
             mlctl__subcmd__help,baseline)
                 cmd="mlctl__subcmd__help__subcmd__baseline"
@@ -108,6 +114,9 @@ _mlctl() {
                 ;;
             mlctl__subcmd__help__subcmd__features,materialize)
                 cmd="mlctl__subcmd__help__subcmd__features__subcmd__materialize"
+                ;;
+            mlctl__subcmd__help__subcmd__features,skew)
+                cmd="mlctl__subcmd__help__subcmd__features__subcmd__skew"
                 ;;
             *)
                 ;;
@@ -398,7 +407,7 @@ _mlctl() {
             return 0
             ;;
         mlctl__subcmd__features)
-            opts="-q -h -V --format --quiet --config --help --version materialize historical get help"
+            opts="-q -h -V --format --quiet --config --help --version materialize historical skew get help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -462,7 +471,7 @@ _mlctl() {
             return 0
             ;;
         mlctl__subcmd__features__subcmd__help)
-            opts="materialize historical get help"
+            opts="materialize historical skew get help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -518,6 +527,20 @@ _mlctl() {
             return 0
             ;;
         mlctl__subcmd__features__subcmd__help__subcmd__materialize)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mlctl__subcmd__features__subcmd__help__subcmd__skew)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -619,6 +642,56 @@ _mlctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mlctl__subcmd__features__subcmd__skew)
+            opts="-o -q -h -V --log --features --timestamp --tolerance --max-mismatch --output --format --quiet --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --features)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timestamp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tolerance)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-mismatch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json markdown html csv" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mlctl__subcmd__help)
             opts="drift baseline predict inspect quantize bench features completions manpage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -690,7 +763,7 @@ _mlctl() {
             return 0
             ;;
         mlctl__subcmd__help__subcmd__features)
-            opts="materialize historical get"
+            opts="materialize historical skew get"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -732,6 +805,20 @@ _mlctl() {
             return 0
             ;;
         mlctl__subcmd__help__subcmd__features__subcmd__materialize)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mlctl__subcmd__help__subcmd__features__subcmd__skew)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

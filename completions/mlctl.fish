@@ -182,19 +182,20 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -l config -d 'Setting
 complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand bench" -s V -l version -d 'Print version'
-complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical skew get help" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
 json\t''
 markdown\t''
 html\t''
 csv\t''"
-complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
-complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
-complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -s h -l help -d 'Print help'
-complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -s V -l version -d 'Print version'
-complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -f -a "materialize" -d 'Compute every entity\'s latest values as of END and write them to the online store'
-complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -f -a "historical" -d 'Build a point-in-time correct training set for entity rows (keys + timestamp)'
-complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -f -a "get" -d 'Read an entity\'s values from the online store (TTL applied on read)'
-complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical get help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical skew get help" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical skew get help" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical skew get help" -s h -l help -d 'Print help'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical skew get help" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical skew get help" -f -a "materialize" -d 'Compute every entity\'s latest values as of END and write them to the online store'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical skew get help" -f -a "historical" -d 'Build a point-in-time correct training set for entity rows (keys + timestamp)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical skew get help" -f -a "skew" -d 'Compare the feature values a service logged with what the offline path computes'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical skew get help" -f -a "get" -d 'Read an entity\'s values from the online store (TTL applied on read)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and not __fish_seen_subcommand_from materialize historical skew get help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from materialize" -l views -d 'Only these views (comma-separated; default: all)' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from materialize" -l start -d 'Only entities with events since START (2013-01-08, 2013-01-08 06:00:00 or RFC 3339)' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from materialize" -l end -d 'Values as of END [default: now; never in the future]' -r
@@ -223,6 +224,21 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_su
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from historical" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from historical" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from historical" -s V -l version -d 'Print version'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from skew" -l log -d 'The serving log: join keys, a timestamp, one column per feature as served' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from skew" -l features -d 'Features: view:feature or view, comma-separated (default: every feature with a column in the log)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from skew" -l timestamp -d 'The log\'s timestamp column (the time each value was served)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from skew" -l tolerance -d 'Numbers within this (absolute, or relative to the larger) count as equal' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from skew" -l max-mismatch -d 'Exit 1 when a feature\'s share of mismatching rows exceeds this' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from skew" -s o -l output -d 'Write the report to FILE (atomically) instead of stdout' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from skew" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
+json\t''
+markdown\t''
+html\t''
+csv\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from skew" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from skew" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from skew" -s h -l help -d 'Print help'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from skew" -s V -l version -d 'Print version'
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -l entity -d 'Join key value, KEY=VALUE (repeat for composite keys)' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -l features -d 'Features: view:feature or view, comma-separated (default: every view)' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -l at -d 'Read as of this time for the TTL [default: now]' -r
@@ -238,6 +254,7 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_su
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from help" -f -a "materialize" -d 'Compute every entity\'s latest values as of END and write them to the online store'
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from help" -f -a "historical" -d 'Build a point-in-time correct training set for entity rows (keys + timestamp)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from help" -f -a "skew" -d 'Compare the feature values a service logged with what the offline path computes'
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from help" -f -a "get" -d 'Read an entity\'s values from the online store (TTL applied on read)'
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
@@ -270,4 +287,5 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_su
 complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mlctl -n "__fish_mlctl_using_subcommand help; and __fish_seen_subcommand_from features" -f -a "materialize" -d 'Compute every entity\'s latest values as of END and write them to the online store'
 complete -c mlctl -n "__fish_mlctl_using_subcommand help; and __fish_seen_subcommand_from features" -f -a "historical" -d 'Build a point-in-time correct training set for entity rows (keys + timestamp)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and __fish_seen_subcommand_from features" -f -a "skew" -d 'Compare the feature values a service logged with what the offline path computes'
 complete -c mlctl -n "__fish_mlctl_using_subcommand help; and __fish_seen_subcommand_from features" -f -a "get" -d 'Read an entity\'s values from the online store (TTL applied on read)'

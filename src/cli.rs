@@ -125,6 +125,28 @@ pub enum FeaturesAction {
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
     },
+    /// Compare the feature values a service logged with what the offline path computes
+    #[command(after_help = EXIT_CODES)]
+    Skew {
+        /// The serving log: join keys, a timestamp, one column per feature as served
+        #[arg(long, value_name = "FILE")]
+        log: PathBuf,
+        /// Features: view:feature or view, comma-separated (default: every feature with a column in the log)
+        #[arg(long, value_delimiter = ',', value_name = "REFS")]
+        features: Vec<String>,
+        /// The log's timestamp column (the time each value was served)
+        #[arg(long, value_name = "COLUMN", default_value = "event_timestamp")]
+        timestamp: String,
+        /// Numbers within this (absolute, or relative to the larger) count as equal
+        #[arg(long, value_name = "X", default_value_t = 1e-6)]
+        tolerance: f64,
+        /// Exit 1 when a feature's share of mismatching rows exceeds this
+        #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+        max_mismatch: f64,
+        /// Write the report to FILE (atomically) instead of stdout
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Read an entity's values from the online store (TTL applied on read)
     #[command(after_help = EXIT_CODES)]
     Get {

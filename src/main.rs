@@ -268,6 +268,30 @@ fn features(
             };
             (features::historical(&opts)?, report.clone())
         }
+        FeaturesAction::Skew {
+            log,
+            features: refs,
+            timestamp,
+            tolerance,
+            max_mismatch,
+            output,
+        } => {
+            let valid = tolerance.is_finite() && *tolerance >= 0.0;
+            if !(valid && (0.0..=1.0).contains(max_mismatch)) {
+                return Err(Error::usage(
+                    "--tolerance must be 0 or more and --max-mismatch between 0 and 1",
+                ));
+            }
+            let opts = features::SkewOptions {
+                definitions,
+                log: log.clone(),
+                features: refs.clone(),
+                timestamp: timestamp.clone(),
+                tolerance: *tolerance,
+                max_mismatch: *max_mismatch,
+            };
+            (features::skew(&opts)?, output.clone())
+        }
         FeaturesAction::Get {
             entity,
             features: refs,

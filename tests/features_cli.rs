@@ -522,3 +522,37 @@ fn bad_requests_get_one_line_and_exit_2_and_leave_the_store_alone() {
         b"this is not a sqlite file, not at all, no"
     );
 }
+
+#[test]
+fn skew_finds_exactly_the_values_a_service_served_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path(), "unused.db");
+    let log = fixture("serving_log.parquet");
+    let out = mlctl(&config)
+        .args(["--format", "json", "features", "skew", "--log"])
+        .arg(&log)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let rows = report["sections"][0]["rows"].as_array().unwrap();
+    let by_feature = |f: &str| rows.iter().find(|r| r["feature"] == f).unwrap().clone();
+    // make_features_fixtures.py changed 10 delays by one minute and 4
+    // destinations; the counts of flights were served right.
+    assert_eq!(by_feature("aircraft:dep_delay")["mismatches"], 10);
+    assert_eq!(by_feature("aircraft:dep_delay")["max_abs_diff"], 1.0);
+    assert_eq!(by_feature("aircraft:dest")["mismatches"], 4);
+    assert_eq!(by_feature("aircraft:flights_7d")["mismatches"], 0);
+    assert!(report["gate"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("aircraft:dep_delay"));
+    // Within a 3% budget it passes.
+    mlctl(&config)
+        .args(["-q", "features", "skew", "--max-mismatch", "0.03", "--log"])
+        .arg(&log)
+        .assert()
+        .success();
+}

@@ -245,14 +245,31 @@ pub fn materialize(opts: &MaterializeOptions) -> Result<Report> {
     Ok(report)
 }
 
-pub fn historical(opts: &HistoricalOptions) -> Result<Report> {
-    let started = Instant::now();
-    let wanted = opts.definitions.resolve(&opts.features)?;
+/// One feature computed for every row of a table of entity rows.
+struct Computed {
+    /// `view:feature`.
+    reference: String,
+    /// Its column name: the feature's, or `view__feature` when two views
+    /// give the same name.
+    column: String,
+    kind: offline::Kind,
+    values: Vec<Value>,
+}
+
+/// The values of `references` for every row of `rows` (join keys and the
+/// `timestamp` column) as of the row's time: what `historical` writes and
+/// `skew` compares against.
+fn compute(
+    definitions: &Definitions,
+    references: &[String],
+    rows: &Frame,
+    timestamp: &str,
+) -> Result<Vec<Computed>> {
+    let wanted = definitions.resolve(references)?;
     if wanted.is_empty() {
         return Err(Error::usage("--features names no feature"));
     }
-    let entities = Frame::read(&opts.entities, None)?;
-    let times = entities.times(&opts.timestamp).map_err(|e| match e {
+    let times = rows.times(timestamp).map_err(|e| match e {
         Error::Input { path, message } if message.starts_with("no column") => Error::Input {
             path,
             message: format!("{message}: give the entity rows' timestamp column with --timestamp"),
@@ -261,8 +278,8 @@ pub fn historical(opts: &HistoricalOptions) -> Result<Report> {
     })?;
     if let Some(row) = times.micros.iter().position(Option::is_none) {
         return Err(Error::input(
-            &opts.entities,
-            format!("row {row}: the timestamp '{}' is null", opts.timestamp),
+            rows.path(),
+            format!("row {row}: the timestamp '{timestamp}' is null"),
         ));
     }
     // Plain feature names, unless two views give the same one.
@@ -273,7 +290,46 @@ pub fn historical(opts: &HistoricalOptions) -> Result<Report> {
     let full_names = seen.values().any(|&n| n > 1);
     let mut events_by_view: HashMap<&str, Events> = HashMap::new();
     let mut ids_by_view: HashMap<&str, Vec<Option<u32>>> = HashMap::new();
-    let mut columns = Vec::new();
+    let mut out = Vec::new();
+    for (view, feature) in &wanted {
+        if !events_by_view.contains_key(view.name.as_str()) {
+            let events = Events::load(view)?;
+            offline::check_zones(&times, timestamp, &events, view)?;
+            let what = format!("view '{}'", view.name);
+            let ids = events.ids_of(rows, &view.join_keys, &what)?;
+            ids_by_view.insert(&view.name, ids);
+            events_by_view.insert(&view.name, events);
+        }
+        let events = &events_by_view[view.name.as_str()];
+        let ids = &ids_by_view[view.name.as_str()];
+        let values = ids
+            .iter()
+            .zip(&times.micros)
+            .map(|(id, at)| events.value(view, feature, *id, at.unwrap_or(0)).0)
+            .collect();
+        out.push(Computed {
+            reference: format!("{}:{}", view.name, feature.name()),
+            column: if full_names {
+                format!("{}__{}", view.name, feature.name())
+            } else {
+                feature.name().to_string()
+            },
+            kind: events.kind(feature)?,
+            values,
+        });
+    }
+    Ok(out)
+}
+
+pub fn historical(opts: &HistoricalOptions) -> Result<Report> {
+    let started = Instant::now();
+    let entities = Frame::read(&opts.entities, None)?;
+    let computed = compute(
+        &opts.definitions,
+        &opts.features,
+        &entities,
+        &opts.timestamp,
+    )?;
     let mut section = Section::new(
         "features",
         "Features",
@@ -283,45 +339,27 @@ pub fn historical(opts: &HistoricalOptions) -> Result<Report> {
             ("nulls", "Null values"),
         ],
     );
-    for (view, feature) in &wanted {
-        if !events_by_view.contains_key(view.name.as_str()) {
-            let events = Events::load(view)?;
-            offline::check_zones(&times, &opts.timestamp, &events, view)?;
-            let what = format!("view '{}'", view.name);
-            let ids = events.ids_of(&entities, &view.join_keys, &what)?;
-            ids_by_view.insert(&view.name, ids);
-            events_by_view.insert(&view.name, events);
-        }
-        let events = &events_by_view[view.name.as_str()];
-        let ids = &ids_by_view[view.name.as_str()];
-        let kind = events.kind(feature)?;
-        let values: Vec<Value> = ids
-            .iter()
-            .zip(&times.micros)
-            .map(|(id, at)| events.value(view, feature, *id, at.unwrap_or(0)).0)
-            .collect();
-        let nulls = values.iter().filter(|v| **v == Value::Null).count();
-        let name = if full_names {
-            format!("{}__{}", view.name, feature.name())
-        } else {
-            feature.name().to_string()
-        };
-        if entities.has(&name) {
+    let mut columns = Vec::new();
+    let count = computed.len();
+    for c in computed {
+        if entities.has(&c.column) {
             return Err(Error::usage(format!(
-                "the entity rows already have a column '{name}': rename it, or the feature"
+                "the entity rows already have a column '{}': rename it, or the feature",
+                c.column
             )));
         }
+        let nulls = c.values.iter().filter(|v| **v == Value::Null).count();
         section.push(vec![
-            format!("{}:{}", view.name, feature.name()).into(),
-            name.clone().into(),
+            c.reference.into(),
+            c.column.clone().into(),
             Cell::Int(nulls as i64),
         ]);
-        columns.push((name, offline::column_of(kind, values)));
+        columns.push((c.column, offline::column_of(c.kind, c.values)));
     }
     entities.write_with(columns, &opts.output)?;
     let mut report = Report::new("features historical", "Point-in-time training set");
     report.figure("rows", "Entity rows", Cell::Int(entities.height() as i64));
-    report.figure("features", "Features", Cell::Int(wanted.len() as i64));
+    report.figure("features", "Features", Cell::Int(count as i64));
     report.figure(
         "seconds",
         "Seconds",
@@ -336,11 +374,153 @@ pub fn historical(opts: &HistoricalOptions) -> Result<Report> {
     report.setting("output", "Output", opts.output.display().to_string());
     report.sections.push(section);
     report.gate.message = format!(
-        "{} rows x {} features written to {}",
+        "{} rows x {count} features written to {}",
         entities.height(),
-        wanted.len(),
         opts.output.display()
     );
+    Ok(report)
+}
+
+pub struct SkewOptions {
+    pub definitions: Definitions,
+    /// The serving log: join keys, a timestamp, and the values served, one
+    /// column per feature.
+    pub log: PathBuf,
+    /// `view:feature` or `view` references (default: every feature that has
+    /// a column in the log).
+    pub features: Vec<String>,
+    pub timestamp: String,
+    /// Numbers within this (absolute, and relative to the larger) are equal.
+    pub tolerance: f64,
+    /// The share of mismatching rows a feature may have before exit 1.
+    pub max_mismatch: f64,
+}
+
+/// Whether a served value equals the offline one (nulls equal nulls).
+fn same(served: &Value, offline: &Value, tolerance: f64) -> (bool, Option<f64>) {
+    let number = |v: &Value| match v {
+        Value::Int(x) => Some(*x as f64),
+        Value::Float(x) => Some(*x),
+        _ => None,
+    };
+    match (number(served), number(offline)) {
+        (Some(a), Some(b)) => {
+            let diff = (a - b).abs();
+            let equal = diff <= tolerance || diff <= tolerance * a.abs().max(b.abs()) || a == b;
+            (equal, Some(diff))
+        }
+        _ => (served == offline, None),
+    }
+}
+
+pub fn skew(opts: &SkewOptions) -> Result<Report> {
+    let log = Frame::read(&opts.log, None)?;
+    let references: Vec<String> = if opts.features.is_empty() {
+        opts.definitions
+            .views
+            .iter()
+            .flat_map(|v| v.features.iter().map(move |f| (v, f)))
+            .filter(|(_, f)| log.has(f.name()))
+            .map(|(v, f)| format!("{}:{}", v.name, f.name()))
+            .collect()
+    } else {
+        opts.features.clone()
+    };
+    if references.is_empty() {
+        return Err(Error::input(
+            &opts.log,
+            "no column is named after a defined feature: name the features with --features",
+        ));
+    }
+    let computed = compute(&opts.definitions, &references, &log, &opts.timestamp)?;
+    let mut report = Report::new("features skew", "Training-serving skew");
+    let mut section = Section::new(
+        "features",
+        "Features",
+        &[
+            ("feature", "Feature"),
+            ("rows", "Rows"),
+            ("mismatches", "Mismatches"),
+            ("mismatch_rate", "Mismatch rate"),
+            ("max_abs_diff", "Largest difference"),
+            ("worst_row", "Row of the largest"),
+        ],
+    );
+    let mut failing = Vec::new();
+    for c in &computed {
+        let served = log.values(&c.column)?;
+        let served: Vec<Value> = (0..log.height())
+            .map(|i| offline::value_at(&served, i))
+            .collect();
+        let mut mismatches = 0usize;
+        // The largest numeric difference (for text or a null on one side:
+        // the first mismatching row, with no difference to show).
+        let mut worst: Option<(Option<f64>, usize)> = None;
+        for (row, (s, o)) in served.iter().zip(&c.values).enumerate() {
+            let (equal, diff) = same(s, o, opts.tolerance);
+            if !equal {
+                mismatches += 1;
+                let larger = match worst {
+                    None => true,
+                    Some((w, _)) => {
+                        diff.unwrap_or(f64::NEG_INFINITY) > w.unwrap_or(f64::NEG_INFINITY)
+                    }
+                };
+                if larger {
+                    worst = Some((diff, row));
+                }
+            }
+        }
+        let rate = mismatches as f64 / log.height().max(1) as f64;
+        if rate > opts.max_mismatch {
+            failing.push(format!("{} ({:.2}%)", c.reference, rate * 100.0));
+        }
+        section.push(vec![
+            c.reference.clone().into(),
+            Cell::Int(log.height() as i64),
+            Cell::Int(mismatches as i64),
+            Cell::Float(rate),
+            worst.and_then(|(d, _)| d).map_or(Cell::Null, Cell::Float),
+            worst.map_or(Cell::Null, |(_, r)| Cell::Int(r as i64)),
+        ]);
+    }
+    report.figure("rows", "Logged rows", Cell::Int(log.height() as i64));
+    report.figure(
+        "features",
+        "Features compared",
+        Cell::Int(computed.len() as i64),
+    );
+    report.figure(
+        "failing",
+        "Features over the budget",
+        Cell::Int(failing.len() as i64),
+    );
+    report.setting("log", "Serving log", opts.log.display().to_string());
+    report.setting("timestamp", "Timestamp column", opts.timestamp.clone());
+    report.setting(
+        "tolerance",
+        "Numeric tolerance",
+        Cell::Float(opts.tolerance),
+    );
+    report.setting(
+        "max_mismatch",
+        "Mismatch budget",
+        Cell::Float(opts.max_mismatch),
+    );
+    report.sections.push(section);
+    report.gate.rule = format!(
+        "every feature's share of rows whose served value differs from the offline one (beyond {}) <= {}",
+        opts.tolerance, opts.max_mismatch
+    );
+    if failing.is_empty() {
+        report.gate.message = format!(
+            "{} features served as computed offline, within the budget",
+            computed.len()
+        );
+    } else {
+        report.gate.outcome = crate::report::Outcome::Fail;
+        report.gate.message = format!("training-serving skew: {}", failing.join(", "));
+    }
     Ok(report)
 }
 

@@ -69,7 +69,8 @@ impl Value {
     }
 }
 
-fn value_at(values: &Values, i: usize) -> Value {
+/// Row i of a typed column as a value.
+pub fn value_at(values: &Values, i: usize) -> Value {
     match values {
         Values::Int(v) => v[i].map_or(Value::Null, Value::Int),
         Values::Float(v) => v[i].map_or(Value::Null, Value::Float),
@@ -205,11 +206,19 @@ impl Events {
             other => other,
         })?;
         let rows = frame.height();
+        // Each column is freed from the table as soon as it is read.
         let times = frame.times(&source.timestamp)?;
+        frame.drop_column(&source.timestamp);
         let created = match &source.created {
-            Some(c) => Some(frame.times(c)?.micros),
+            Some(c) => {
+                let micros = frame.times(c)?.micros;
+                frame.drop_column(c);
+                Some(micros)
+            }
             None => None,
         };
+        let zone = times.zone;
+        let times = times.micros;
         let mut keys = KeyIndex::default();
         let ids: Vec<Option<u32>> = {
             let index = std::cell::RefCell::new(&mut keys);
@@ -223,12 +232,7 @@ impl Events {
             .map(Option::flatten)
             .collect()
         };
-        for k in view
-            .join_keys
-            .iter()
-            .chain([&source.timestamp])
-            .chain(&source.created)
-        {
+        for k in &view.join_keys {
             frame.drop_column(k);
         }
         let mut keyless_rows = 0;
@@ -237,7 +241,7 @@ impl Events {
         // created last among events of one time, so that it wins a tie.
         let mut order: Vec<(u32, i64, i64, u32)> = Vec::with_capacity(rows);
         for (i, id) in ids.iter().enumerate() {
-            match (id, times.micros[i]) {
+            match (id, times[i]) {
                 (None, _) => keyless_rows += 1,
                 (_, None) => timeless_rows += 1,
                 (Some(id), Some(t)) => {
@@ -248,6 +252,7 @@ impl Events {
         }
         drop(ids);
         drop(created);
+        drop(times);
         order.sort_unstable();
         let mut runs = vec![(0, 0); keys.names.len()];
         let mut start = 0;
@@ -258,7 +263,7 @@ impl Events {
             }
         }
         let event_times = order.iter().map(|o| o.1).collect();
-        let rows_in_order: Vec<usize> = order.iter().map(|o| o.3 as usize).collect();
+        let rows_in_order: Vec<u32> = order.iter().map(|o| o.3).collect();
         drop(order);
         let mut columns = HashMap::new();
         for f in &view.features {
@@ -267,14 +272,14 @@ impl Events {
             }
             let values = frame.values(f.column())?;
             frame.drop_column(f.column());
-            columns.insert(f.column().to_string(), reorder(&values, &rows_in_order));
+            columns.insert(f.column().to_string(), reorder(values, &rows_in_order));
         }
         Ok(Events {
             times: event_times,
             columns,
             keys,
             runs,
-            zone: times.zone,
+            zone,
             keyless_rows,
             timeless_rows,
             rows,
@@ -450,12 +455,12 @@ fn aggregate(values: &Values, from: usize, to: usize, aggregation: Aggregation) 
     }
 }
 
-fn reorder(values: &Values, order: &[usize]) -> Values {
+fn reorder(values: Values, order: &[u32]) -> Values {
     match values {
-        Values::Int(v) => Values::Int(order.iter().map(|&i| v[i]).collect()),
-        Values::Float(v) => Values::Float(order.iter().map(|&i| v[i]).collect()),
-        Values::Text(v) => Values::Text(order.iter().map(|&i| v[i].clone()).collect()),
-        Values::Bool(v) => Values::Bool(order.iter().map(|&i| v[i]).collect()),
+        Values::Int(v) => Values::Int(order.iter().map(|&i| v[i as usize]).collect()),
+        Values::Float(v) => Values::Float(order.iter().map(|&i| v[i as usize]).collect()),
+        Values::Text(mut v) => Values::Text(order.iter().map(|&i| v[i as usize].take()).collect()),
+        Values::Bool(v) => Values::Bool(order.iter().map(|&i| v[i as usize]).collect()),
     }
 }
 
