@@ -289,7 +289,8 @@ fn compute(
     }
     let full_names = seen.values().any(|&n| n > 1);
     let mut events_by_view: HashMap<&str, Events> = HashMap::new();
-    let mut ids_by_view: HashMap<&str, Vec<Option<u32>>> = HashMap::new();
+    let mut ids_by_view: HashMap<&str, (Vec<Option<u32>>, Vec<u32>)> = HashMap::new();
+    let at: Vec<i64> = times.micros.iter().map(|t| t.unwrap_or(0)).collect();
     let mut out = Vec::new();
     for (view, feature) in &wanted {
         if !events_by_view.contains_key(view.name.as_str()) {
@@ -297,16 +298,13 @@ fn compute(
             offline::check_zones(&times, timestamp, &events, view)?;
             let what = format!("view '{}'", view.name);
             let ids = events.ids_of(rows, &view.join_keys, &what)?;
-            ids_by_view.insert(&view.name, ids);
+            let order = Events::visit_order(&ids, &at);
+            ids_by_view.insert(&view.name, (ids, order));
             events_by_view.insert(&view.name, events);
         }
         let events = &events_by_view[view.name.as_str()];
-        let ids = &ids_by_view[view.name.as_str()];
-        let values = ids
-            .iter()
-            .zip(&times.micros)
-            .map(|(id, at)| events.value(view, feature, *id, at.unwrap_or(0)).0)
-            .collect();
+        let (ids, order) = &ids_by_view[view.name.as_str()];
+        let values = events.values_for(view, feature, ids, &at, order);
         out.push(Computed {
             reference: format!("{}:{}", view.name, feature.name()),
             column: if full_names {

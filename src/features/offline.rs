@@ -376,12 +376,49 @@ impl Events {
         id: Option<u32>,
         at: i64,
     ) -> (Value, Option<i64>) {
+        self.value_in(view, feature, &self.columns[feature.column()], id, at)
+    }
+
+    /// The order to visit (entity, time) pairs in: by entity, then time, so
+    /// that each entity's events are read while they are in cache.
+    pub fn visit_order(ids: &[Option<u32>], times: &[i64]) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..ids.len() as u32).collect();
+        order.sort_unstable_by_key(|&r| (ids[r as usize], times[r as usize]));
+        order
+    }
+
+    /// `value` for many (entity, time) pairs, visited in `order`
+    /// (`visit_order`), in the pairs' own order.
+    pub fn values_for(
+        &self,
+        view: &View,
+        feature: &Feature,
+        ids: &[Option<u32>],
+        times: &[i64],
+        order: &[u32],
+    ) -> Vec<Value> {
+        let values = &self.columns[feature.column()];
+        let mut out = vec![Value::Null; ids.len()];
+        for &r in order {
+            let r = r as usize;
+            out[r] = self.value_in(view, feature, values, ids[r], times[r]).0;
+        }
+        out
+    }
+
+    fn value_in(
+        &self,
+        view: &View,
+        feature: &Feature,
+        values: &Values,
+        id: Option<u32>,
+        at: i64,
+    ) -> (Value, Option<i64>) {
         let Some(&(start, end)) = id.and_then(|id| self.runs.get(id as usize)) else {
             return (empty(feature), None);
         };
         let times = &self.times[start..end];
         let upto = times.partition_point(|&t| t <= at);
-        let values = &self.columns[feature.column()];
         match feature {
             Feature::Latest { .. } => {
                 if upto == 0 {
