@@ -556,3 +556,58 @@ fn skew_finds_exactly_the_values_a_service_served_wrong() {
         .assert()
         .success();
 }
+
+/// Among events of the same time, the latest created wins, wherever it sits
+/// in the file; a CSV source and CSV entity rows (times without a zone on
+/// both sides) work the same way.
+#[test]
+fn ties_go_to_the_latest_created_row() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("events.csv"),
+        "user,ts,created,score\n\
+         u1,2024-01-01 10:00:00,2024-01-01 10:05:00,2\n\
+         u1,2024-01-01 10:00:00,2024-01-01 10:01:00,1\n\
+         u1,2024-01-01 09:00:00,2024-01-01 09:00:00,0\n\
+         u2,2024-01-01 08:00:00,2024-01-01 08:00:00,7\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("rows.csv"),
+        "user,event_timestamp\n\
+         u1,2024-01-01 10:00:00\n\
+         u1,2024-01-01 09:30:00\n\
+         u2,2024-01-01 07:00:00\n\
+         u3,2024-01-01 10:00:00\n",
+    )
+    .unwrap();
+    let config = dir.path().join("mlctl.toml");
+    std::fs::write(
+        &config,
+        "[features]\n\
+         [features.entities.user]\njoin_keys = [\"user\"]\n\
+         [features.sources.events]\npath = \"events.csv\"\ntimestamp = \"ts\"\ncreated = \"created\"\n\
+         [features.views.scores]\nentity = \"user\"\nsource = \"events\"\nfeatures = [\"score\"]\n",
+    )
+    .unwrap();
+    let out = dir.path().join("train.parquet");
+    mlctl(&config)
+        .args([
+            "-q",
+            "features",
+            "historical",
+            "--features",
+            "scores",
+            "--entities",
+        ])
+        .arg(dir.path().join("rows.csv"))
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    let got = Frame::read(&out, None).unwrap();
+    assert_eq!(
+        got.values("score").unwrap(),
+        Values::Int(vec![Some(2), Some(0), None, None])
+    );
+}

@@ -235,35 +235,38 @@ impl Events {
         for k in &view.join_keys {
             frame.drop_column(k);
         }
+        // A counting sort by entity (ids are dense), then each entity's few
+        // events by (event time, created time, row): the latest created
+        // last among events of one time, so that it wins a tie.
         let mut keyless_rows = 0;
         let mut timeless_rows = 0;
-        // (key id, event time, created time, row): sorted, the latest
-        // created last among events of one time, so that it wins a tie.
-        let mut order: Vec<(u32, i64, i64, u32)> = Vec::with_capacity(rows);
-        for (i, id) in ids.iter().enumerate() {
-            match (id, times[i]) {
+        let mut starts = vec![0usize; keys.names.len() + 1];
+        for (id, t) in ids.iter().zip(&times) {
+            match (id, t) {
                 (None, _) => keyless_rows += 1,
                 (_, None) => timeless_rows += 1,
-                (Some(id), Some(t)) => {
-                    let c = created.as_ref().and_then(|c| c[i]).unwrap_or(i64::MIN);
-                    order.push((*id, t, c, i as u32));
-                }
+                (Some(id), Some(_)) => starts[*id as usize + 1] += 1,
             }
         }
-        drop(ids);
-        drop(created);
-        drop(times);
-        order.sort_unstable();
-        let mut runs = vec![(0, 0); keys.names.len()];
-        let mut start = 0;
-        for end in 1..=order.len() {
-            if end == order.len() || order[end].0 != order[start].0 {
-                runs[order[start].0 as usize] = (start, end);
-                start = end;
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut order: Vec<(i64, i64, u32)> = vec![(0, 0, 0); starts[starts.len() - 1]];
+        let mut next = starts.clone();
+        for (i, (id, t)) in ids.iter().zip(&times).enumerate() {
+            if let (Some(id), Some(t)) = (id, t) {
+                let c = created.as_ref().and_then(|c| c[i]).unwrap_or(i64::MIN);
+                order[next[*id as usize]] = (*t, c, i as u32);
+                next[*id as usize] += 1;
             }
         }
-        let event_times = order.iter().map(|o| o.1).collect();
-        let rows_in_order: Vec<u32> = order.iter().map(|o| o.3).collect();
+        drop((ids, created, times, next));
+        let runs: Vec<(usize, usize)> = starts.windows(2).map(|w| (w[0], w[1])).collect();
+        for &(s, e) in &runs {
+            order[s..e].sort_unstable();
+        }
+        let event_times = order.iter().map(|o| o.0).collect();
+        let rows_in_order: Vec<u32> = order.iter().map(|o| o.2).collect();
         drop(order);
         let mut columns = HashMap::new();
         for f in &view.features {
