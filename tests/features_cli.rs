@@ -31,6 +31,24 @@ fn mlctl(config: &Path) -> Command {
     c
 }
 
+/// `features historical` of both fixture views for `entities`, into `out`.
+fn historical(config: &Path, entities: &Path, out: &Path) {
+    mlctl(config)
+        .args([
+            "-q",
+            "features",
+            "historical",
+            "--features",
+            "aircraft,route",
+        ])
+        .arg("--entities")
+        .arg(entities)
+        .arg("-o")
+        .arg(out)
+        .assert()
+        .success();
+}
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(FIXTURES).join(name)
 }
@@ -64,20 +82,7 @@ fn the_training_set_matches_pandas_merge_asof_and_windows() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_in(dir.path(), "unused.db");
     let out = dir.path().join("train.parquet");
-    mlctl(&config)
-        .args([
-            "-q",
-            "features",
-            "historical",
-            "--features",
-            "aircraft,route",
-            "--entities",
-        ])
-        .arg(fixture("entities.parquet"))
-        .arg("-o")
-        .arg(&out)
-        .assert()
-        .success();
+    historical(&config, &fixture("entities.parquet"), &out);
     let got = Frame::read(&out, None).unwrap();
     let expected = Frame::read(&fixture("expected.parquet"), None).unwrap();
     let entities = Frame::read(&fixture("entities.parquet"), None).unwrap();
@@ -145,20 +150,7 @@ fn online_values_equal_the_training_set(store: &str) {
         .assert()
         .success();
     let train = dir.path().join("parity.parquet");
-    mlctl(&config)
-        .args([
-            "-q",
-            "features",
-            "historical",
-            "--features",
-            "aircraft,route",
-            "--entities",
-        ])
-        .arg(fixture("parity_entities.parquet"))
-        .arg("-o")
-        .arg(&train)
-        .assert()
-        .success();
+    historical(&config, &fixture("parity_entities.parquet"), &train);
     let offline = Frame::read(&train, None).unwrap();
     let keys: Vec<_> = ["tailnum", "carrier", "origin"]
         .iter()

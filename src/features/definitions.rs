@@ -215,21 +215,13 @@ impl Definitions {
     }
 }
 
-/// A duration: 30s, 15m, 6h, 7d, 2w (in microseconds).
+/// A duration: 30s, 15m, 6h, 7d, 2w (in microseconds), as `--window`
+/// takes it.
 pub fn parse_duration(text: &str) -> Option<i64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = t.split_at(split);
-    let n: i64 = number.parse().ok()?;
-    let unit: i64 = match unit {
-        "s" => 1_000_000,
-        "m" | "min" => 60_000_000,
-        "h" => 3_600_000_000,
-        "d" => 86_400_000_000,
-        "w" => 7 * 86_400_000_000,
-        _ => return None,
-    };
-    (n > 0).then(|| n.checked_mul(unit)).flatten()
+    match text.parse() {
+        Ok(crate::drift::window::Window::Time(micros)) => Some(micros),
+        _ => None,
+    }
 }
 
 /// Parses the `[features]` section (`section` is its TOML value); relative
