@@ -26,6 +26,7 @@ fn tile_shape(isa: Isa) -> (usize, usize, usize) {
     match isa {
         Isa::Avx512Vnni => (12, 32, 4),
         Isa::Avx2 => (6, 16, 2),
+        Isa::Neon => (8, 8, 4),
         Isa::Reference => (4, 16, 4),
     }
 }
@@ -365,7 +366,8 @@ pub fn matmul_integer(
         }
     };
     // Floats straight from the registers when the zero points reduce to one
-    // term per column.
+    // term per column (the x86 kernels).
+    #[cfg(target_arch = "x86_64")]
     let register_epilogue = floats && !per_row_za && !any_zb;
     #[cfg(target_arch = "x86_64")]
     let epilogue = |i0: usize, j0: usize| x86::Epilogue {
@@ -519,6 +521,17 @@ pub fn matmul_integer(
                 Panels::Bytes(data) if b.isa == Isa::Avx512Vnni => {
                     x86::tile_vnni(groups, ap, &data[panel * panel_len..], cp, nr, rows, cols)
                 }
+                #[cfg(target_arch = "aarch64")]
+                Panels::Bytes(data) if b.isa == Isa::Neon => arm::tile_dot(
+                    groups,
+                    ap,
+                    &data[panel * panel_len..],
+                    cp,
+                    nr,
+                    rows,
+                    cols,
+                    &b.col_sums[j0..],
+                ),
                 Panels::Bytes(data) => tile_reference(
                     groups,
                     ap,
@@ -625,6 +638,83 @@ unsafe fn tile_reference(
                 }
             }
             *c.add(r * ldc + j) = sum;
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use std::arch::aarch64::*;
+
+    /// Dispatches to the micro-kernel for `rows` rows.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn tile_dot(
+        groups: usize,
+        a: &[u32],
+        b: &[i8],
+        c: *mut i32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        col_sums: &[i32],
+    ) {
+        macro_rules! by_rows {
+            ($($r:literal)*) => {
+                match rows {
+                    $($r => kernel_dot::<$r>(groups, a.as_ptr(), b.as_ptr(), c, ldc, cols, col_sums.as_ptr()),)*
+                    _ => unreachable!("at most 8 rows"),
+                }
+            };
+        }
+        by_rows!(1 2 3 4 5 6 7 8)
+    }
+
+    /// acc + the four products of signed bytes per lane (sdot; the
+    /// intrinsic is not stable in Rust yet).
+    #[inline(always)]
+    unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+        std::arch::asm!(
+            "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
+            acc = inout(vreg) acc,
+            a = in(vreg) a,
+            b = in(vreg) b,
+            options(pure, nomem, nostack)
+        );
+        acc
+    }
+
+    /// The raw sums of A'B for an MR x 8 tile. sdot multiplies signed bytes,
+    /// so A' - 128 goes in (a flip of each byte's top bit), and 128 times
+    /// each column's sum of B comes back at the end.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "neon,dotprod")]
+    unsafe fn kernel_dot<const MR: usize>(
+        groups: usize,
+        a: *const u32,
+        b: *const i8,
+        c: *mut i32,
+        ldc: usize,
+        cols: usize,
+        col_sums: *const i32,
+    ) {
+        let mut acc = [[vdupq_n_s32(0); 2]; MR];
+        for g in 0..groups {
+            let b0 = vld1q_s8(b.add(g * 32));
+            let b1 = vld1q_s8(b.add(g * 32 + 16));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let word = (*a.add(r * groups + g) ^ 0x8080_8080) as i32;
+                let x = vreinterpretq_s8_s32(vdupq_n_s32(word));
+                acc[0] = sdot(acc[0], x, b0);
+                acc[1] = sdot(acc[1], x, b1);
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            let mut tmp = [0i32; 8];
+            vst1q_s32(tmp.as_mut_ptr(), acc[0]);
+            vst1q_s32(tmp.as_mut_ptr().add(4), acc[1]);
+            for (j, v) in tmp.iter().enumerate().take(cols) {
+                *c.add(r * ldc + j) = v + 128 * *col_sums.add(j);
+            }
         }
     }
 }

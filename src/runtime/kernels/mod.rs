@@ -3,7 +3,7 @@
 //! and the row-wise float operations of transformer encoders (`rows`).
 //!
 //! Each kernel has a plain reference implementation, and the vector versions
-//! (AVX-512, AVX2) are chosen once at run time from the CPU's features; the
+//! (AVX-512, AVX2, NEON) are chosen once at run time from the CPU's features; the
 //! tests compare every version the machine can run against the reference.
 //! Other devices (CUDA) keep candle's kernels.
 
@@ -22,6 +22,9 @@ pub enum Isa {
     Avx512Vnni,
     /// AVX2 with FMA.
     Avx2,
+    /// ARM NEON with the dot-product instructions (sdot: Graviton 2 on,
+    /// Ampere, Apple M1 on).
+    Neon,
     /// Portable Rust.
     Reference,
 }
@@ -31,6 +34,7 @@ impl Isa {
         match self {
             Isa::Avx512Vnni => "avx512f+avx512vnni",
             Isa::Avx2 => "avx2+fma",
+            Isa::Neon => "neon+dotprod",
             Isa::Reference => "portable",
         }
     }
@@ -49,6 +53,10 @@ impl Isa {
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 all.push(Isa::Avx2);
             }
+        }
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            all.push(Isa::Neon);
         }
         all.push(Isa::Reference);
         all

@@ -4,6 +4,7 @@
 //! version runs. exp and erf are polynomial approximations accurate to a few
 //! units in the last place, branch-free so that they vectorize.
 
+#[cfg(target_arch = "x86_64")]
 use super::Isa;
 
 /// Defines `pub fn NAME(args)` whose body is compiled for AVX-512, for AVX2
@@ -24,7 +25,7 @@ macro_rules! vectorized {
                     // SAFETY: isa() reports only what this CPU has.
                     Isa::Avx512Vnni => return unsafe { wide($($arg),*) },
                     Isa::Avx2 => return unsafe { narrow($($arg),*) },
-                    Isa::Reference => {}
+                    Isa::Neon | Isa::Reference => {}
                 }
             }
             body($($arg),*)

@@ -19,6 +19,7 @@ fn tile_shape(isa: Isa) -> (usize, usize) {
     match isa {
         Isa::Avx512Vnni => (12, 32),
         Isa::Avx2 => (6, 16),
+        Isa::Neon => (8, 8),
         Isa::Reference => (4, 8),
     }
 }
@@ -159,6 +160,8 @@ pub fn sgemm(
         (workers * 2).div_ceil(row_chunks).min(panels)
     };
     let panels_per_run = panels.div_ceil(panel_runs);
+    // No run may be left empty (9 panels in runs of 3 are 3 runs, not 4).
+    let panel_runs = panels.div_ceil(panels_per_run);
     let units = row_chunks * panel_runs;
     let c_ptr = SharedMut(c.as_mut_ptr());
     let run = |unit: usize| {
@@ -191,6 +194,8 @@ pub fn sgemm(
                             }
                             #[cfg(target_arch = "x86_64")]
                             Isa::Avx2 => x86::tile_avx2(kc, ap, lda, bp, cp, n, rows, cols, add),
+                            #[cfg(target_arch = "aarch64")]
+                            Isa::Neon => arm::tile_neon(kc, ap, lda, bp, cp, n, rows, cols, add),
                             _ => tile_reference(kc, ap, lda, bp, nr, cp, n, rows, cols, add),
                         }
                         // The bias, while the tile is still in cache.
@@ -252,6 +257,71 @@ unsafe fn tile_reference(
         for (j, v) in acc.iter().enumerate().take(cols) {
             let out = c.add(r * ldc + j);
             *out = if add { *out + *v } else { *v };
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use std::arch::aarch64::*;
+
+    /// Dispatches to the micro-kernel for `rows` rows.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn tile_neon(
+        kc: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        add: bool,
+    ) {
+        macro_rules! by_rows {
+            ($($r:literal)*) => {
+                match rows {
+                    $($r => kernel_neon::<$r>(kc, a.as_ptr(), lda, b.as_ptr(), c, ldc, cols, add),)*
+                    _ => unreachable!("at most 8 rows"),
+                }
+            };
+        }
+        by_rows!(1 2 3 4 5 6 7 8)
+    }
+
+    /// MR rows of A, `lda` apart; B 8 columns per step (16 accumulators of
+    /// 4 lanes).
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "neon")]
+    unsafe fn kernel_neon<const MR: usize>(
+        kc: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        cols: usize,
+        add: bool,
+    ) {
+        let mut acc = [[vdupq_n_f32(0.0); 2]; MR];
+        for p in 0..kc {
+            let b0 = vld1q_f32(b.add(p * 8));
+            let b1 = vld1q_f32(b.add(p * 8 + 4));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = vdupq_n_f32(*a.add(r * lda + p));
+                acc[0] = vfmaq_f32(acc[0], x, b0);
+                acc[1] = vfmaq_f32(acc[1], x, b1);
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            let mut tmp = [0f32; 8];
+            vst1q_f32(tmp.as_mut_ptr(), acc[0]);
+            vst1q_f32(tmp.as_mut_ptr().add(4), acc[1]);
+            let row = c.add(r * ldc);
+            for (j, v) in tmp.iter().enumerate().take(cols) {
+                let out = row.add(j);
+                *out = if add { *out + v } else { *v };
+            }
         }
     }
 }
@@ -488,7 +558,8 @@ mod tests {
 
     #[test]
     fn the_activation_is_applied_once_to_every_value() {
-        for &(m, n, k) in &[(200, 300, 50), (7, 70, 300), (1, 5, 0)] {
+        // (7, 270, 100): 9 panels of 32 for 4 runs once left the last run empty.
+        for &(m, n, k) in &[(200, 300, 50), (7, 70, 300), (7, 270, 100), (1, 5, 0)] {
             let a = values(m * k, 8);
             let b = values(k * n, 9);
             let bias = values(n, 10);
