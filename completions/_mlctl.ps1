@@ -252,7 +252,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
         }
         'mlctl;features;get' {
             [CompletionResult]::new('--entity', '--entity', [CompletionResultType]::ParameterName, 'Join key value, KEY=VALUE (repeat for composite keys)')
-            [CompletionResult]::new('--features', '--features', [CompletionResultType]::ParameterName, 'Features: view:feature or view, comma-separated (default: every view)')
+            [CompletionResult]::new('--features', '--features', [CompletionResultType]::ParameterName, 'Features: view:feature or view, comma-separated (default: every view keyed by the --entity keys)')
             [CompletionResult]::new('--at', '--at', [CompletionResultType]::ParameterName, 'Read as of this time for the TTL [default: now]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')

@@ -240,7 +240,7 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_su
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from skew" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from skew" -s V -l version -d 'Print version'
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -l entity -d 'Join key value, KEY=VALUE (repeat for composite keys)' -r
-complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -l features -d 'Features: view:feature or view, comma-separated (default: every view)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -l features -d 'Features: view:feature or view, comma-separated (default: every view keyed by the --entity keys)' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -l at -d 'Read as of this time for the TTL [default: now]' -r
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -s o -l output -d 'Write the report to FILE (atomically) instead of stdout' -r -F
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from get" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''

@@ -153,7 +153,7 @@ pub enum FeaturesAction {
         /// Join key value, KEY=VALUE (repeat for composite keys)
         #[arg(long, value_name = "KEY=VALUE", required = true)]
         entity: Vec<String>,
-        /// Features: view:feature or view, comma-separated (default: every view)
+        /// Features: view:feature or view, comma-separated (default: every view keyed by the --entity keys)
         #[arg(long, value_delimiter = ',', value_name = "REFS")]
         features: Vec<String>,
         /// Read as of this time for the TTL [default: now]

@@ -516,6 +516,27 @@ fn bad_requests_get_one_line_and_exit_2_and_leave_the_store_alone() {
 }
 
 #[test]
+fn get_without_features_reads_the_views_the_entity_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path(), "features.db");
+    mlctl(&config)
+        .args(["-q", "features", "materialize", "--end", T])
+        .assert()
+        .success();
+    let online = get(&config, &[("tailnum", "N14228".to_string())], T);
+    assert!(
+        online.values().all(|r| r["view"] == "aircraft"),
+        "{online:?}"
+    );
+    assert!(online.contains_key("dep_delay_mean_7d"));
+    mlctl(&config)
+        .args(["features", "get", "--entity", "user=1"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("aircraft by tailnum"));
+}
+
+#[test]
 fn skew_finds_exactly_the_values_a_service_served_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_in(dir.path(), "unused.db");

@@ -524,9 +524,27 @@ pub fn skew(opts: &SkewOptions) -> Result<Report> {
 
 pub fn get(opts: &GetOptions) -> Result<Report> {
     let wanted: Vec<(&View, &Feature)> = if opts.features.is_empty() {
-        opts.definitions
+        // Every view whose join keys the entity gives.
+        let given = |k: &String| opts.entity.iter().any(|(name, _)| name == k);
+        let views: Vec<&View> = opts
+            .definitions
             .views
             .iter()
+            .filter(|v| v.join_keys.iter().all(given))
+            .collect();
+        if views.is_empty() {
+            return Err(Error::usage(format!(
+                "no view is keyed by the entity given: {}",
+                opts.definitions
+                    .views
+                    .iter()
+                    .map(|v| format!("{} by {}", v.name, v.join_keys.join("+")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        views
+            .into_iter()
             .flat_map(|v| v.features.iter().map(move |f| (v, f)))
             .collect()
     } else {
