@@ -33,7 +33,7 @@ fn main() {
             .expect("entities")
     };
     assert!(!entities.is_empty(), "no entities of view {view} in {path}");
-    let mut online = store::open(&Location::Sqlite(path.into())).expect("store");
+    let mut online = store::open(&Location::Sqlite(path.into()), false).expect("store");
     // A fixed pseudo-random sequence of entities.
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut times: Vec<f64> = (0..reads)

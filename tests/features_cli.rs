@@ -624,3 +624,15 @@ fn ties_go_to_the_latest_created_row() {
         Values::Int(vec![Some(2), Some(0), None, None])
     );
 }
+
+#[test]
+fn reading_before_any_materialization_is_an_error_that_creates_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path(), "none.db");
+    mlctl(&config)
+        .args(["features", "get", "--entity", "tailnum=N1"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("materialize"));
+    assert!(!dir.path().join("none.db").exists());
+}

@@ -136,7 +136,7 @@ pub fn materialize(opts: &MaterializeOptions) -> Result<Report> {
             .map(|v| opts.definitions.view(v))
             .collect::<Result<_>>()?
     };
-    let mut store = store::open(&opts.definitions.store)?;
+    let mut store = store::open(&opts.definitions.store, true)?;
     let mut report = Report::new("features materialize", "Feature materialization");
     let mut section = Section::new(
         "views",
@@ -551,7 +551,7 @@ pub fn get(opts: &GetOptions) -> Result<Report> {
         opts.definitions.resolve(&opts.features)?
     };
     let at = opts.at.unwrap_or_else(now_micros);
-    let mut store = store::open(&opts.definitions.store)?;
+    let mut store = store::open(&opts.definitions.store, false)?;
     let mut report = Report::new("features get", "Online feature values");
     let mut section = Section::new(
         "features",

@@ -50,9 +50,17 @@ pub trait OnlineStore {
     fn watermark(&mut self, view: &str) -> Result<Option<i64>>;
 }
 
-/// Opens (and creates, for SQLite) the store at `location`.
-pub fn open(location: &Location) -> Result<Box<dyn OnlineStore>> {
+/// Opens the store at `location`; a SQLite file that does not exist yet is
+/// created when `create`, and an error otherwise (a read should not leave
+/// an empty store behind).
+pub fn open(location: &Location, create: bool) -> Result<Box<dyn OnlineStore>> {
     Ok(match location {
+        Location::Sqlite(path) if !create && !path.exists() => {
+            return Err(crate::error::Error::input(
+                path,
+                "no feature store here yet: run `mlctl features materialize` first",
+            ))
+        }
         Location::Sqlite(path) => Box::new(sqlite::Sqlite::open(path)?),
         Location::Redis(url) => Box::new(redis_store::Redis::open(url)?),
     })
@@ -60,7 +68,7 @@ pub fn open(location: &Location) -> Result<Box<dyn OnlineStore>> {
 
 /// A record's values as stored (JSON text) and back.
 fn values_text(record: &Record) -> String {
-    serde_json::Value::Object(record.values.clone()).to_string()
+    serde_json::to_string(&record.values).unwrap_or_else(|_| "{}".into())
 }
 
 fn values_from_text(text: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
