@@ -60,10 +60,21 @@ impl PackedB {
         {
             let j0 = panel * nr;
             let cols = nr.min(n - j0);
-            for p in 0..k {
-                let row = &mut out[p * nr..p * nr + cols];
-                for (c, v) in row.iter_mut().enumerate() {
-                    *v = b[p * row_stride + (j0 + c) * col_stride];
+            if row_stride == 1 && col_stride != 1 {
+                // A transposed B (attention's K^T): read each column where it
+                // lies, in order, and scatter it down the panel.
+                for c in 0..cols {
+                    let column = &b[(j0 + c) * col_stride..];
+                    for (p, v) in column[..k].iter().enumerate() {
+                        out[p * nr + c] = *v;
+                    }
+                }
+            } else {
+                for p in 0..k {
+                    let row = &mut out[p * nr..p * nr + cols];
+                    for (c, v) in row.iter_mut().enumerate() {
+                        *v = b[p * row_stride + (j0 + c) * col_stride];
+                    }
                 }
             }
         }
