@@ -162,15 +162,13 @@ fn sum_32_lanes(x: &[f32]) -> f32 {
 /// Maximum in 16 independent lanes (NaN is skipped).
 #[inline(always)]
 fn max_lanes(x: &[f32]) -> f32 {
+    // `f32::max` (NaN skipped, as the comparison it replaced did): the
+    // compiler turned `if a > b { a } else { b }` into lane shuffles.
     let mut lanes = [f32::NEG_INFINITY; 16];
     let mut chunks = x.chunks_exact(16);
     for chunk in &mut chunks {
         for q in 0..16 {
-            lanes[q] = if chunk[q] > lanes[q] {
-                chunk[q]
-            } else {
-                lanes[q]
-            };
+            lanes[q] = lanes[q].max(chunk[q]);
         }
     }
     let rest = chunks.remainder().iter().copied();
