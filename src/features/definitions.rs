@@ -185,7 +185,7 @@ impl Definitions {
     }
 
     /// Resolves `view:feature` references (or `view` for all of a view's
-    /// features), in the order given.
+    /// features), in the order given, each feature once.
     pub fn resolve(&self, references: &[String]) -> Result<Vec<(&View, &Feature)>> {
         let mut out = Vec::new();
         for reference in references {
@@ -211,6 +211,8 @@ impl Definitions {
                 None => out.extend(view.features.iter().map(|f| (view, f))),
             }
         }
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|(v, f)| seen.insert((v.name.as_str(), f.name())));
         Ok(out)
     }
 }
@@ -365,6 +367,10 @@ mod tests {
         assert_eq!(v.longest_window(), 7 * 86_400_000_000);
         let all = d.resolve(&["delays".into()]).unwrap();
         assert_eq!(all.len(), 2);
+        let twice = d
+            .resolve(&["delays".into(), "delays:dep_delay".into()])
+            .unwrap();
+        assert_eq!(twice.len(), 2, "a feature asked for twice comes once");
         let one = d.resolve(&["delays:dep_delay_mean_7d".into()]).unwrap();
         assert!(matches!(
             one[0].1,
