@@ -468,21 +468,26 @@ fn bad_requests_get_one_line_and_exit_2_and_leave_the_store_alone() {
     );
     assert_eq!(store_bytes(&store), before);
 
-    // A source without its timestamp column.
+    // Materializing with one setting of the config changed fails, naming it.
     let text = std::fs::read_to_string(&config).unwrap();
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(
-        &bad,
-        text.replace("timestamp = \"time_hour\"", "timestamp = \"hour_time\""),
-    )
-    .unwrap();
-    let out = mlctl(&bad)
-        .args(["features", "materialize", "--end", T])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("hour_time"));
+    let materialize_fails = |from: &str, to: &str, says: &str| {
+        let changed = dir.path().join("changed.toml");
+        std::fs::write(&changed, text.replace(from, to)).unwrap();
+        let out = mlctl(&changed)
+            .args(["features", "materialize", "--end", T])
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(err.contains(says), "{err}");
+    };
+    // A source without its timestamp column.
+    materialize_fails(
+        "timestamp = \"time_hour\"",
+        "timestamp = \"hour_time\"",
+        "hour_time",
+    );
     assert_eq!(store_bytes(&store), before);
 
     // A store another process holds locked: the run waits, then says so.
@@ -496,19 +501,11 @@ fn bad_requests_get_one_line_and_exit_2_and_leave_the_store_alone() {
     // A store file that is not a database.
     let corrupt = dir.path().join("corrupt.db");
     std::fs::write(&corrupt, b"this is not a sqlite file, not at all, no").unwrap();
-    let corrupt_config = dir.path().join("corrupt.toml");
-    std::fs::write(
-        &corrupt_config,
-        text.replace("store = \"features.db\"", "store = \"corrupt.db\""),
-    )
-    .unwrap();
-    let out = mlctl(&corrupt_config)
-        .args(["features", "materialize", "--end", T])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt.db"));
+    materialize_fails(
+        "store = \"features.db\"",
+        "store = \"corrupt.db\"",
+        "corrupt.db",
+    );
     assert_eq!(
         std::fs::read(&corrupt).unwrap(),
         b"this is not a sqlite file, not at all, no"
