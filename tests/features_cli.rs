@@ -11,6 +11,20 @@ use mlctl::data::{Frame, Values};
 
 const FIXTURES: &str = "tests/fixtures/features";
 const T: &str = "2013-07-20T12:00:00Z";
+/// Every feature of the fixture's two views, as the training set names them.
+const FEATURES: [&str; 11] = [
+    "dep_delay",
+    "dest",
+    "distance",
+    "dep_delay_mean_7d",
+    "flights_7d",
+    "destinations_30d",
+    "arr_delay_sum_1d",
+    "distance_max_30d",
+    "distance_min_30d",
+    "arr_delay",
+    "route_dep_delay_mean_1d",
+];
 
 /// The fixture config, written into `dir` with its source path made
 /// absolute and the store set to `store`.
@@ -92,19 +106,7 @@ fn the_training_set_matches_pandas_merge_asof_and_windows() {
         got.text("tailnum").unwrap(),
         entities.text("tailnum").unwrap()
     );
-    for column in [
-        "dep_delay",
-        "dest",
-        "distance",
-        "dep_delay_mean_7d",
-        "flights_7d",
-        "destinations_30d",
-        "arr_delay_sum_1d",
-        "distance_max_30d",
-        "distance_min_30d",
-        "arr_delay",
-        "route_dep_delay_mean_1d",
-    ] {
+    for column in FEATURES {
         close(
             &got.values(column).unwrap(),
             &expected.values(column).unwrap(),
@@ -156,19 +158,7 @@ fn online_values_equal_the_training_set(store: &str) {
         .iter()
         .map(|k| offline.text(k).unwrap())
         .collect();
-    let features = [
-        "dep_delay",
-        "dest",
-        "distance",
-        "dep_delay_mean_7d",
-        "flights_7d",
-        "destinations_30d",
-        "arr_delay_sum_1d",
-        "distance_max_30d",
-        "distance_min_30d",
-        "arr_delay",
-        "route_dep_delay_mean_1d",
-    ];
+    let features = FEATURES;
     let columns: Vec<Values> = features
         .iter()
         .map(|f| offline.values(f).unwrap())
