@@ -36,6 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('quantize', 'quantize', [CompletionResultType]::ParameterValue, 'Quantize an ONNX model''s weights to int8 and measure what it cost')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure models'' latency and throughput (percentiles, comparison, CI gates)')
             [CompletionResult]::new('features', 'features', [CompletionResultType]::ParameterValue, 'Feature store: point-in-time training sets, materialization to an online store, online reads')
+            [CompletionResult]::new('shadow-compare', 'shadow-compare', [CompletionResultType]::ParameterValue, 'Compare a candidate model with the live one on the same requests (replayed or logged) and judge it')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, powershell)')
             [CompletionResult]::new('manpage', 'manpage', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -289,6 +290,45 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
         'mlctl;features;help;help' {
             break
         }
+        'mlctl;shadow-compare' {
+            [CompletionResult]::new('--primary', '--primary', [CompletionResultType]::ParameterName, 'Replay: the live model')
+            [CompletionResult]::new('--candidate', '--candidate', [CompletionResultType]::ParameterName, 'Replay: the new model')
+            [CompletionResult]::new('--inputs', '--inputs', [CompletionResultType]::ParameterName, 'Replay: the logged requests both models answer (parquet or CSV)')
+            [CompletionResult]::new('--primary-log', '--primary-log', [CompletionResultType]::ParameterName, 'Logs: the live service''s prediction log')
+            [CompletionResult]::new('--candidate-log', '--candidate-log', [CompletionResultType]::ParameterName, 'Logs: the shadow service''s prediction log')
+            [CompletionResult]::new('--baseline-noise-log', '--baseline-noise-log', [CompletionResultType]::ParameterName, 'Logs: a second log of the live model on the same requests (its noise)')
+            [CompletionResult]::new('--join', '--join', [CompletionResultType]::ParameterName, 'Logs: the column that pairs rows [default: request_id when both logs have it, else row order]')
+            [CompletionResult]::new('--prediction', '--prediction', [CompletionResultType]::ParameterName, 'Logs: the prediction column [default: prediction]')
+            [CompletionResult]::new('--score', '--score', [CompletionResultType]::ParameterName, 'Logs: the score column [default: confidence, then score, when present]')
+            [CompletionResult]::new('--label', '--label', [CompletionResultType]::ParameterName, 'The label column [default: label, when present]')
+            [CompletionResult]::new('--slice-by', '--slice-by', [CompletionResultType]::ParameterName, 'Compare per slice of these columns (comma-separated)')
+            [CompletionResult]::new('--task', '--task', [CompletionResultType]::ParameterName, 'classification or regression [default: read from the outputs]')
+            [CompletionResult]::new('--max-flip-rate', '--max-flip-rate', [CompletionResultType]::ParameterName, 'Exit 1 when the share of rows whose class changed exceeds this')
+            [CompletionResult]::new('--max-negative-flip-rate', '--max-negative-flip-rate', [CompletionResultType]::ParameterName, 'Exit 1 when the share of labelled rows the primary got right and the candidate wrong exceeds this')
+            [CompletionResult]::new('--max-accuracy-drop', '--max-accuracy-drop', [CompletionResultType]::ParameterName, 'Exit 1 when accuracy drops by more than this (absolute, 0.01 = one point)')
+            [CompletionResult]::new('--max-rmse-increase', '--max-rmse-increase', [CompletionResultType]::ParameterName, 'Exit 1 when the RMSE rises by more than this (regression)')
+            [CompletionResult]::new('--alpha', '--alpha', [CompletionResultType]::ParameterName, 'Significance level of the tests [default: 0.05]')
+            [CompletionResult]::new('--max-psi', '--max-psi', [CompletionResultType]::ParameterName, 'PSI between the score distributions from which the verdict is marginal [default: 0.2]')
+            [CompletionResult]::new('--top-slices', '--top-slices', [CompletionResultType]::ParameterName, 'Slices listed in the report, worst first (every flagged slice is listed) [default: 20]')
+            [CompletionResult]::new('--columns', '--columns', [CompletionResultType]::ParameterName, 'Replay: feature columns for a single 2-D model input, in order (default: every numeric column)')
+            [CompletionResult]::new('--exclude', '--exclude', [CompletionResultType]::ParameterName, 'Replay: columns that are not features (the label, slice columns, prediction and confidence are left out already)')
+            [CompletionResult]::new('--batch-size', '--batch-size', [CompletionResultType]::ParameterName, 'Replay: rows per model call')
+            [CompletionResult]::new('--device', '--device', [CompletionResultType]::ParameterName, 'Replay: cpu, cuda or cuda:N (cuda needs a build with --features cuda)')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Replay: threads for the CPU kernels (default: one per core)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write the report to FILE (atomically) instead of stdout')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
+            [CompletionResult]::new('--baseline-noise', '--baseline-noise', [CompletionResultType]::ParameterName, 'Replay: run the primary a second time (in other batches) and count only differences beyond its own')
+            [CompletionResult]::new('--fail-on-slice-regression', '--fail-on-slice-regression', [CompletionResultType]::ParameterName, 'Exit 1 when the candidate is significantly worse in any slice (Holm-corrected)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'mlctl;completions' {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Settings file (default: ./mlctl.toml when present)')
@@ -319,6 +359,7 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             [CompletionResult]::new('quantize', 'quantize', [CompletionResultType]::ParameterValue, 'Quantize an ONNX model''s weights to int8 and measure what it cost')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure models'' latency and throughput (percentiles, comparison, CI gates)')
             [CompletionResult]::new('features', 'features', [CompletionResultType]::ParameterValue, 'Feature store: point-in-time training sets, materialization to an online store, online reads')
+            [CompletionResult]::new('shadow-compare', 'shadow-compare', [CompletionResultType]::ParameterValue, 'Compare a candidate model with the live one on the same requests (replayed or logged) and judge it')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, powershell)')
             [CompletionResult]::new('manpage', 'manpage', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -359,6 +400,9 @@ Register-ArgumentCompleter -Native -CommandName 'mlctl' -ScriptBlock {
             break
         }
         'mlctl;help;features;get' {
+            break
+        }
+        'mlctl;help;shadow-compare' {
             break
         }
         'mlctl;help;completions' {

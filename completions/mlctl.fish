@@ -40,6 +40,7 @@ complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "inspect" -d 'Show an ON
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "quantize" -d 'Quantize an ONNX model\'s weights to int8 and measure what it cost'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "bench" -d 'Measure models\' latency and throughput (percentiles, comparison, CI gates)'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "features" -d 'Feature store: point-in-time training sets, materialization to an online store, online reads'
+complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "shadow-compare" -d 'Compare a candidate model with the live one on the same requests (replayed or logged) and judge it'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "manpage" -d 'Print the man page (roff)'
 complete -c mlctl -n "__fish_mlctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -257,6 +258,43 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_su
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from help" -f -a "skew" -d 'Compare the feature values a service logged with what the offline path computes'
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from help" -f -a "get" -d 'Read an entity\'s values from the online store (TTL applied on read)'
 complete -c mlctl -n "__fish_mlctl_using_subcommand features; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l primary -d 'Replay: the live model' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l candidate -d 'Replay: the new model' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l inputs -d 'Replay: the logged requests both models answer (parquet or CSV)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l primary-log -d 'Logs: the live service\'s prediction log' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l candidate-log -d 'Logs: the shadow service\'s prediction log' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l baseline-noise-log -d 'Logs: a second log of the live model on the same requests (its noise)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l join -d 'Logs: the column that pairs rows [default: request_id when both logs have it, else row order]' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l prediction -d 'Logs: the prediction column [default: prediction]' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l score -d 'Logs: the score column [default: confidence, then score, when present]' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l label -d 'The label column [default: label, when present]' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l slice-by -d 'Compare per slice of these columns (comma-separated)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l task -d 'classification or regression [default: read from the outputs]' -r -f -a "classification\t''
+regression\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l max-flip-rate -d 'Exit 1 when the share of rows whose class changed exceeds this' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l max-negative-flip-rate -d 'Exit 1 when the share of labelled rows the primary got right and the candidate wrong exceeds this' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l max-accuracy-drop -d 'Exit 1 when accuracy drops by more than this (absolute, 0.01 = one point)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l max-rmse-increase -d 'Exit 1 when the RMSE rises by more than this (regression)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l alpha -d 'Significance level of the tests [default: 0.05]' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l max-psi -d 'PSI between the score distributions from which the verdict is marginal [default: 0.2]' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l top-slices -d 'Slices listed in the report, worst first (every flagged slice is listed) [default: 20]' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l columns -d 'Replay: feature columns for a single 2-D model input, in order (default: every numeric column)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l exclude -d 'Replay: columns that are not features (the label, slice columns, prediction and confidence are left out already)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l batch-size -d 'Replay: rows per model call' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l device -d 'Replay: cpu, cuda or cuda:N (cuda needs a build with --features cuda)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l threads -d 'Replay: threads for the CPU kernels (default: one per core)' -r
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -s o -l output -d 'Write the report to FILE (atomically) instead of stdout' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
+json\t''
+markdown\t''
+html\t''
+csv\t''"
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l config -d 'Settings file (default: ./mlctl.toml when present)' -r -F
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l baseline-noise -d 'Replay: run the primary a second time (in other batches) and count only differences beyond its own'
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -l fail-on-slice-regression -d 'Exit 1 when the candidate is significantly worse in any slice (Holm-corrected)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -s h -l help -d 'Print help'
+complete -c mlctl -n "__fish_mlctl_using_subcommand shadow-compare" -s V -l version -d 'Print version'
 complete -c mlctl -n "__fish_mlctl_using_subcommand completions" -l format -d 'Report format. Default: table on a terminal; inferred from the extension of -o (.json, .md, .html, .csv)' -r -f -a "table\t''
 json\t''
 markdown\t''
@@ -275,16 +313,17 @@ complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -l config -d 'Setti
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s q -l quiet -d 'No report on stdout: only the exit code, any -o file, and one line on stderr when a gate fails'
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s h -l help -d 'Print help'
 complete -c mlctl -n "__fish_mlctl_using_subcommand manpage" -s V -l version -d 'Print version'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "drift" -d 'Detect data and prediction drift between a baseline and current data'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "baseline" -d 'Profile a training set once (or merge partition profiles) for fast drift checks'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "predict" -d 'Score a table with an ONNX model and write the predictions as parquet'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "inspect" -d 'Show an ONNX model\'s inputs, outputs, operators and weights, and whether mlctl runs it'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "quantize" -d 'Quantize an ONNX model\'s weights to int8 and measure what it cost'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "bench" -d 'Measure models\' latency and throughput (percentiles, comparison, CI gates)'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "features" -d 'Feature store: point-in-time training sets, materialization to an online store, online reads'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "manpage" -d 'Print the man page (roff)'
-complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features completions manpage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features shadow-compare completions manpage help" -f -a "drift" -d 'Detect data and prediction drift between a baseline and current data'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features shadow-compare completions manpage help" -f -a "baseline" -d 'Profile a training set once (or merge partition profiles) for fast drift checks'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features shadow-compare completions manpage help" -f -a "predict" -d 'Score a table with an ONNX model and write the predictions as parquet'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features shadow-compare completions manpage help" -f -a "inspect" -d 'Show an ONNX model\'s inputs, outputs, operators and weights, and whether mlctl runs it'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features shadow-compare completions manpage help" -f -a "quantize" -d 'Quantize an ONNX model\'s weights to int8 and measure what it cost'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features shadow-compare completions manpage help" -f -a "bench" -d 'Measure models\' latency and throughput (percentiles, comparison, CI gates)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features shadow-compare completions manpage help" -f -a "features" -d 'Feature store: point-in-time training sets, materialization to an online store, online reads'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features shadow-compare completions manpage help" -f -a "shadow-compare" -d 'Compare a candidate model with the live one on the same requests (replayed or logged) and judge it'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features shadow-compare completions manpage help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, powershell)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features shadow-compare completions manpage help" -f -a "manpage" -d 'Print the man page (roff)'
+complete -c mlctl -n "__fish_mlctl_using_subcommand help; and not __fish_seen_subcommand_from drift baseline predict inspect quantize bench features shadow-compare completions manpage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mlctl -n "__fish_mlctl_using_subcommand help; and __fish_seen_subcommand_from features" -f -a "materialize" -d 'Compute every entity\'s latest values as of END and write them to the online store'
 complete -c mlctl -n "__fish_mlctl_using_subcommand help; and __fish_seen_subcommand_from features" -f -a "historical" -d 'Build a point-in-time correct training set for entity rows (keys + timestamp)'
 complete -c mlctl -n "__fish_mlctl_using_subcommand help; and __fish_seen_subcommand_from features" -f -a "skew" -d 'Compare the feature values a service logged with what the offline path computes'

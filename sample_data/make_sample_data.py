@@ -141,8 +141,90 @@ def flight_entities():
     print(f"flight_entities.parquet: {len(rows)} rows")
 
 
+def shadow_deployment(frame, features, train):
+    """A shadow deployment of a retrained model, for `mlctl shadow-compare`.
+
+    model_v2.onnx is the candidate: a smaller network (16 hidden units,
+    stronger L2 penalty) retrained on the same training split. It served
+    2,000 requests in shadow next to model.onnx (v1, live) over four regions.
+    Rows are held-out test records sampled with replacement; the "apac"
+    region receives mostly borderline cases (v1 less than 99% confident),
+    where a smaller model is most likely to disagree.
+      * shadow_primary.parquet: the live log (request_id, timestamp, region,
+        the 30 features, v1's prediction and confidence, the label);
+      * shadow_candidate.parquet: the shadow log (request_id, timestamp,
+        v2's prediction and confidence). The shadow service timed out on 23
+        requests (missing rows) and logged one request twice.
+    """
+    rng = np.random.default_rng(SEED + 8)
+    test = pd.read_parquet(OUT / "test.parquet")
+    candidate = make_pipeline(
+        StandardScaler(),
+        MLPClassifier(hidden_layer_sizes=(16,), alpha=1.0, max_iter=2000, random_state=1),
+    )
+    candidate.fit(train[features].to_numpy(np.float32), train["target"])
+    onx = to_onnx(candidate, train[features].to_numpy(np.float32)[:1], target_opset=17)
+    (OUT / "model_v2.onnx").write_bytes(onx.SerializeToString())
+    acc = candidate.score(test[features].to_numpy(np.float32), test["target"])
+    print(f"model_v2.onnx: test accuracy {acc:.4f}")
+
+    live = ort.InferenceSession(str(OUT / "model.onnx"))
+    shadow = ort.InferenceSession(str(OUT / "model_v2.onnx"))
+    x_test = test[features].to_numpy(np.float32)
+    _, p_test = live.run(None, {"X": x_test})
+    confident = np.array([max(p.values()) for p in p_test]) >= 0.99
+    regions = {"us": 700, "eu": 600, "latam": 300, "apac": 400}
+    parts = []
+    for region, n in regions.items():
+        if region == "apac":
+            pool = test[~confident]
+            picked = pool.sample(n, replace=True, random_state=rng.integers(1 << 31))
+        else:
+            picked = test.sample(n, replace=True, random_state=rng.integers(1 << 31))
+        part = picked[features + ["target"]].copy()
+        part.insert(0, "region", region)
+        parts.append(part)
+    rows = pd.concat(parts).sample(frac=1.0, random_state=rng.integers(1 << 31))
+    rows = rows.reset_index(drop=True)
+    n = len(rows)
+    start = pd.Timestamp("2026-04-01T00:00:00Z")
+    seconds = np.sort(rng.uniform(0, 2 * 86400, n))
+    x = rows[features].to_numpy(np.float32)
+    primary = pd.DataFrame(
+        {
+            "request_id": [f"req-{i:06d}" for i in range(n)],
+            "timestamp": (start + pd.to_timedelta(seconds, unit="s")).astype("datetime64[us, UTC]"),
+            "region": rows["region"],
+        }
+    )
+    primary = pd.concat([primary, rows[features].astype("float64")], axis=1)
+    label, proba = live.run(None, {"X": x})
+    primary["prediction"] = label.astype("int64")
+    primary["confidence"] = [max(p.values()) for p in proba]
+    primary["label"] = rows["target"].astype("int64")
+    primary.to_parquet(OUT / "shadow_primary.parquet", index=False)
+
+    label2, proba2 = shadow.run(None, {"X": x})
+    cand = pd.DataFrame(
+        {
+            "request_id": primary["request_id"],
+            "timestamp": primary["timestamp"] + pd.to_timedelta(rng.uniform(0.001, 0.02, n), unit="s"),
+            "prediction": label2.astype("int64"),
+            "confidence": [max(p.values()) for p in proba2],
+        }
+    )
+    timed_out = rng.choice(n, 23, replace=False)
+    cand = cand.drop(index=timed_out)
+    cand = pd.concat([cand, cand.iloc[[100]]]).reset_index(drop=True)
+    cand["timestamp"] = cand["timestamp"].astype("datetime64[us, UTC]")
+    cand.to_parquet(OUT / "shadow_candidate.parquet", index=False)
+    flips = (label != label2).sum()
+    print(f"shadow logs: {n} requests, {flips} flips, {len(cand)} shadow rows")
+
+
 if __name__ == "__main__":
     frame, features, train = breast_cancer()
     prediction_log(frame, features, train)
+    shadow_deployment(frame, features, train)
     nyc_flights()
     flight_entities()

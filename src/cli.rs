@@ -69,6 +69,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Feature store: point-in-time training sets, materialization to an online store, online reads
     Features(FeaturesArgs),
+    /// Compare a candidate model with the live one on the same requests (replayed or logged) and judge it
+    #[command(name = "shadow-compare")]
+    ShadowCompare(ShadowCompareArgs),
     /// Print shell completions (bash, zsh, fish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -242,6 +245,192 @@ pub struct DriftArgs {
     /// Distinct values kept exactly per baseline column before summarising [default: 100000]
     #[arg(long, value_name = "N")]
     pub exact_cap: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct ShadowCompareArgs {
+    /// Replay: the live model
+    #[arg(long, value_name = "MODEL", requires_all = ["candidate", "inputs"], conflicts_with_all = ["primary_log", "candidate_log"])]
+    pub primary: Option<PathBuf>,
+
+    /// Replay: the new model
+    #[arg(long, value_name = "MODEL", requires = "primary")]
+    pub candidate: Option<PathBuf>,
+
+    /// Replay: the logged requests both models answer (parquet or CSV)
+    #[arg(long, value_name = "FILE", requires = "primary")]
+    pub inputs: Option<PathBuf>,
+
+    /// Replay: run the primary a second time (in other batches) and count only differences beyond its own
+    #[arg(long, requires = "primary")]
+    pub baseline_noise: bool,
+
+    /// Logs: the live service's prediction log
+    #[arg(long, value_name = "FILE", requires = "candidate_log")]
+    pub primary_log: Option<PathBuf>,
+
+    /// Logs: the shadow service's prediction log
+    #[arg(long, value_name = "FILE", requires = "primary_log")]
+    pub candidate_log: Option<PathBuf>,
+
+    /// Logs: a second log of the live model on the same requests (its noise)
+    #[arg(long, value_name = "FILE", requires = "primary_log")]
+    pub baseline_noise_log: Option<PathBuf>,
+
+    /// Logs: the column that pairs rows [default: request_id when both logs have it, else row order]
+    #[arg(long, value_name = "COLUMN")]
+    pub join: Option<String>,
+
+    /// Logs: the prediction column [default: prediction]
+    #[arg(long, value_name = "COLUMN")]
+    pub prediction: Option<String>,
+
+    /// Logs: the score column [default: confidence, then score, when present]
+    #[arg(long, value_name = "COLUMN")]
+    pub score: Option<String>,
+
+    /// The label column [default: label, when present]
+    #[arg(long, value_name = "COLUMN")]
+    pub label: Option<String>,
+
+    /// Compare per slice of these columns (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub slice_by: Vec<String>,
+
+    /// classification or regression [default: read from the outputs]
+    #[arg(long, value_parser = ["classification", "regression"])]
+    pub task: Option<String>,
+
+    /// Exit 1 when the share of rows whose class changed exceeds this
+    #[arg(long, value_name = "SHARE")]
+    pub max_flip_rate: Option<f64>,
+
+    /// Exit 1 when the share of labelled rows the primary got right and the candidate wrong exceeds this
+    #[arg(long, value_name = "SHARE")]
+    pub max_negative_flip_rate: Option<f64>,
+
+    /// Exit 1 when accuracy drops by more than this (absolute, 0.01 = one point)
+    #[arg(long, value_name = "SHARE")]
+    pub max_accuracy_drop: Option<f64>,
+
+    /// Exit 1 when the RMSE rises by more than this (regression)
+    #[arg(long, value_name = "X")]
+    pub max_rmse_increase: Option<f64>,
+
+    /// Exit 1 when the candidate is significantly worse in any slice (Holm-corrected)
+    #[arg(long)]
+    pub fail_on_slice_regression: bool,
+
+    /// Significance level of the tests [default: 0.05]
+    #[arg(long, value_name = "P")]
+    pub alpha: Option<f64>,
+
+    /// PSI between the score distributions from which the verdict is marginal [default: 0.2]
+    #[arg(long, value_name = "X")]
+    pub max_psi: Option<f64>,
+
+    /// Slices listed in the report, worst first (every flagged slice is listed) [default: 20]
+    #[arg(long, value_name = "N")]
+    pub top_slices: Option<usize>,
+
+    /// Replay: feature columns for a single 2-D model input, in order (default: every numeric column)
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub columns: Vec<String>,
+
+    /// Replay: columns that are not features (the label, slice columns, prediction and confidence are left out already)
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub exclude: Vec<String>,
+
+    /// Replay: rows per model call
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    pub batch_size: usize,
+
+    /// Replay: cpu, cuda or cuda:N (cuda needs a build with --features cuda)
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+
+    /// Replay: threads for the CPU kernels (default: one per core)
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Write the report to FILE (atomically) instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `shadow-compare` options from its flags and the config's `[shadow]`
+/// section (flags win).
+pub fn shadow_options(
+    args: &ShadowCompareArgs,
+    config: &Config,
+    show_progress: bool,
+) -> Result<crate::shadow::Options> {
+    use crate::shadow::{compare::Task, Gates, LogOptions, ReplayOptions, Source};
+    let file = &config.shadow;
+    let source = match (&args.primary, &args.primary_log) {
+        (Some(primary), _) => Source::Replay(ReplayOptions {
+            primary: primary.clone(),
+            candidate: args.candidate.clone().ok_or_else(|| Error::usage("--primary needs --candidate"))?,
+            inputs: args.inputs.clone().ok_or_else(|| Error::usage("--primary needs --inputs"))?,
+            columns: args.columns.clone(),
+            exclude: args.exclude.clone(),
+            batch_size: args.batch_size,
+            device: args.device.clone(),
+            threads: args.threads,
+            baseline_noise: args.baseline_noise,
+        }),
+        (None, Some(primary_log)) => Source::Logs(LogOptions {
+            primary: primary_log.clone(),
+            candidate: args
+                .candidate_log
+                .clone()
+                .ok_or_else(|| Error::usage("--primary-log needs --candidate-log"))?,
+            noise: args.baseline_noise_log.clone(),
+            join: args.join.clone(),
+            prediction: args.prediction.clone().unwrap_or_else(|| "prediction".into()),
+            score: args.score.clone(),
+        }),
+        (None, None) => {
+            return Err(Error::usage(
+                "shadow-compare needs --primary MODEL --candidate MODEL --inputs FILE (replay) or --primary-log FILE --candidate-log FILE (logs)",
+            ))
+        }
+    };
+    if matches!(source, Source::Replay(_))
+        && (args.join.is_some() || args.prediction.is_some() || args.score.is_some())
+    {
+        return Err(Error::usage(
+            "--join, --prediction and --score are for logs (--primary-log); a replay computes the predictions",
+        ));
+    }
+    let task = match args.task.as_deref() {
+        Some("regression") => Some(Task::Regression),
+        Some(_) => Some(Task::Classification),
+        None => None,
+    };
+    Ok(crate::shadow::Options {
+        source,
+        label: args.label.clone().or_else(|| file.label.clone()),
+        slice_by: if args.slice_by.is_empty() {
+            file.slice_by.clone()
+        } else {
+            args.slice_by.clone()
+        },
+        task,
+        gates: Gates {
+            max_flip_rate: args.max_flip_rate.or(file.max_flip_rate),
+            max_negative_flip_rate: args.max_negative_flip_rate.or(file.max_negative_flip_rate),
+            max_accuracy_drop: args.max_accuracy_drop.or(file.max_accuracy_drop),
+            max_rmse_increase: args.max_rmse_increase.or(file.max_rmse_increase),
+            fail_on_slice_regression: args.fail_on_slice_regression
+                || file.fail_on_slice_regression.unwrap_or(false),
+        },
+        alpha: args.alpha.or(file.alpha).unwrap_or(0.05),
+        max_psi: args.max_psi.or(file.max_psi).unwrap_or(0.2),
+        top_slices: args.top_slices.or(file.top_slices).unwrap_or(20),
+        show_progress,
+    })
 }
 
 #[derive(Debug, Args)]

@@ -22,7 +22,24 @@ pub struct Config {
     #[serde(default)]
     pub bench: Option<toml::Value>,
     #[serde(default)]
-    pub shadow: Option<toml::Value>,
+    pub shadow: ShadowConfig,
+}
+
+/// `[shadow]`: the gates and settings of `mlctl shadow-compare`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowConfig {
+    pub label: Option<String>,
+    #[serde(default)]
+    pub slice_by: Vec<String>,
+    pub max_flip_rate: Option<f64>,
+    pub max_negative_flip_rate: Option<f64>,
+    pub max_accuracy_drop: Option<f64>,
+    pub max_rmse_increase: Option<f64>,
+    pub fail_on_slice_regression: Option<bool>,
+    pub alpha: Option<f64>,
+    pub max_psi: Option<f64>,
+    pub top_slices: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -455,6 +455,60 @@ impl Table {
         .strings(name)
     }
 
+    /// Row ranges `(offset, len)` of about `target` rows that cover the
+    /// table in order. For a streamed parquet file they follow its row
+    /// groups (whole groups, merged up to `target`), so reading the ranges
+    /// one after another decodes each row group once and holds about one
+    /// range in memory, whatever the file's size.
+    pub fn chunks(&self, target: usize) -> Result<Vec<(usize, usize)>> {
+        let target = target.max(1);
+        let rows = self.row_count()?;
+        let groups: Vec<usize> = if self.in_memory {
+            vec![rows]
+        } else {
+            let file = std::fs::File::open(&self.path).map_err(|e| Error::input(&self.path, e))?;
+            let mut reader = ParquetReader::new(file);
+            let metadata = reader
+                .get_metadata()
+                .map_err(|e| polars_error(&self.path, e))?;
+            metadata.row_groups.iter().map(|g| g.num_rows()).collect()
+        };
+        let mut ranges = Vec::new();
+        let mut start = 0;
+        let mut pending = 0;
+        for group in groups {
+            if self.in_memory {
+                // Already decoded: any split costs nothing.
+                let mut offset = 0;
+                while offset < group {
+                    let n = target.min(group - offset);
+                    ranges.push((offset, n));
+                    offset += n;
+                }
+                return Ok(ranges);
+            }
+            pending += group;
+            if pending >= target {
+                ranges.push((start, pending));
+                start += pending;
+                pending = 0;
+            }
+        }
+        if pending > 0 {
+            ranges.push((start, pending));
+        }
+        Ok(ranges)
+    }
+
+    /// Rows `offset..offset + len` of `columns` as an in-memory [`Frame`].
+    pub fn read_frame(&self, columns: &[String], offset: usize, len: usize) -> Result<Frame> {
+        let exprs = columns.iter().map(|c| col(c.as_str())).collect();
+        Ok(Frame {
+            path: self.path.clone(),
+            df: self.slice(exprs, offset, len)?,
+        })
+    }
+
     fn slice(&self, exprs: Vec<Expr>, offset: usize, len: usize) -> Result<DataFrame> {
         self.frame
             .clone()
@@ -920,6 +974,36 @@ impl Frame {
             ));
         }
         Ok(KeyColumn::Text(self.text(name)?))
+    }
+
+    /// Numeric (or boolean) columns as one row-major f32 matrix, the layout
+    /// a model's 2-D input takes; nulls become NaN and are counted.
+    pub fn f32_rows(&self, names: &[String]) -> Result<(Vec<f32>, usize)> {
+        let width = names.len();
+        let height = self.height();
+        let mut data = vec![0f32; height * width];
+        let mut nulls = 0;
+        for (j, name) in names.iter().enumerate() {
+            let c = self
+                .column(name)?
+                .cast(&DataType::Float32)
+                .map_err(|e| self.err(name, e))?;
+            let values = c.f32().map_err(|e| self.err(name, e))?;
+            let mut i = 0;
+            for array in values.downcast_iter() {
+                let validity = array.validity().filter(|b| b.unset_bits() > 0);
+                for (k, v) in array.values().iter().enumerate() {
+                    data[(i + k) * width + j] = if validity.is_some_and(|b| !b.get_bit(k)) {
+                        nulls += 1;
+                        f32::NAN
+                    } else {
+                        *v
+                    };
+                }
+                i += array.values().len();
+            }
+        }
+        Ok((data, nulls))
     }
 
     /// Frees a column that has been read (the feature store reads its

@@ -19,5 +19,6 @@ pub mod predict;
 pub mod quantize;
 pub mod report;
 pub mod runtime;
+pub mod shadow;
 pub mod stats;
 pub mod store;

@@ -199,6 +199,10 @@ fn run() -> Result<i32> {
             (report, args.output.clone())
         }
         Command::Features(args) => features(&cli, &config, &args.action)?,
+        Command::ShadowCompare(args) => {
+            let opts = cli::shadow_options(args, &config, progress)?;
+            (mlctl::shadow::run(&opts)?, args.output.clone())
+        }
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "mlctl", &mut buf);

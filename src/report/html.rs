@@ -14,6 +14,7 @@ pub fn render_html(report: &Report) -> String {
     out.push_str(&format!("<h1>{}</h1>\n", esc(&report.title)));
     let (class, verdict) = match report.gate.outcome {
         Outcome::Pass => ("pass", "PASS"),
+        Outcome::Marginal => ("marginal", "MARGINAL"),
         Outcome::Fail => ("fail", "FAIL"),
     };
     out.push_str(&format!(
@@ -84,7 +85,7 @@ pub fn render_html(report: &Report) -> String {
 const STYLE: &str = "<style>
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#222;max-width:1400px}
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}
-.gate{padding:.6em 1em;border-radius:6px}.pass{background:#e6f4ea}.fail{background:#fce8e6}
+.gate{padding:.6em 1em;border-radius:6px}.pass{background:#e6f4ea}.fail{background:#fce8e6}.marginal{background:#fef7e0}
 .figures{display:flex;flex-wrap:wrap;gap:.8em;margin:1em 0}
 .figure{border:1px solid #ddd;border-radius:6px;padding:.5em .9em;min-width:8em}
 .figure .value{font-size:1.3em;font-weight:600}.figure .label{font-size:.8em;color:#666}

@@ -7,6 +7,7 @@ pub fn render_markdown(report: &Report) -> String {
     let mut out = String::new();
     let (icon, verdict) = match report.gate.outcome {
         Outcome::Pass => ("✅", "PASS"),
+        Outcome::Marginal => ("⚠️", "MARGINAL"),
         Outcome::Fail => ("❌", "FAIL"),
     };
     out.push_str(&format!("## {}\n\n", escape(&report.title)));

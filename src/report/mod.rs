@@ -24,8 +24,21 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub enum Outcome {
     /// Every gate held: exit 0.
     Pass,
+    /// Every gate held, but something deserves a look (a canary judge's
+    /// middle verdict): exit 0.
+    Marginal,
     /// A gate failed: exit 1.
     Fail,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Marginal => "marginal",
+            Outcome::Fail => "fail",
+        }
+    }
 }
 
 /// The verdict of the command's gate, with the rule that produced it.
@@ -307,7 +320,7 @@ impl Report {
 
     pub fn exit_code(&self) -> i32 {
         match self.gate.outcome {
-            Outcome::Pass => 0,
+            Outcome::Pass | Outcome::Marginal => 0,
             Outcome::Fail => 1,
         }
     }

@@ -58,13 +58,14 @@ pub fn render_terminal(report: &Report, color: bool) -> String {
     }
     let verdict = match report.gate.outcome {
         Outcome::Pass => "PASS",
+        Outcome::Marginal => "MARGINAL",
         Outcome::Fail => "FAIL",
     };
     let verdict = if color {
-        let code = if report.gate.outcome == Outcome::Pass {
-            32
-        } else {
-            31
+        let code = match report.gate.outcome {
+            Outcome::Pass => 32,
+            Outcome::Marginal => 33,
+            Outcome::Fail => 31,
         };
         format!("\x1b[1;{code}m{verdict}\x1b[0m")
     } else {

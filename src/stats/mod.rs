@@ -13,6 +13,7 @@ pub mod cvm;
 pub mod divergence;
 pub mod ks;
 pub mod latency;
+pub mod paired;
 pub mod profile;
 pub mod runs;
 pub mod wasserstein;

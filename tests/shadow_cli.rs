@@ -1,0 +1,452 @@
+//! `mlctl shadow-compare` end to end on the sample shadow deployment
+//! (sample_data/shadow_*.parquet, model.onnx live, model_v2.onnx in shadow):
+//! every figure against statsmodels / scipy / ONNX Runtime values in
+//! tests/fixtures/shadow_stats.json (made by make_shadow_fixtures.py), the
+//! verdicts and gates, and bad input.
+
+mod common;
+
+use common::{fails_cleanly, json_report, section_rows};
+use serde_json::Value;
+
+use mlctl::stats::paired::{self, Moments};
+use mlctl::stats::{binning, divergence, ks, Runs};
+
+fn fixtures() -> Value {
+    let text = std::fs::read_to_string("tests/fixtures/shadow_stats.json").expect("fixtures");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Equal to 1e-6 relative (or 1e-12 absolute near zero).
+fn close(actual: f64, expected: f64) -> bool {
+    (actual - expected).abs() <= 1e-6 * expected.abs().max(1e-6)
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(f).collect()
+}
+
+#[test]
+fn paired_statistics_match_statsmodels_and_scipy() {
+    let fx = fixtures();
+    let t = &fx["tests"];
+    for case in t["mcnemar"].as_array().unwrap() {
+        let r = paired::mcnemar(u(&case["b"]), u(&case["c"]));
+        assert_eq!(r.exact, case["exact"].as_bool().unwrap(), "{case}");
+        assert!(close(r.statistic, f(&case["statistic"])), "{case} {r:?}");
+        assert!(close(r.p_value, f(&case["p_value"])), "{case} {r:?}");
+    }
+    for case in t["wilson"].as_array().unwrap() {
+        let (lo, hi) = paired::wilson(u(&case["hits"]), u(&case["n"]), 0.95).unwrap();
+        assert!(
+            close(lo, f(&case["low"])) && close(hi, f(&case["high"])),
+            "{case}"
+        );
+    }
+    for case in t["paired_difference"].as_array().unwrap() {
+        let (d, lo, hi) =
+            paired::paired_difference(u(&case["b"]), u(&case["c"]), u(&case["n"]), 0.95).unwrap();
+        assert!(close(d, f(&case["difference"])), "{case}");
+        assert!(
+            close(lo, f(&case["low"])) && close(hi, f(&case["high"])),
+            "{case}"
+        );
+    }
+    for case in t["mean_interval"].as_array().unwrap() {
+        let mut m = Moments::default();
+        floats(&case["values"]).into_iter().for_each(|x| m.push(x));
+        let (lo, hi) = paired::mean_interval(&m, 0.95).unwrap();
+        assert!(
+            close(lo, f(&case["low"])) && close(hi, f(&case["high"])),
+            "{lo} {hi}"
+        );
+    }
+    for case in t["paired_t"].as_array().unwrap() {
+        let mut d = Moments::default();
+        for (a, b) in floats(&case["a"]).into_iter().zip(floats(&case["b"])) {
+            d.push(a - b);
+        }
+        let r = paired::paired_t(&d).unwrap();
+        assert!(close(r.statistic, f(&case["statistic"])), "{r:?}");
+        assert!(close(r.p_value, f(&case["p_value"])), "{r:?}");
+    }
+    for case in t["holm"].as_array().unwrap() {
+        let adjusted = paired::holm(&floats(&case["p_values"]));
+        for (a, e) in adjusted.iter().zip(floats(&case["adjusted"])) {
+            assert!(close(*a, e), "{a} {e}");
+        }
+    }
+    for case in t["distances"].as_array().unwrap() {
+        let a = Runs::from_values(floats(&case["primary"]));
+        let b = Runs::from_values(floats(&case["candidate"]));
+        let r = ks::ks_2samp(&a, &b);
+        assert!(close(r.statistic, f(&case["ks_statistic"])));
+        assert!(close(r.p_value, f(&case["ks_p_value"])), "{r:?}");
+        let mut binned = binning::bin_numeric(&a, &b, false);
+        binning::fill_zeroes(&mut binned.reference);
+        binning::fill_zeroes(&mut binned.current);
+        let psi = divergence::psi(&binned.reference, &binned.current);
+        assert!(close(psi, f(&case["psi"])), "{psi}");
+    }
+}
+
+fn summary_matches(r: &Value, expected: &Value) {
+    let s = &r["summary"];
+    assert_eq!(s["rows"], expected["rows"], "{s}");
+    assert_eq!(s["flips"], expected["flips"]);
+    assert_eq!(s["labelled_rows"], expected["labelled"]);
+    assert_eq!(s["negative_flips"], expected["negative_flips"]);
+    assert_eq!(s["positive_flips"], expected["positive_flips"]);
+    assert!(close(
+        f(&s["primary_accuracy"]),
+        f(&expected["primary_accuracy"])
+    ));
+    assert!(close(
+        f(&s["candidate_accuracy"]),
+        f(&expected["candidate_accuracy"])
+    ));
+    assert!(close(f(&s["p_value"]), f(&expected["mcnemar"]["p_value"])));
+    let change = &expected["accuracy_change"];
+    assert!(close(f(&s["accuracy_change"]), f(&change["difference"])));
+    assert!(close(f(&s["accuracy_change_low"]), f(&change["low"])));
+    assert!(close(f(&s["accuracy_change_high"]), f(&change["high"])));
+    let tests = section_rows(r, "tests");
+    let mcnemar = tests.iter().find(|t| t["test"] == "mcnemar").unwrap();
+    assert!(close(
+        f(&mcnemar["statistic"]),
+        f(&expected["mcnemar"]["statistic"])
+    ));
+    let models = section_rows(r, "models");
+    for (row, key) in models.iter().zip(["primary_wilson", "candidate_wilson"]) {
+        assert!(
+            close(f(&row["accuracy_low"]), f(&expected[key]["low"])),
+            "{row}"
+        );
+        assert!(
+            close(f(&row["accuracy_high"]), f(&expected[key]["high"])),
+            "{row}"
+        );
+    }
+    let slices = section_rows(r, "slices");
+    for e in expected["slices"].as_array().unwrap() {
+        let row = slices.iter().find(|s| s["slice"] == e["slice"]).unwrap();
+        assert_eq!(row["rows"], e["rows"]);
+        assert_eq!(row["negative_flips"], e["b"]);
+        assert_eq!(row["positive_flips"], e["c"]);
+        assert!(close(f(&row["p_value"]), f(&e["p_value"])), "{row}");
+        assert!(close(f(&row["p_adjusted"]), f(&e["p_adjusted"])), "{row}");
+        let flagged = row["status"] == "drift";
+        assert_eq!(flagged, e["flagged"].as_bool().unwrap(), "{row}");
+    }
+    // Worst first: the flagged slice leads.
+    assert_eq!(slices[0]["slice"], "latam");
+}
+
+fn scores_match(r: &Value, expected: &Value, tolerance: f64) {
+    let tests = section_rows(r, "tests");
+    let ks = tests.iter().find(|t| t["test"] == "ks_scores").unwrap();
+    let psi = tests.iter().find(|t| t["test"] == "psi_scores").unwrap();
+    let near = |a: f64, e: f64| (a - e).abs() <= tolerance * e.abs().max(1e-6);
+    assert!(
+        near(f(&ks["statistic"]), f(&expected["ks_statistic"])),
+        "{ks}"
+    );
+    assert!(near(f(&ks["p_value"]), f(&expected["ks_p_value"])), "{ks}");
+    assert!(near(f(&psi["statistic"]), f(&expected["psi"])), "{psi}");
+}
+
+const LOGS: [&str; 6] = [
+    "shadow-compare",
+    "--primary-log",
+    "sample_data/shadow_primary.parquet",
+    "--candidate-log",
+    "sample_data/shadow_candidate.parquet",
+    "--slice-by=region",
+];
+
+#[test]
+fn logs_mode_matches_statsmodels_and_counts_every_unjoined_row() {
+    let fx = fixtures();
+    let (code, r) = json_report(&LOGS);
+    // Significantly worse overall, one slice flagged, no gate: marginal.
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["gate"]["outcome"], "marginal", "{}", r["gate"]);
+    assert!(r["gate"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("significantly worse overall"));
+    let expected = &fx["logs"];
+    summary_matches(&r, expected);
+    scores_match(&r, &expected["scores"], 1e-6);
+    let coverage = section_rows(&r, "coverage");
+    let count = |what: &str| {
+        coverage
+            .iter()
+            .find(|c| c["what"].as_str().unwrap().starts_with(what))
+            .unwrap()["rows"]
+            .clone()
+    };
+    assert_eq!(count("only in the primary"), expected["only_primary"]);
+    assert_eq!(count("only in the candidate"), expected["only_candidate"]);
+    assert_eq!(
+        count("duplicate ids in the candidate"),
+        expected["candidate_duplicates"]
+    );
+    let warnings = r["warnings"].to_string();
+    assert!(
+        warnings.contains("23 rows are in one log only"),
+        "{warnings}"
+    );
+    assert!(warnings.contains("repeat a request id"), "{warnings}");
+}
+
+#[test]
+fn replay_matches_onnx_runtime_and_statsmodels() {
+    let fx = fixtures();
+    let (code, r) = json_report(&[
+        "shadow-compare",
+        "--primary",
+        "sample_data/model.onnx",
+        "--candidate",
+        "sample_data/model_v2.onnx",
+        "--inputs",
+        "sample_data/shadow_primary.parquet",
+        "--slice-by",
+        "region",
+        "--batch-size",
+        "333",
+    ]);
+    assert_eq!(code, 0, "{r}");
+    let expected = &fx["replay"];
+    summary_matches(&r, expected);
+    // Scores come from mlctl's runtime, not ONNX Runtime: float32 sums in
+    // another order move them by about 1e-7.
+    scores_match(&r, &expected["scores"], 1e-4);
+    let s = &r["summary"];
+    assert!(
+        (f(&s["mean_abs_score_difference"]) - f(&expected["mean_abs_score_difference"])).abs()
+            < 1e-6
+    );
+    assert!(
+        (f(&s["max_abs_score_difference"]) - f(&expected["max_abs_score_difference"])).abs() < 1e-6
+    );
+    // The label, slices and the log's prediction columns are not features.
+    let settings = &r["settings"];
+    assert_eq!(settings["label"], "label");
+    let models = section_rows(&r, "models");
+    assert!(f(&models[0]["rows_per_second"]) > 0.0 && f(&models[1]["rows_per_second"]) > 0.0);
+}
+
+#[test]
+fn the_sample_model_against_itself_has_no_flips_and_passes() {
+    let (code, r) = json_report(&[
+        "shadow-compare",
+        "--primary",
+        "sample_data/model.onnx",
+        "--candidate",
+        "sample_data/model.onnx",
+        "--inputs",
+        "sample_data/logs.parquet",
+        "--baseline-noise",
+        "--max-flip-rate",
+        "0",
+        "--fail-on-slice-regression",
+        "--slice-by",
+        "model_version",
+    ]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["gate"]["outcome"], "pass");
+    let s = &r["summary"];
+    assert_eq!(s["rows"], 3500);
+    assert_eq!(s["flips"], 0);
+    assert_eq!(s["noise_flip_rate"], 0.0);
+    assert_eq!(s["max_abs_score_difference"], 0.0);
+    assert_eq!(s["scores_changed"], 0);
+    assert_eq!(s["labelled_rows"], 3000, "days 13 and 14 have no label yet");
+    assert!(r["gate"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("noise floor is zero"));
+}
+
+#[test]
+fn gates_fail_with_the_violated_figure_named() {
+    let mut args = LOGS.to_vec();
+    args.extend(["--max-accuracy-drop", "0.01", "--max-flip-rate", "0.2"]);
+    let (code, r) = json_report(&args);
+    assert_eq!(code, 1, "{r}");
+    let message = r["gate"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("--max-accuracy-drop: accuracy drop 0.0192 > 0.01"),
+        "{message}"
+    );
+    assert!(!message.contains("--max-flip-rate"), "{message}");
+    let gates = section_rows(&r, "gates");
+    assert_eq!(gates.len(), 2);
+
+    let mut args = LOGS.to_vec();
+    args.push("--fail-on-slice-regression");
+    let (code, r) = json_report(&args);
+    assert_eq!(code, 1);
+    assert!(r["gate"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("--fail-on-slice-regression"));
+
+    let mut args = LOGS.to_vec();
+    args.extend(["--max-negative-flip-rate", "0.1", "--max-psi", "1"]);
+    let (code, r) = json_report(&args);
+    assert_eq!(code, 0);
+    assert!(close(f(&r["summary"]["negative_flip_rate"]), 97.0 / 1977.0));
+}
+
+#[test]
+fn a_gate_that_needs_labels_fails_closed_without_them() {
+    // The shadow log has no label column: the accuracy gate cannot be
+    // checked, and a gate that cannot be checked fails.
+    let (code, r) = json_report(&[
+        "shadow-compare",
+        "--primary-log",
+        "sample_data/shadow_candidate.parquet",
+        "--candidate-log",
+        "sample_data/shadow_primary.parquet",
+        "--max-accuracy-drop",
+        "0.01",
+    ]);
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(r["summary"]["labelled_rows"], 0);
+    assert!(r["gate"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("--max-accuracy-drop: cannot be checked"));
+}
+
+#[test]
+fn a_label_column_that_is_not_classes_is_refused_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.md");
+    let code = common::mlctl()
+        .args([
+            "shadow-compare",
+            "--primary-log",
+            "sample_data/shadow_primary.parquet",
+            "--candidate-log",
+            "sample_data/shadow_candidate.parquet",
+            "--label",
+            "confidence",
+            "--max-accuracy-drop",
+            "0.01",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    // A label column of probabilities is not classes: a clear error.
+    assert_eq!(code.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&code.stderr).contains("not classes"));
+    assert!(!out.exists());
+}
+
+#[test]
+fn reports_render_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    for ext in ["md", "html", "json", "csv"] {
+        let out = dir.path().join(format!("report.{ext}"));
+        let status = common::mlctl()
+            .args(LOGS)
+            .args(["-o", out.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .status;
+        assert_eq!(status.code(), Some(0));
+        let text = std::fs::read_to_string(&out).unwrap();
+        match ext {
+            "md" => {
+                // Verdict and summary first, the worst slices next.
+                let verdict = text.find("MARGINAL").unwrap();
+                let slices = text.find("Slices by region").unwrap();
+                let tests = text.find("Tests and distances").unwrap();
+                assert!(verdict < slices && slices < tests, "{text}");
+            }
+            "html" => {
+                assert!(text.contains("Score distributions"));
+                assert!(text.contains("accuracy per slice"));
+            }
+            _ => assert!(!text.is_empty()),
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    fails_cleanly(&["shadow-compare"], "needs --primary MODEL");
+    fails_cleanly(
+        &[
+            "shadow-compare",
+            "--primary-log",
+            "sample_data/shadow_primary.parquet",
+            "--candidate-log",
+            "sample_data/shadow_candidate.parquet",
+            "--slice-by",
+            "nope",
+        ],
+        "no column 'nope' to slice by",
+    );
+    fails_cleanly(
+        &[
+            "shadow-compare",
+            "--primary-log",
+            "sample_data/shadow_primary.parquet",
+            "--candidate-log",
+            "sample_data/shadow_candidate.parquet",
+            "--join",
+            "missing_id",
+        ],
+        "no join column 'missing_id'",
+    );
+    fails_cleanly(
+        &[
+            "shadow-compare",
+            "--primary-log",
+            "sample_data/shadow_primary.parquet",
+            "--candidate-log",
+            "sample_data/logs.parquet",
+            "--max-flip-rate",
+            "1.5",
+        ],
+        "--max-flip-rate must be a share between 0 and 1",
+    );
+    fails_cleanly(
+        &[
+            "shadow-compare",
+            "--primary",
+            "sample_data/model.onnx",
+            "--candidate",
+            "sample_data/missing.onnx",
+            "--inputs",
+            "sample_data/shadow_primary.parquet",
+        ],
+        "missing.onnx",
+    );
+    // The candidate takes other inputs than the log gives.
+    fails_cleanly(
+        &[
+            "shadow-compare",
+            "--primary",
+            "sample_data/model.onnx",
+            "--candidate",
+            "sample_data/model_v2.onnx",
+            "--inputs",
+            "sample_data/flights_2013_01.parquet",
+        ],
+        "takes 30 features",
+    );
+}
