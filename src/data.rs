@@ -981,29 +981,59 @@ impl Frame {
     pub fn f32_rows(&self, names: &[String]) -> Result<(Vec<f32>, usize)> {
         let width = names.len();
         let height = self.height();
-        let mut data = vec![0f32; height * width];
         let mut nulls = 0;
-        for (j, name) in names.iter().enumerate() {
+        let mut columns: Vec<Vec<f32>> = Vec::with_capacity(width);
+        for name in names {
             let c = self
                 .column(name)?
                 .cast(&DataType::Float32)
                 .map_err(|e| self.err(name, e))?;
             let values = c.f32().map_err(|e| self.err(name, e))?;
-            let mut i = 0;
+            let mut column = Vec::with_capacity(height);
             for array in values.downcast_iter() {
-                let validity = array.validity().filter(|b| b.unset_bits() > 0);
-                for (k, v) in array.values().iter().enumerate() {
-                    data[(i + k) * width + j] = if validity.is_some_and(|b| !b.get_bit(k)) {
-                        nulls += 1;
-                        f32::NAN
-                    } else {
-                        *v
-                    };
+                match array.validity().filter(|b| b.unset_bits() > 0) {
+                    None => column.extend_from_slice(array.values()),
+                    Some(valid) => {
+                        nulls += valid.unset_bits();
+                        column.extend(array.values().iter().zip(valid.iter()).map(|(v, ok)| {
+                            if ok {
+                                *v
+                            } else {
+                                f32::NAN
+                            }
+                        }));
+                    }
                 }
-                i += array.values().len();
+            }
+            columns.push(column);
+        }
+        // Transposed in blocks of rows that stay in cache, instead of one
+        // strided pass over the whole matrix per column.
+        const BLOCK: usize = 256;
+        let mut data = vec![0f32; height * width];
+        for first in (0..height).step_by(BLOCK) {
+            let last = (first + BLOCK).min(height);
+            for (j, column) in columns.iter().enumerate() {
+                for r in first..last {
+                    data[r * width + j] = column[r];
+                }
             }
         }
         Ok((data, nulls))
+    }
+
+    /// Calls `f` with each row's value of a column as text, without making
+    /// a string per row (slice keys).
+    pub fn for_each_text(&self, name: &str, mut f: impl FnMut(Option<&str>)) -> Result<()> {
+        let c = self
+            .column(name)?
+            .cast(&DataType::String)
+            .map_err(|e| self.err(name, e))?;
+        c.str()
+            .map_err(|e| self.err(name, e))?
+            .iter()
+            .for_each(&mut f);
+        Ok(())
     }
 
     /// Frees a column that has been read (the feature store reads its

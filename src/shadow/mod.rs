@@ -196,6 +196,18 @@ impl SliceKeys {
         if columns.is_empty() {
             return Ok(None);
         }
+        if let [column] = columns {
+            let mut out = Vec::with_capacity(frame.height());
+            frame.for_each_text(column, |value| {
+                let value = value.unwrap_or("(null)");
+                let i = match self.index.get(value) {
+                    Some(&i) => i,
+                    None => self.key(value.to_string()),
+                };
+                out.push(i);
+            })?;
+            return Ok(Some(out));
+        }
         let texts: Vec<Vec<Option<String>>> = columns
             .iter()
             .map(|c| frame.text(c))

@@ -6,20 +6,56 @@
 
 use std::path::Path;
 use std::sync::mpsc::sync_channel;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 
 use super::compare::{Answers, Comparison, Paired, Task};
 use super::outputs::{self, ClassCodes, Roles};
-use super::{Compared, LabelReader, Options, ReplayOptions, SliceKeys, Timing};
+use super::{Compared, LabelReader, LabelValues, Options, ReplayOptions, SliceKeys, Timing};
 use crate::data::{Frame, Table};
 use crate::error::{Error, Result};
 use crate::predict::{self, Features, Feeding};
-use crate::runtime::{self, tensor, Model};
+use crate::runtime::{self, tensor, Model, Value};
 
 /// Rows read from the log at a time (rounded to its row groups).
 const READ_ROWS: usize = 1 << 17;
+
+/// A range of the log, ready for the models.
+struct Prepared {
+    offset: usize,
+    len: usize,
+    /// Row-major feature matrices, one per distinct column list.
+    matrices: Vec<(Vec<String>, Vec<f32>)>,
+    labels: LabelValues,
+    slices: Option<Vec<u32>>,
+    nulls: usize,
+}
+
+/// One rayon pool per model when there are threads to share, so both
+/// models answer a batch at once, each on its half of the threads (a small
+/// model gains little from a second thread, and the two calls overlap
+/// fully). None with one thread: the models then take turns.
+struct ModelPools;
+
+impl ModelPools {
+    #[allow(clippy::new_ret_no_self)]
+    fn new() -> Result<Option<[rayon::ThreadPool; 2]>> {
+        let threads = runtime::kernels::threads();
+        if threads < 2 {
+            return Ok(None);
+        }
+        let pool = |n: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| Error::usage(format!("cannot start {n} threads: {e}")))
+        };
+        let first = threads / 2;
+        Ok(Some([pool(threads - first)?, pool(first)?]))
+    }
+}
 
 /// Columns a prediction log carries that are never a model's features.
 const LOG_COLUMNS: [&str; 4] = ["prediction", "confidence", "request_id", "model_version"];
@@ -35,16 +71,13 @@ struct Side<'a> {
 }
 
 impl Side<'_> {
-    /// Runs one batch and reads its answers; the time of the call alone is
-    /// recorded.
-    fn answer(
+    /// Runs one batch; the time of the call alone is recorded when `timed`.
+    fn call(
         &mut self,
         feeds: Vec<(String, Tensor)>,
-        task: Option<Task>,
-        codes: &mut ClassCodes,
-        rows: std::ops::Range<usize>,
+        rows: &std::ops::Range<usize>,
         timed: bool,
-    ) -> Result<()> {
+    ) -> Result<Vec<(String, Value)>> {
         let started = Instant::now();
         let out = self.model.run(feeds).map_err(|e| {
             Error::input(self.path, format!("rows {}..{}: {e}", rows.start, rows.end))
@@ -52,11 +85,22 @@ impl Side<'_> {
         if timed {
             self.timing.add(started.elapsed().as_secs_f64(), rows.len());
         }
+        Ok(out)
+    }
+
+    /// Reads a batch's answers (the output roles from the first batch).
+    fn read(
+        &mut self,
+        out: &[(String, Value)],
+        task: Option<Task>,
+        codes: &mut ClassCodes,
+        rows: &std::ops::Range<usize>,
+    ) -> Result<()> {
         if self.roles.is_none() {
-            self.roles = Some(outputs::roles(&out, task).map_err(|e| Error::input(self.path, e))?);
+            self.roles = Some(outputs::roles(out, task).map_err(|e| Error::input(self.path, e))?);
         }
         let roles = self.roles.as_ref().expect("set above");
-        outputs::answers(&out, roles, codes, &mut self.classes, &mut self.scores)
+        outputs::answers(out, roles, codes, &mut self.classes, &mut self.scores)
             .map_err(|e| Error::input(self.path, e))?;
         if self.scores.len() != rows.len() {
             return Err(Error::input(
@@ -215,44 +259,77 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut codes = ClassCodes::default();
-    let mut slices = SliceKeys::default();
-    let mut labels = LabelReader::new(label.clone());
+    let codes = Mutex::new(ClassCodes::default());
     let mut comparison: Option<Comparison> = None;
     let mut noise_classes = Vec::new();
     let mut noise_scores = Vec::new();
     let mut nulls = 0usize;
+    let pools = ModelPools::new()?;
+    let matrix_columns: Vec<Vec<String>> = sides
+        .iter()
+        .filter_map(|s| match &s.feeding {
+            Feeding::Matrix { columns, .. } => Some(columns.clone()),
+            Feeding::Named(_) => None,
+        })
+        .collect();
     let started = Instant::now();
 
-    std::thread::scope(|scope| -> Result<()> {
-        let (send, receive) = sync_channel::<Result<(usize, usize, Frame)>>(1);
-        let table = &table;
-        let needed = &needed;
-        let ranges = &ranges;
-        scope.spawn(move || {
+    let slice_names = std::thread::scope(|scope| -> Result<Vec<String>> {
+        let (send, receive) = sync_channel::<Result<Prepared>>(1);
+        let (table, needed, ranges, codes) = (&table, &needed, &ranges, &codes);
+        let matrix_columns = &matrix_columns;
+        let slice_by = &opts.slice_by;
+        let label = label.clone();
+        // The reader: decodes a range, lays out the feature matrices and
+        // reads labels and slices while the models answer the previous one.
+        let reader = scope.spawn(move || {
+            let mut slices = SliceKeys::default();
+            let mut labels = LabelReader::new(label);
             for &(offset, len) in ranges {
-                let frame = table.read_frame(needed, offset, len);
-                if send.send(frame.map(|f| (offset, len, f))).is_err() {
-                    return;
+                let prepared = (|| -> Result<Prepared> {
+                    let frame = table.read_frame(needed, offset, len)?;
+                    let mut matrices: Vec<(Vec<String>, Vec<f32>)> = Vec::new();
+                    let mut nulls = 0;
+                    for columns in matrix_columns {
+                        matrix_feed(&frame, columns, &mut matrices, &mut nulls)?;
+                    }
+                    let labels = {
+                        let mut codes = codes.lock().expect("class codes");
+                        labels.read(&frame, &mut codes)?
+                    };
+                    Ok(Prepared {
+                        offset,
+                        len,
+                        matrices,
+                        labels,
+                        slices: slices.read(&frame, slice_by)?,
+                        nulls,
+                    })
+                })();
+                let failed = prepared.is_err();
+                if send.send(prepared).is_err() || failed {
+                    break;
                 }
             }
+            slices.names
         });
         for received in receive {
-            let (offset, len, frame) = received?;
-            let mut matrices: Vec<(Vec<String>, Vec<f32>)> = Vec::new();
-            for side in &sides {
-                if let Feeding::Matrix { columns, .. } = &side.feeding {
-                    matrix_feed(&frame, columns, &mut matrices, &mut nulls)?;
-                }
-            }
-            let range_labels = labels.read(&frame, &mut codes)?;
-            let range_slices = slices.read(&frame, &opts.slice_by)?;
+            let Prepared {
+                offset,
+                len,
+                matrices,
+                labels: range_labels,
+                slices: range_slices,
+                nulls: range_nulls,
+            } = received?;
+            nulls += range_nulls;
             let mut start = 0;
             while start < len {
                 let n = replay.batch_size.min(len - start);
                 let rows = offset + start..offset + start + n;
-                for side in sides.iter_mut() {
-                    let feeds = feeds_for(
+                let mut feeds = Vec::with_capacity(2);
+                for side in &sides {
+                    feeds.push(feeds_for(
                         side,
                         &matrices,
                         offset,
@@ -262,11 +339,33 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
                         &device,
                         &replay.inputs,
                         &mut nulls,
-                    )?;
-                    side.answer(feeds, opts.task, &mut codes, rows.clone(), true)?;
+                    )?);
                 }
-                let task = sides[0].roles.as_ref().expect("answered").task;
-                let candidate_task = sides[1].roles.as_ref().expect("answered").task;
+                let candidate_feeds = feeds.pop().expect("two sides");
+                let primary_feeds = feeds.pop().expect("two sides");
+                let (primary, candidate) = sides.split_at_mut(1);
+                let (primary, candidate) = (&mut primary[0], &mut candidate[0]);
+                let (p_out, c_out) = match &pools {
+                    // Each model on its own share of the threads, at once.
+                    Some([p_pool, c_pool]) => std::thread::scope(|s| {
+                        let c = s.spawn(|| {
+                            c_pool.install(|| candidate.call(candidate_feeds, &rows, true))
+                        });
+                        let p = p_pool.install(|| primary.call(primary_feeds, &rows, true));
+                        (p, c.join().expect("the candidate's thread ends"))
+                    }),
+                    None => (
+                        primary.call(primary_feeds, &rows, true),
+                        candidate.call(candidate_feeds, &rows, true),
+                    ),
+                };
+                {
+                    let mut codes = codes.lock().expect("class codes");
+                    primary.read(&p_out?, opts.task, &mut codes, &rows)?;
+                    candidate.read(&c_out?, opts.task, &mut codes, &rows)?;
+                }
+                let task = primary.roles.as_ref().expect("answered").task;
+                let candidate_task = candidate.roles.as_ref().expect("answered").task;
                 if task != candidate_task {
                     return Err(Error::usage(format!(
                         "the primary's outputs read as a {} and the candidate's as a {}: they cannot be compared (force one with --task)",
@@ -275,10 +374,10 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
                     )));
                 }
                 if replay.baseline_noise {
-                    // The primary again, on the same rows in a batch of
-                    // another size: what serving itself varies (batch
+                    // The primary again, on the same rows in two batches of
+                    // half the size: what serving itself varies (batch
                     // composition changes the order of float sums).
-                    let (classes, scores) = (sides[0].classes.clone(), sides[0].scores.clone());
+                    let (classes, scores) = (primary.classes.clone(), primary.scores.clone());
                     let half = n.div_ceil(2);
                     noise_classes.clear();
                     noise_scores.clear();
@@ -287,7 +386,7 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
                             continue;
                         }
                         let feeds = feeds_for(
-                            &sides[0],
+                            primary,
                             &matrices,
                             offset,
                             start + a,
@@ -298,19 +397,21 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
                             &mut 0,
                         )?;
                         let r = offset + start + a..offset + start + b;
-                        sides[0].answer(feeds, opts.task, &mut codes, r, false)?;
-                        noise_classes.extend_from_slice(&sides[0].classes);
-                        noise_scores.extend_from_slice(&sides[0].scores);
+                        let out = primary.call(feeds, &r, false)?;
+                        let mut codes = codes.lock().expect("class codes");
+                        primary.read(&out, opts.task, &mut codes, &r)?;
+                        noise_classes.extend_from_slice(&primary.classes);
+                        noise_scores.extend_from_slice(&primary.scores);
                     }
-                    sides[0].classes = classes;
-                    sides[0].scores = scores;
+                    primary.classes = classes;
+                    primary.scores = scores;
                 }
                 let cmp =
                     comparison.get_or_insert_with(|| Comparison::new(task, replay.baseline_noise));
                 let batch_labels = range_labels.for_task(task, start, n, &replay.inputs)?;
                 cmp.add(&Paired {
-                    primary: sides[0].answers(),
-                    candidate: sides[1].answers(),
+                    primary: primary.answers(),
+                    candidate: candidate.answers(),
                     noise: replay.baseline_noise.then_some(Answers {
                         classes: &noise_classes,
                         scores: &noise_scores,
@@ -322,13 +423,14 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
             }
             progress.set_position((offset + len) as u64);
         }
-        Ok(())
+        Ok(reader.join().expect("the reader's thread ends"))
     })?;
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let comparison = comparison.expect("at least one row was compared");
     let [primary, candidate] = sides;
-    let mut compared = Compared::new(comparison, slices.names, codes);
+    let codes = codes.into_inner().expect("class codes");
+    let mut compared = Compared::new(comparison, slice_names, codes);
     compared.replay_seconds = Some(seconds);
     compared.label = label;
     compared.roles = vec![

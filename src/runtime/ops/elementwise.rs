@@ -192,9 +192,31 @@ struct UnaryOp {
     any_type: bool,
 }
 
+/// max(0, x) keeping NaN, in one pass over f32 on the CPU (candle's
+/// comparison and select take four passes).
+fn relu_on_cpu(x: &Tensor) -> Option<Result<Tensor, String>> {
+    if !kernels::on_cpu(x, DType::F32) {
+        return None;
+    }
+    let mut out = vec![0f32; x.elem_count()];
+    kernels::with_slice::<f32, _>(x, |x| {
+        kernels::for_row_runs(&mut out, 1, |first, o| {
+            for (o, &v) in o.iter_mut().zip(&x[first..]) {
+                *o = if v < 0.0 { 0.0 } else { v };
+            }
+        })
+    })?;
+    Some(kernels::tensor_from(out, x.dims()))
+}
+
 impl Op for UnaryOp {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let x = input(inputs, 0)?;
+        if self.name == "Relu" {
+            if let Some(y) = relu_on_cpu(x) {
+                return Ok(vec![Value::Tensor(y?)]);
+            }
+        }
         if !self.any_type {
             float_only(self.name, x)?;
         }

@@ -3,6 +3,7 @@
 use candle_core::{DType, Tensor};
 
 use super::{err, input, int_values, Op, OpResult, Value};
+use crate::runtime::kernels;
 
 /// Y = (X - offset) * scale, per feature (last axis), as float32.
 pub struct Scaler {
@@ -10,9 +11,51 @@ pub struct Scaler {
     pub scale: Vec<f32>,
 }
 
+impl Scaler {
+    /// (x - offset) * scale in one pass over contiguous f32 rows on the CPU
+    /// (candle's broadcast ops take two passes, each through its own
+    /// spinning thread pool); None where that does not apply.
+    fn on_cpu(&self, x: &Tensor) -> Option<Result<Tensor, String>> {
+        let width = *x.dims().last()?;
+        let fits = |v: &[f32]| v.len() <= 1 || v.len() == width;
+        if !kernels::on_cpu(x, DType::F32)
+            || width == 0
+            || !fits(&self.offset)
+            || !fits(&self.scale)
+        {
+            return None;
+        }
+        let per_feature = |v: &[f32], default: f32| match v {
+            [] => vec![default; width],
+            [one] => vec![*one; width],
+            v => v.to_vec(),
+        };
+        let (offset, scale) = (
+            per_feature(&self.offset, 0.0),
+            per_feature(&self.scale, 1.0),
+        );
+        let mut out = vec![0f32; x.elem_count()];
+        let done = kernels::with_slice::<f32, _>(x, |x| {
+            kernels::for_row_runs(&mut out, width, |first, o| {
+                let x = &x[first * width..first * width + o.len()];
+                for (o_row, x_row) in o.chunks_mut(width).zip(x.chunks(width)) {
+                    for j in 0..width {
+                        o_row[j] = (x_row[j] - offset[j]) * scale[j];
+                    }
+                }
+            })
+        });
+        done?;
+        Some(kernels::tensor_from(out, x.dims()))
+    }
+}
+
 impl Op for Scaler {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let x = input(inputs, 0)?.to_dtype(DType::F32).map_err(err)?;
+        if let Some(y) = self.on_cpu(&x) {
+            return Ok(vec![Value::Tensor(y?)]);
+        }
         let device = x.device().clone();
         let vector = |v: &[f32], default: f32| {
             let v = if v.is_empty() {
