@@ -450,3 +450,115 @@ fn bad_input_is_one_line_and_exit_2() {
         "takes 30 features",
     );
 }
+
+#[test]
+fn models_with_other_output_names_and_shapes_are_read_by_role() {
+    // The candidate gives "class" and a plain [N, 2] "scores" tensor; the
+    // primary gives "output_label" and a ZipMap.
+    let (code, r) = json_report(&[
+        "shadow-compare",
+        "--primary",
+        "sample_data/model.onnx",
+        "--candidate",
+        "tests/fixtures/models/tensor_outputs_mlp.onnx",
+        "--inputs",
+        "sample_data/shadow_primary.parquet",
+    ]);
+    assert_eq!(code, 0, "{r}");
+    let settings = &r["settings"];
+    assert_eq!(
+        settings["candidate_outputs"],
+        "class from 'class', probabilities from 'scores'"
+    );
+    assert_eq!(
+        settings["primary_outputs"],
+        "class from 'output_label', probabilities from 'output_probability'"
+    );
+    assert_eq!(r["summary"]["rows"], 2000);
+    assert!(u(&r["summary"]["flips"]) > 0);
+}
+
+/// Writes a log of `n` rows with `distinct` slice values.
+fn write_log(path: &std::path::Path, n: usize, distinct: usize, with_label: bool, shift: i64) {
+    use mlctl::data::{write_parquet, OutColumn};
+    let mut columns = vec![
+        (
+            "request_id".to_string(),
+            OutColumn::Text((0..n).map(|i| Some(format!("r{i}"))).collect()),
+        ),
+        (
+            "user".to_string(),
+            OutColumn::Text(
+                (0..n)
+                    .map(|i| Some(format!("u{}", i % distinct.max(1))))
+                    .collect(),
+            ),
+        ),
+        (
+            "prediction".to_string(),
+            OutColumn::I64((0..n).map(|i| ((i as i64 + shift) / 7) % 2).collect()),
+        ),
+    ];
+    if with_label {
+        columns.push((
+            "label".to_string(),
+            OutColumn::I64((0..n).map(|i| (i as i64 / 7) % 2).collect()),
+        ));
+    }
+    write_parquet(path, columns).unwrap();
+}
+
+#[test]
+fn a_slice_column_with_100k_values_is_compared_and_listed_worst_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, c) = (dir.path().join("p.parquet"), dir.path().join("c.parquet"));
+    write_log(&p, 200_000, 100_000, true, 0);
+    write_log(&c, 200_000, 100_000, false, 1);
+    let (code, r) = json_report(&[
+        "shadow-compare",
+        "--primary-log",
+        p.to_str().unwrap(),
+        "--candidate-log",
+        c.to_str().unwrap(),
+        "--slice-by",
+        "user",
+        "--top-slices",
+        "5",
+    ]);
+    assert_eq!(code, 0, "{}", r["gate"]);
+    assert_eq!(r["summary"]["slices"], 100_000);
+    // Every seventh row flips (the candidate's runs are shifted by one).
+    assert_eq!(r["summary"]["flips"], 200_000 / 7);
+    let slices = section_rows(&r, "slices");
+    assert_eq!(slices.len(), 5);
+}
+
+#[test]
+fn an_empty_log_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, c) = (dir.path().join("p.parquet"), dir.path().join("c.parquet"));
+    write_log(&p, 0, 1, true, 0);
+    write_log(&c, 10, 1, false, 0);
+    fails_cleanly(
+        &[
+            "shadow-compare",
+            "--primary-log",
+            p.to_str().unwrap(),
+            "--candidate-log",
+            c.to_str().unwrap(),
+        ],
+        "has no rows",
+    );
+    fails_cleanly(
+        &[
+            "shadow-compare",
+            "--primary",
+            "sample_data/model.onnx",
+            "--candidate",
+            "sample_data/model.onnx",
+            "--inputs",
+            p.to_str().unwrap(),
+        ],
+        "no rows",
+    );
+}

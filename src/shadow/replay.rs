@@ -169,6 +169,13 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
     }
     let device = runtime::device(&replay.device).map_err(Error::usage)?;
     let table = Table::open(&replay.inputs)?;
+    let total_rows = table.row_count()?;
+    if total_rows == 0 {
+        return Err(Error::input(
+            &replay.inputs,
+            "has no rows: nothing to replay",
+        ));
+    }
     let label = LabelReader::choose(opts, |c| table.value_type(c).is_some(), &replay.inputs)?;
     for s in &opts.slice_by {
         if table.value_type(s).is_none() {
@@ -246,13 +253,6 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
     needed.sort();
     needed.dedup();
 
-    let total_rows = table.row_count()?;
-    if total_rows == 0 {
-        return Err(Error::input(
-            &replay.inputs,
-            "has no rows: nothing to replay",
-        ));
-    }
     let ranges = table.chunks(READ_ROWS)?;
     let progress = if opts.show_progress {
         indicatif::ProgressBar::new(total_rows as u64)
