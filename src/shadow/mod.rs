@@ -90,7 +90,8 @@ pub struct Options {
     /// PSI between the score distributions from which the verdict is
     /// marginal.
     pub max_psi: f64,
-    /// Slices listed in the report (worst first); the JSON lists them all.
+    /// Slices listed in the report, worst first (every flagged slice is
+    /// listed, whatever this says).
     pub top_slices: usize,
     pub show_progress: bool,
 }
