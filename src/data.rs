@@ -979,33 +979,42 @@ impl Frame {
     /// Numeric (or boolean) columns as one row-major f32 matrix, the layout
     /// a model's 2-D input takes; nulls become NaN and are counted.
     pub fn f32_rows(&self, names: &[String]) -> Result<(Vec<f32>, usize)> {
+        /// A column's values where they lie when they are contiguous floats
+        /// without nulls (the usual case: no cast, no copy), else converted.
+        enum Source<'a> {
+            F32(&'a [f32]),
+            F64(&'a [f64]),
+            Owned(Vec<f32>),
+        }
         let width = names.len();
         let height = self.height();
         let mut nulls = 0;
-        let mut columns: Vec<Vec<f32>> = Vec::with_capacity(width);
+        let mut sources: Vec<Source> = Vec::with_capacity(width);
         for name in names {
-            let c = self
-                .column(name)?
-                .cast(&DataType::Float32)
-                .map_err(|e| self.err(name, e))?;
-            let values = c.f32().map_err(|e| self.err(name, e))?;
-            let mut column = Vec::with_capacity(height);
-            for array in values.downcast_iter() {
-                match array.validity().filter(|b| b.unset_bits() > 0) {
-                    None => column.extend_from_slice(array.values()),
-                    Some(valid) => {
-                        nulls += valid.unset_bits();
-                        column.extend(array.values().iter().zip(valid.iter()).map(|(v, ok)| {
-                            if ok {
-                                *v
-                            } else {
-                                f32::NAN
-                            }
-                        }));
-                    }
-                }
+            let c = self.column(name)?;
+            let direct = match c.dtype() {
+                DataType::Float64 if c.null_count() == 0 => c
+                    .f64()
+                    .ok()
+                    .and_then(|a| a.cont_slice().ok())
+                    .map(Source::F64),
+                DataType::Float32 if c.null_count() == 0 => c
+                    .f32()
+                    .ok()
+                    .and_then(|a| a.cont_slice().ok())
+                    .map(Source::F32),
+                _ => None,
+            };
+            if let Some(source) = direct {
+                sources.push(source);
+                continue;
             }
-            columns.push(column);
+            let cast = c.cast(&DataType::Float32).map_err(|e| self.err(name, e))?;
+            let values = cast.f32().map_err(|e| self.err(name, e))?;
+            nulls += values.null_count();
+            sources.push(Source::Owned(
+                values.iter().map(|v| v.unwrap_or(f32::NAN)).collect(),
+            ));
         }
         // Transposed in blocks of rows that stay in cache, instead of one
         // strided pass over the whole matrix per column.
@@ -1013,9 +1022,15 @@ impl Frame {
         let mut data = vec![0f32; height * width];
         for first in (0..height).step_by(BLOCK) {
             let last = (first + BLOCK).min(height);
-            for (j, column) in columns.iter().enumerate() {
-                for r in first..last {
-                    data[r * width + j] = column[r];
+            let block = &mut data[first * width..last * width];
+            for (j, source) in sources.iter().enumerate() {
+                let rows = block.chunks_exact_mut(width);
+                match source {
+                    Source::F32(v) => rows.zip(&v[first..last]).for_each(|(r, x)| r[j] = *x),
+                    Source::F64(v) => rows
+                        .zip(&v[first..last])
+                        .for_each(|(r, x)| r[j] = *x as f32),
+                    Source::Owned(v) => rows.zip(&v[first..last]).for_each(|(r, x)| r[j] = *x),
                 }
             }
         }

@@ -26,8 +26,8 @@ const READ_ROWS: usize = 1 << 17;
 struct Prepared {
     offset: usize,
     len: usize,
-    /// Row-major feature matrices, one per distinct column list.
-    matrices: Vec<(Vec<String>, Vec<f32>)>,
+    /// Feature matrices, one per distinct column list.
+    matrices: Vec<(Vec<String>, Tensor)>,
     labels: LabelValues,
     slices: Option<Vec<u32>>,
     nulls: usize,
@@ -127,37 +127,49 @@ impl Side<'_> {
 
 /// The feature matrix of a range for a model fed from several columns,
 /// converted to the element type its input declares.
+/// The feature matrix of a range as one CPU tensor `[rows, columns]`,
+/// read once for every model fed by the same columns; batches are views
+/// of it.
 fn matrix_feed(
     frame: &Frame,
     columns: &[String],
-    cache: &mut Vec<(Vec<String>, Vec<f32>)>,
+    cache: &mut Vec<(Vec<String>, Tensor)>,
     nulls: &mut usize,
 ) -> Result<()> {
     if !cache.iter().any(|(c, _)| c == columns) {
         let (data, n) = frame.f32_rows(columns)?;
         *nulls += n;
-        cache.push((columns.to_vec(), data));
+        let t = Tensor::from_vec(data, (frame.height(), columns.len()), &Device::Cpu)
+            .map_err(|e| Error::input(frame.path(), e))?;
+        cache.push((columns.to_vec(), t));
     }
     Ok(())
 }
 
+/// Rows `start..start + n` of a range's matrix, as the model's input
+/// declares it (element type, device).
 fn batch_tensor(
-    data: &[f32],
-    rows: usize,
-    width: usize,
+    matrix: &Tensor,
+    start: usize,
+    n: usize,
     input: &runtime::graph::IoSpec,
     device: &Device,
 ) -> Result<Tensor> {
     let dtype = tensor::dtype_of(input.elem_type).unwrap_or(DType::F32);
-    Tensor::from_slice(data, (rows, width), device)
-        .and_then(|t| {
-            if dtype == DType::F32 {
-                Ok(t)
-            } else {
-                t.to_dtype(dtype)
-            }
-        })
-        .map_err(|e| Error::usage(format!("input '{}': {e}", input.name)))
+    let mut t = matrix
+        .narrow(0, start, n)
+        .map_err(|e| Error::usage(format!("input '{}': {e}", input.name)))?;
+    if dtype != DType::F32 {
+        t = t
+            .to_dtype(dtype)
+            .map_err(|e| Error::usage(format!("input '{}': {e}", input.name)))?;
+    }
+    if !matches!(device, Device::Cpu) {
+        t = t
+            .to_device(device)
+            .map_err(|e| Error::usage(format!("input '{}': {e}", input.name)))?;
+    }
+    Ok(t)
 }
 
 pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
@@ -280,39 +292,45 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
         let matrix_columns = &matrix_columns;
         let slice_by = &opts.slice_by;
         let label = label.clone();
-        // The reader: decodes a range, lays out the feature matrices and
-        // reads labels and slices while the models answer the previous one.
-        let reader = scope.spawn(move || {
-            let mut slices = SliceKeys::default();
-            let mut labels = LabelReader::new(label);
-            for &(offset, len) in ranges {
-                let prepared = (|| -> Result<Prepared> {
-                    let frame = table.read_frame(needed, offset, len)?;
-                    let mut matrices: Vec<(Vec<String>, Vec<f32>)> = Vec::new();
-                    let mut nulls = 0;
-                    for columns in matrix_columns {
-                        matrix_feed(&frame, columns, &mut matrices, &mut nulls)?;
+        // The reader: decodes a range, lays out its feature matrices and
+        // reads labels and slices while the models answer the range before.
+        // One reader: on two cores a second one measured no faster (decoding
+        // competes with the models for the same cores) and held twice the
+        // ranges in memory.
+        let reader = std::thread::Builder::new()
+            .name("mlctl-reader".into())
+            .spawn_scoped(scope, move || {
+                let mut slices = SliceKeys::default();
+                let mut labels = LabelReader::new(label);
+                for &(offset, len) in ranges {
+                    let prepared = (|| -> Result<Prepared> {
+                        let frame = table.read_frame(needed, offset, len)?;
+                        let mut matrices: Vec<(Vec<String>, Tensor)> = Vec::new();
+                        let mut nulls = 0;
+                        for columns in matrix_columns {
+                            matrix_feed(&frame, columns, &mut matrices, &mut nulls)?;
+                        }
+                        let labels = {
+                            let mut codes = codes.lock().expect("class codes");
+                            labels.read(&frame, &mut codes)?
+                        };
+                        Ok(Prepared {
+                            offset,
+                            len,
+                            matrices,
+                            labels,
+                            slices: slices.read(&frame, slice_by)?,
+                            nulls,
+                        })
+                    })();
+                    let failed = prepared.is_err();
+                    if send.send(prepared).is_err() || failed {
+                        break;
                     }
-                    let labels = {
-                        let mut codes = codes.lock().expect("class codes");
-                        labels.read(&frame, &mut codes)?
-                    };
-                    Ok(Prepared {
-                        offset,
-                        len,
-                        matrices,
-                        labels,
-                        slices: slices.read(&frame, slice_by)?,
-                        nulls,
-                    })
-                })();
-                let failed = prepared.is_err();
-                if send.send(prepared).is_err() || failed {
-                    break;
                 }
-            }
-            slices.names
-        });
+                slices.names
+            })
+            .map_err(|e| Error::usage(format!("cannot start the reader thread: {e}")))?;
         for received in receive {
             let Prepared {
                 offset,
@@ -348,9 +366,12 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
                 let (p_out, c_out) = match &pools {
                     // Each model on its own share of the threads, at once.
                     Some([p_pool, c_pool]) => std::thread::scope(|s| {
-                        let c = s.spawn(|| {
-                            c_pool.install(|| candidate.call(candidate_feeds, &rows, true))
-                        });
+                        let c = std::thread::Builder::new()
+                            .name("mlctl-candidate".into())
+                            .spawn_scoped(s, || {
+                                c_pool.install(|| candidate.call(candidate_feeds, &rows, true))
+                            })
+                            .expect("a thread for the candidate");
                         let p = p_pool.install(|| primary.call(primary_feeds, &rows, true));
                         (p, c.join().expect("the candidate's thread ends"))
                     }),
@@ -462,7 +483,7 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
 #[allow(clippy::too_many_arguments)]
 fn feeds_for(
     side: &Side,
-    matrices: &[(Vec<String>, Vec<f32>)],
+    matrices: &[(Vec<String>, Tensor)],
     range_offset: usize,
     start: usize,
     n: usize,
@@ -473,18 +494,11 @@ fn feeds_for(
 ) -> Result<Vec<(String, Tensor)>> {
     match &side.feeding {
         Feeding::Matrix { input, columns } => {
-            let (_, data) = matrices
+            let (_, matrix) = matrices
                 .iter()
                 .find(|(c, _)| c == columns)
                 .expect("read for every matrix feeding");
-            let width = columns.len();
-            let t = batch_tensor(
-                &data[start * width..(start + n) * width],
-                n,
-                width,
-                input,
-                device,
-            )?;
+            let t = batch_tensor(matrix, start, n, input, device)?;
             Ok(vec![(input.name.clone(), t)])
         }
         Feeding::Named(_) => {

@@ -154,6 +154,31 @@ pub fn for_row_runs<T: Send>(out: &mut [T], row: usize, f: impl Fn(usize, &mut [
         .for_each(|(run, values)| f(run * per_run, values));
 }
 
+/// A new buffer made from `x` run by run of whole rows of `row` values:
+/// `f(run, out)` appends the run's results to `out`. Nothing is zero-filled
+/// first; runs go to the threads when there are enough values.
+pub fn map_rows(x: &[f32], row: usize, f: impl Fn(&[f32], &mut Vec<f32>) + Sync) -> Vec<f32> {
+    use rayon::prelude::*;
+    let row = row.max(1);
+    let rows = x.len() / row;
+    let workers = threads();
+    if workers == 1 || x.len() < PARALLEL_VALUES || rows < 2 {
+        let mut out = Vec::with_capacity(x.len());
+        f(x, &mut out);
+        return out;
+    }
+    let per_run = rows.div_ceil(workers * 2);
+    let parts: Vec<Vec<f32>> = x
+        .par_chunks(per_run * row)
+        .map(|run| {
+            let mut out = Vec::with_capacity(run.len());
+            f(run, &mut out);
+            out
+        })
+        .collect();
+    parts.concat()
+}
+
 /// What a product applies to its output once finished, stretch by stretch
 /// of a row while it is still in cache (the activation that follows a
 /// MatMul in the graph); in place, once for every value.

@@ -198,12 +198,9 @@ fn relu_on_cpu(x: &Tensor) -> Option<Result<Tensor, String>> {
     if !kernels::on_cpu(x, DType::F32) {
         return None;
     }
-    let mut out = vec![0f32; x.elem_count()];
-    kernels::with_slice::<f32, _>(x, |x| {
-        kernels::for_row_runs(&mut out, 1, |first, o| {
-            for (o, &v) in o.iter_mut().zip(&x[first..]) {
-                *o = if v < 0.0 { 0.0 } else { v };
-            }
+    let out = kernels::with_slice::<f32, _>(x, |x| {
+        kernels::map_rows(x, 1, |run, out| {
+            out.extend(run.iter().map(|&v| if v < 0.0 { 0.0 } else { v }))
         })
     })?;
     Some(kernels::tensor_from(out, x.dims()))

@@ -34,18 +34,18 @@ impl Scaler {
             per_feature(&self.offset, 0.0),
             per_feature(&self.scale, 1.0),
         );
-        let mut out = vec![0f32; x.elem_count()];
-        let done = kernels::with_slice::<f32, _>(x, |x| {
-            kernels::for_row_runs(&mut out, width, |first, o| {
-                let x = &x[first * width..first * width + o.len()];
-                for (o_row, x_row) in o.chunks_mut(width).zip(x.chunks(width)) {
-                    for j in 0..width {
-                        o_row[j] = (x_row[j] - offset[j]) * scale[j];
-                    }
+        let out = kernels::with_slice::<f32, _>(x, |x| {
+            kernels::map_rows(x, width, |run, out| {
+                for row in run.chunks(width) {
+                    out.extend(
+                        row.iter()
+                            .zip(&offset)
+                            .zip(&scale)
+                            .map(|((v, o), s)| (v - o) * s),
+                    );
                 }
             })
-        });
-        done?;
+        })?;
         Some(kernels::tensor_from(out, x.dims()))
     }
 }
