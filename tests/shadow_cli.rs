@@ -562,3 +562,66 @@ fn an_empty_log_is_a_clear_error() {
         "no rows",
     );
 }
+
+#[test]
+fn regression_logs_match_scipy_rmse_intervals_and_paired_t() {
+    let fx = fixtures();
+    let e = &fx["regression"];
+    let (code, r) = json_report(&[
+        "shadow-compare",
+        "--primary-log",
+        "tests/fixtures/shadow_regression_primary.parquet",
+        "--candidate-log",
+        "tests/fixtures/shadow_regression_candidate.parquet",
+        "--slice-by",
+        "origin",
+        "--max-rmse-increase",
+        "0.1",
+    ]);
+    // RMSE up by 0.41 minutes: over the 0.1 budget.
+    assert_eq!(code, 1, "{}", r["gate"]);
+    let s = &r["summary"];
+    assert_eq!(s["task"], "regression");
+    assert_eq!(s["rows"], e["rows"]);
+    assert!(s.get("flips").is_none(), "no flips for a regression");
+    assert!(close(f(&s["primary_rmse"]), f(&e["primary_rmse"])));
+    assert!(close(f(&s["candidate_rmse"]), f(&e["candidate_rmse"])));
+    assert!(close(f(&s["p_value"]), f(&e["p_value"])));
+    let tests = section_rows(&r, "tests");
+    let t = tests
+        .iter()
+        .find(|t| t["test"] == "paired_t_squared_error")
+        .unwrap();
+    assert!(close(f(&t["statistic"]), f(&e["t_statistic"])));
+    scores_match(&r, &e["scores"], 1e-6);
+    let models = section_rows(&r, "models");
+    for (row, key) in models.iter().zip(["primary_rmse_ci", "candidate_rmse_ci"]) {
+        assert!(close(f(&row["rmse_low"]), f(&e[key][0])), "{row}");
+        assert!(close(f(&row["rmse_high"]), f(&e[key][1])), "{row}");
+    }
+    let slices = section_rows(&r, "slices");
+    for x in e["slices"].as_array().unwrap() {
+        let row = slices.iter().find(|s| s["slice"] == x["slice"]).unwrap();
+        assert_eq!(row["rows"], x["rows"]);
+        assert!(close(f(&row["p_value"]), f(&x["p_value"])), "{row}");
+        assert!(close(f(&row["p_adjusted"]), f(&x["p_adjusted"])), "{row}");
+        assert_eq!(
+            row["status"] == "drift",
+            x["flagged"].as_bool().unwrap(),
+            "{row}"
+        );
+    }
+    // The classifier gates make no sense here.
+    fails_cleanly(
+        &[
+            "shadow-compare",
+            "--primary-log",
+            "tests/fixtures/shadow_regression_primary.parquet",
+            "--candidate-log",
+            "tests/fixtures/shadow_regression_candidate.parquet",
+            "--max-flip-rate",
+            "0.1",
+        ],
+        "--max-flip-rate is for classifiers",
+    );
+}
