@@ -956,50 +956,67 @@ impl Op for Attention {
                             }
                             offset
                         };
-                        let head = |(i, o): (usize, &mut [f32])| {
-                            let keys =
-                                PackedB::pack(&kv[start(i, k0, ks)..], d, n, ks[r - 2], ks[r - 1]);
-                            let mut scores = vec![0f32; m * n];
-                            kernels::sgemm::sgemm(
-                                m,
-                                &qv[start(i, q0, qs)..],
-                                qs[r - 2],
-                                &keys,
-                                None,
-                                None,
-                                &mut scores,
-                                false,
-                            );
-                            let mut probabilities = vec![0f32; m * n];
-                            rows::scaled_masked_softmax(
-                                &scores,
-                                mv,
-                                &offsets[i * m..(i + 1) * m],
-                                whole_rows,
-                                n,
-                                self.divisor,
-                                &mut probabilities,
-                            );
-                            let values =
-                                PackedB::pack(&vv[start(i, v0, vs)..], n, dv, vs[r - 2], vs[r - 1]);
-                            kernels::sgemm::sgemm(
-                                m,
-                                &probabilities,
-                                n,
-                                &values,
-                                None,
-                                None,
-                                o,
-                                false,
-                            );
-                        };
+                        // Scores and probabilities go to buffers made once per
+                        // thread's run of heads: both are written whole
+                        // before they are read, so one pair serves every head.
+                        let buffers = || (vec![0f32; m * n], vec![0f32; m * n]);
+                        let head =
+                            |(scores, probabilities): &mut (Vec<f32>, Vec<f32>),
+                             (i, o): (usize, &mut [f32])| {
+                                let keys = PackedB::pack(
+                                    &kv[start(i, k0, ks)..],
+                                    d,
+                                    n,
+                                    ks[r - 2],
+                                    ks[r - 1],
+                                );
+                                kernels::sgemm::sgemm(
+                                    m,
+                                    &qv[start(i, q0, qs)..],
+                                    qs[r - 2],
+                                    &keys,
+                                    None,
+                                    None,
+                                    scores,
+                                    false,
+                                );
+                                rows::scaled_masked_softmax(
+                                    &scores,
+                                    mv,
+                                    &offsets[i * m..(i + 1) * m],
+                                    whole_rows,
+                                    n,
+                                    self.divisor,
+                                    probabilities,
+                                );
+                                let values = PackedB::pack(
+                                    &vv[start(i, v0, vs)..],
+                                    n,
+                                    dv,
+                                    vs[r - 2],
+                                    vs[r - 1],
+                                );
+                                kernels::sgemm::sgemm(
+                                    m,
+                                    probabilities,
+                                    n,
+                                    &values,
+                                    None,
+                                    None,
+                                    o,
+                                    false,
+                                );
+                            };
                         use rayon::prelude::*;
                         if kernels::threads() > 1 && batches > 1 {
                             out.par_chunks_mut((m * dv).max(1))
                                 .enumerate()
-                                .for_each(head);
+                                .for_each_init(buffers, head);
                         } else {
-                            out.chunks_mut((m * dv).max(1)).enumerate().for_each(head);
+                            let mut own = buffers();
+                            out.chunks_mut((m * dv).max(1))
+                                .enumerate()
+                                .for_each(|unit| head(&mut own, unit));
                         }
                     })
                 })

@@ -85,13 +85,17 @@ fn exp(x: f32) -> f32 {
     #[allow(clippy::manual_clamp)]
     let x = x.max(-87.0).min(88.0);
     let n = (x * std::f32::consts::LOG2_E).round_ties_even();
-    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    // Fused multiply-adds: one rounding each instead of two, and half the
+    // instructions (on x86 the vector versions are built with FMA).
+    let r = n.mul_add(-0.693_359_4, x);
+    let r = n.mul_add(2.121_944_4e-4, r);
     let z = r * r;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5;
-    let y = p * z + r + 1.0;
+    let mut p = 1.987_569_1e-4f32.mul_add(r, 1.398_199_9e-3);
+    p = p.mul_add(r, 8.333_452e-3);
+    p = p.mul_add(r, 4.166_579_6e-2);
+    p = p.mul_add(r, 1.666_666_5e-1);
+    p = p.mul_add(r, 0.5);
+    let y = p.mul_add(z, r) + 1.0;
     // SAFETY: n is an integer in -126..=127 (x was clamped above).
     let power = f32::from_bits(((unsafe { n.to_int_unchecked::<i32>() } + 127) as u32) << 23);
     if input.is_nan() {
@@ -108,17 +112,17 @@ fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let z = x * x;
     let mut p = -2.726_142_3e-10f32;
-    p = p * z + 2.770_681_4e-8;
-    p = p * z + -2.101_024e-6;
-    p = p * z + -5.692_506_4e-5;
-    p = p * z + -7.349_906_3e-4;
-    p = p * z + -2.954_600_1e-3;
-    p = p * z + -1.609_603_3e-2;
+    p = p.mul_add(z, 2.770_681_4e-8);
+    p = p.mul_add(z, -2.101_024e-6);
+    p = p.mul_add(z, -5.692_506_4e-5);
+    p = p.mul_add(z, -7.349_906_3e-4);
+    p = p.mul_add(z, -2.954_600_1e-3);
+    p = p.mul_add(z, -1.609_603_3e-2);
     let mut q = -1.456_607_2e-5f32;
-    q = q * z + -2.133_740_6e-4;
-    q = q * z + -1.682_827e-3;
-    q = q * z + -7.373_329_2e-3;
-    q = q * z + -1.426_474e-2;
+    q = q.mul_add(z, -2.133_740_6e-4);
+    q = q.mul_add(z, -1.682_827e-3);
+    q = q.mul_add(z, -7.373_329_2e-3);
+    q = q.mul_add(z, -1.426_474e-2);
     x * p / q
 }
 
