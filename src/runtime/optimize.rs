@@ -981,7 +981,7 @@ impl Op for Attention {
                                     false,
                                 );
                                 rows::scaled_masked_softmax(
-                                    &scores,
+                                    scores,
                                     mv,
                                     &offsets[i * m..(i + 1) * m],
                                     whole_rows,
