@@ -50,6 +50,7 @@ fn fused_and_unfused_runs_give_the_same_bits() {
         "MatMul+Add (fused)",
         "attention (fused)",
         "MatMulInteger+Cast+Mul (fused)",
+        "Add+LayerNormalization (fused)",
     ] {
         assert!(steps.contains(&expected), "{expected} not in {steps:?}");
     }

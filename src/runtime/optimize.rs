@@ -256,6 +256,7 @@ pub fn plan(graph: &Graph, order: &[usize]) -> Vec<Planned> {
                 "MatMulInteger" => fuse_matmul_integer(&f, n),
                 "Gather" => fuse_gather_dequantize(&f, n),
                 "Abs" => fuse_row_quantize(&f, n),
+                "Add" => fuse_add_layer_norm(&f, n),
                 "Div" | "Mul" => fuse_gelu(&f, n).or_else(|| fuse_softmax(&f, n)),
                 _ => None,
             }
@@ -303,6 +304,123 @@ fn fuse_gelu(f: &Facts, n: usize) -> Option<Planned> {
         fused: Some(("Gelu (fused)", Box::new(FusedGelu { gelu }))),
         inputs: vec![x],
     })
+}
+
+/// Add(a, b) -> LayerNormalization, the Add read by nothing else (the
+/// residual connection of a transformer block): each row summed and
+/// normalised in one pass, the sum never written out whole.
+fn fuse_add_layer_norm(f: &Facts, n: usize) -> Option<Planned> {
+    let add = f.node(n);
+    let ln = f.next(&add.outputs[0], "LayerNormalization")?;
+    let norm = f.node(ln);
+    // The sum must be LN's input X (not its scale or bias), and only LN's
+    // first output (Y) may be used.
+    if norm.inputs.first()? != &add.outputs[0]
+        || norm.inputs.iter().skip(1).any(|i| i == &add.outputs[0])
+        || norm.outputs.iter().skip(1).any(|o| !o.is_empty())
+    {
+        return None;
+    }
+    let attribute = |name: &str| norm.attributes.iter().find(|a| a.name == name);
+    let axis = attribute("axis").map_or(-1, |a| a.i);
+    let epsilon = attribute("epsilon").map_or(1e-5, |a| a.f) as f64;
+    let mut inputs = vec![add.inputs[0].clone(), add.inputs[1].clone()];
+    inputs.extend(norm.inputs.iter().skip(1).cloned());
+    Some(Planned {
+        nodes: vec![n, ln],
+        fused: Some((
+            "Add+LayerNormalization (fused)",
+            Box::new(AddLayerNorm {
+                norm: ops::tensorops::LayerNormalization { axis, epsilon },
+            }),
+        )),
+        inputs,
+        outputs: vec![norm.outputs[0].clone()],
+    })
+}
+
+struct AddLayerNorm {
+    norm: ops::tensorops::LayerNormalization,
+}
+
+impl AddLayerNorm {
+    /// Both addends float32 on the CPU with the same shape, normalised over
+    /// the last axis with a scale (and bias) per column.
+    fn on_cpu(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        scale: &Tensor,
+        bias: Option<&Tensor>,
+    ) -> Option<Result<Tensor, String>> {
+        let cols = *a.dims().last()?;
+        let last_axis = self.norm.axis == -1 || self.norm.axis == a.rank() as i64 - 1;
+        let per_column = |t: &Tensor| kernels::on_cpu(t, DType::F32) && t.elem_count() == cols;
+        if a.dims() != b.dims()
+            || cols == 0
+            || !last_axis
+            || !kernels::on_cpu(a, DType::F32)
+            || !kernels::on_cpu(b, DType::F32)
+            || !per_column(scale)
+            || !bias.is_none_or(per_column)
+        {
+            return None;
+        }
+        let gamma = kernels::with_slice::<f32, _>(scale, |v| v.to_vec())?;
+        let beta = match bias {
+            Some(t) => Some(kernels::with_slice::<f32, _>(t, |v| v.to_vec())?),
+            None => None,
+        };
+        let epsilon = self.norm.epsilon as f32;
+        let out = kernels::with_slice::<f32, _>(a, |av| {
+            kernels::with_slice::<f32, _>(b, |bv| {
+                // One row at a time, in cache: the sum as the Add would have
+                // made it, then its normalisation, appended to the output
+                // (which is never zero-filled first: on these shapes the
+                // pass is bound by memory, not by arithmetic).
+                kernels::map_rows(av, cols, |run, out| {
+                    let offset = run.as_ptr() as usize - av.as_ptr() as usize;
+                    let first = offset / std::mem::size_of::<f32>();
+                    let (mut sum, mut row) = (vec![0f32; cols], vec![0f32; cols]);
+                    let (mut mean, mut inv_std) = ([0f32], [0f32]);
+                    for (r, x) in run.chunks(cols).enumerate() {
+                        let at = first + r * cols;
+                        for ((s, x), y) in sum.iter_mut().zip(x).zip(&bv[at..at + cols]) {
+                            *s = x + y;
+                        }
+                        rows::layer_norm_rows(
+                            &sum,
+                            &mut row,
+                            &gamma,
+                            beta.as_deref(),
+                            epsilon,
+                            &mut mean,
+                            &mut inv_std,
+                        );
+                        out.extend_from_slice(&row);
+                    }
+                })
+            })
+        })??;
+        Some(kernels::tensor_from(out, a.dims()))
+    }
+}
+
+impl Op for AddLayerNorm {
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
+        let (a, b, scale) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
+        let bias = optional(inputs, 3)?;
+        if let Some(y) = self.on_cpu(a, b, scale, bias) {
+            return Ok(vec![Value::Tensor(y?)]);
+        }
+        // Otherwise the two operators one after the other.
+        let sum = Value::Tensor(ops::elementwise::arith(kernels::rows::Arith::Add, a, b)?);
+        let mut rest: Vec<Option<&Value>> = vec![Some(&sum)];
+        rest.extend(inputs.iter().skip(2).copied());
+        let mut outputs = self.norm.run(&rest)?;
+        outputs.truncate(1);
+        Ok(outputs)
+    }
 }
 
 /// MatMul(A, W) + bias, W a 2-D weight, bias a 1-D weight of W's columns;

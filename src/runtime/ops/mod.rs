@@ -14,7 +14,7 @@ mod reduce;
 mod resize;
 mod rnn;
 mod shape;
-mod tensorops;
+pub(crate) mod tensorops;
 
 use candle_core::Tensor;
 use candle_onnx::onnx::AttributeProto;
