@@ -1054,7 +1054,6 @@ impl Op for Attention {
         let (offsets, whole_rows) = ops::elementwise::row_offsets(&score_dims, mask.dims());
         let mut out_dims = qd.to_vec();
         out_dims[r - 1] = dv;
-        let mut out = vec![0f32; batches * m * dv];
         // Rows of q must be contiguous (a copy otherwise); k^T and v are read
         // through their strides.
         let q = if q.stride()[r - 1] == 1 {
@@ -1062,23 +1061,27 @@ impl Op for Attention {
         } else {
             q.contiguous().map_err(ops::err)?
         };
-        kernels::with_strided::<f32, _>(&q, |qv, q0, qs| {
-            kernels::with_strided::<f32, _>(kt, |kv, k0, ks| {
-                kernels::with_strided::<f32, _>(v, |vv, v0, vs| {
-                    kernels::with_slice::<f32, _>(mask, |mv| {
-                        let start = |i: usize, base: usize, strides: &[usize]| {
-                            let (mut rest, mut offset) = (i, base);
-                            for axis in (0..batch_dims.len()).rev() {
-                                offset += (rest % batch_dims[axis]) * strides[axis];
-                                rest /= batch_dims[axis];
-                            }
-                            offset
-                        };
-                        // Scores and probabilities go to buffers made once per
-                        // thread's run of heads: both are written whole
-                        // before they are read, so one pair serves every head.
-                        let buffers = || (vec![0f32; m * n], vec![0f32; m * n]);
-                        let head =
+        // SAFETY: every head's last product writes its m x dv values (or the
+        // buffer is dropped unread when an operand cannot be read).
+        let (out, done) = unsafe {
+            kernels::written_by(batches * m * dv, |out: &mut [f32]| {
+                kernels::with_strided::<f32, _>(&q, |qv, q0, qs| {
+                    kernels::with_strided::<f32, _>(kt, |kv, k0, ks| {
+                        kernels::with_strided::<f32, _>(v, |vv, v0, vs| {
+                            kernels::with_slice::<f32, _>(mask, |mv| {
+                                let start = |i: usize, base: usize, strides: &[usize]| {
+                                    let (mut rest, mut offset) = (i, base);
+                                    for axis in (0..batch_dims.len()).rev() {
+                                        offset += (rest % batch_dims[axis]) * strides[axis];
+                                        rest /= batch_dims[axis];
+                                    }
+                                    offset
+                                };
+                                // Scores and probabilities go to buffers made once per
+                                // thread's run of heads: both are written whole
+                                // before they are read, so one pair serves every head.
+                                let buffers = || (vec![0f32; m * n], vec![0f32; m * n]);
+                                let head =
                             |(scores, probabilities): &mut (Vec<f32>, Vec<f32>),
                              (i, o): (usize, &mut [f32])| {
                                 let keys = PackedB::pack(
@@ -1125,25 +1128,27 @@ impl Op for Attention {
                                     false,
                                 );
                             };
-                        use rayon::prelude::*;
-                        if kernels::threads() > 1 && batches > 1 {
-                            out.par_chunks_mut((m * dv).max(1))
-                                .enumerate()
-                                .for_each_init(buffers, head);
-                        } else {
-                            let mut own = buffers();
-                            out.chunks_mut((m * dv).max(1))
-                                .enumerate()
-                                .for_each(|unit| head(&mut own, unit));
-                        }
+                                use rayon::prelude::*;
+                                if kernels::threads() > 1 && batches > 1 {
+                                    out.par_chunks_mut((m * dv).max(1))
+                                        .enumerate()
+                                        .for_each_init(buffers, head);
+                                } else {
+                                    let mut own = buffers();
+                                    out.chunks_mut((m * dv).max(1))
+                                        .enumerate()
+                                        .for_each(|unit| head(&mut own, unit));
+                                }
+                            })
+                        })
                     })
                 })
+                .flatten()
+                .flatten()
+                .flatten()
             })
-        })
-        .flatten()
-        .flatten()
-        .flatten()
-        .ok_or("attention needs float32 on the CPU")?;
+        };
+        done.ok_or("attention needs float32 on the CPU")?;
         Ok(vec![Value::Tensor(kernels::tensor_from(out, &out_dims)?)])
     }
 }

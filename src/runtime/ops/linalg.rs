@@ -107,10 +107,16 @@ pub fn matmul_weight_values(
     let m = a.elem_count() / k.max(1);
     let mut dims = a.dims().to_vec();
     *dims.last_mut()? = packed.n;
-    let mut c = vec![0f32; m * packed.n];
-    kernels::with_slice::<f32, _>(a, |a| {
-        kernels::sgemm::sgemm(m, a, k, packed, bias, activation, &mut c, true)
-    })?;
+    // SAFETY: sgemm writes all m x n values (when A is read at all; if not,
+    // the buffer is dropped unread).
+    let (c, done) = unsafe {
+        kernels::written_by(m * packed.n, |c| {
+            kernels::with_slice::<f32, _>(a, |a| {
+                kernels::sgemm::sgemm(m, a, k, packed, bias, activation, c, true)
+            })
+        })
+    };
+    done?;
     Some((c, dims))
 }
 
@@ -139,37 +145,52 @@ fn matmul_batched(a: &Tensor, b: &Tensor) -> Option<Tensor> {
     } else {
         a.contiguous().ok()?
     };
-    let mut c = vec![0f32; batches * m * n];
-    kernels::with_strided::<f32, _>(&a, |av, a0, astr| {
-        kernels::with_strided::<f32, _>(b, |bv, b0, bstr| {
-            // Where batch i starts, from its index over the batch dimensions.
-            let start = |i: usize, base: usize, strides: &[usize]| {
-                let (mut rest, mut offset) = (i, base);
-                for d in (0..batch_dims.len()).rev() {
-                    offset += (rest % batch_dims[d]) * strides[d];
-                    rest /= batch_dims[d];
-                }
-                offset
-            };
-            let one = |(i, c): (usize, &mut [f32]), parallel: bool| {
-                let (ai, bi) = (start(i, a0, astr), start(i, b0, bstr));
-                let packed = PackedB::pack(&bv[bi..], k, n, bstr[r - 2], bstr[r - 1]);
-                kernels::sgemm::sgemm(m, &av[ai..], astr[r - 2], &packed, None, None, c, parallel);
-            };
-            if batches >= kernels::threads()
-                && kernels::threads() > 1
-                && m * n * k * batches >= 1 << 17
-            {
-                c.par_chunks_mut((m * n).max(1))
-                    .enumerate()
-                    .for_each(|x| one(x, false));
-            } else {
-                c.chunks_mut((m * n).max(1))
-                    .enumerate()
-                    .for_each(|x| one(x, true));
-            }
+    // SAFETY: every batch's sgemm writes its m x n values (or nothing is
+    // read: the buffer is dropped when A or B cannot be read).
+    let (c, done) = unsafe {
+        kernels::written_by(batches * m * n, |c: &mut [f32]| {
+            kernels::with_strided::<f32, _>(&a, |av, a0, astr| {
+                kernels::with_strided::<f32, _>(b, |bv, b0, bstr| {
+                    // Where batch i starts, from its index over the batch dimensions.
+                    let start = |i: usize, base: usize, strides: &[usize]| {
+                        let (mut rest, mut offset) = (i, base);
+                        for d in (0..batch_dims.len()).rev() {
+                            offset += (rest % batch_dims[d]) * strides[d];
+                            rest /= batch_dims[d];
+                        }
+                        offset
+                    };
+                    let one = |(i, c): (usize, &mut [f32]), parallel: bool| {
+                        let (ai, bi) = (start(i, a0, astr), start(i, b0, bstr));
+                        let packed = PackedB::pack(&bv[bi..], k, n, bstr[r - 2], bstr[r - 1]);
+                        kernels::sgemm::sgemm(
+                            m,
+                            &av[ai..],
+                            astr[r - 2],
+                            &packed,
+                            None,
+                            None,
+                            c,
+                            parallel,
+                        );
+                    };
+                    if batches >= kernels::threads()
+                        && kernels::threads() > 1
+                        && m * n * k * batches >= 1 << 17
+                    {
+                        c.par_chunks_mut((m * n).max(1))
+                            .enumerate()
+                            .for_each(|x| one(x, false));
+                    } else {
+                        c.chunks_mut((m * n).max(1))
+                            .enumerate()
+                            .for_each(|x| one(x, true));
+                    }
+                })
+            })
         })
-    })?;
+    };
+    done??;
     kernels::tensor_from(c, &dims).ok()
 }
 

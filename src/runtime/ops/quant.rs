@@ -441,8 +441,11 @@ impl MatMulInteger {
         };
         match to_float {
             None => {
-                let mut c = vec![0i32; m * n];
-                if run(igemm::Output::Int32(&mut c)).is_none() {
+                // SAFETY: the product writes all m x n sums (or the buffer
+                // is dropped unread).
+                let (c, done) =
+                    unsafe { kernels::written_by(m * n, |c| run(igemm::Output::Int32(c))) };
+                if done.is_none() {
                     return Ok(None);
                 }
                 kernels::tensor_from(c, &dims).map(Some)
@@ -464,15 +467,20 @@ impl MatMulInteger {
                 let gelu = f.gelu.map(|(scale, divide, one, half)| {
                     move |row: &mut [f32]| rows::gelu_in_place(row, scale, divide, one, half)
                 });
-                let mut c = vec![0f32; m * n];
-                let output = igemm::Output::Float {
-                    out: &mut c,
-                    s1: scale_of(&f.first),
-                    s2: f.second.as_ref().map(scale_of),
-                    bias: f.bias.as_deref(),
-                    activation: gelu.as_ref().map(|g| g as _),
+                // SAFETY: the product writes all m x n floats before the
+                // activation reads them (or the buffer is dropped unread).
+                let (c, done) = unsafe {
+                    kernels::written_by(m * n, |c| {
+                        run(igemm::Output::Float {
+                            out: c,
+                            s1: scale_of(&f.first),
+                            s2: f.second.as_ref().map(scale_of),
+                            bias: f.bias.as_deref(),
+                            activation: gelu.as_ref().map(|g| g as _),
+                        })
+                    })
                 };
-                if run(output).is_none() {
+                if done.is_none() {
                     return Ok(None);
                 }
                 kernels::tensor_from(c, &dims).map(Some)
