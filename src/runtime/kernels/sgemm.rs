@@ -108,6 +108,19 @@ fn block_depth(k: usize) -> usize {
     k.div_ceil(blocks).next_multiple_of(8).min(k)
 }
 
+/// Rows per micro-tile for a product of `m` rows: AVX-512's 12, except
+/// for a few rows that 8 divides better (16 rows as 8 + 8, not 12 + 4: a
+/// 4-row tile keeps too few accumulators to hide the multiply-adds'
+/// latency, and a batch of one sequence of 16 tokens is all such tiles).
+fn small_batch_rows(isa: Isa, m: usize, mr: usize) -> usize {
+    let waste = |r: usize| m.next_multiple_of(r) - m;
+    if isa == Isa::Avx512Vnni && m < 48 && waste(8) < waste(mr) {
+        8
+    } else {
+        mr
+    }
+}
+
 /// C (m x n, row-major, `c.len() >= m * n`) = A (m x k, row i at
 /// `a[i * lda..]`) times packed B, plus `bias` (one value per column) when
 /// given. Parallel when `parallel` and large enough.
@@ -147,6 +160,7 @@ pub fn sgemm(
         return;
     }
     let (mr, nr) = tile_shape(b.isa);
+    let mr = small_batch_rows(b.isa, m, mr);
     let panels = n.div_ceil(nr);
     // Rows split evenly into chunks of at most MC (128 rows as 72 + 56,
     // not 96 + 32, which left one thread idle for half the product).
