@@ -2,11 +2,12 @@
 thread count, both warm; prints p50 latencies and their ratio.
 
     python3 bench/make_real_model_cases.py   # once: MiniLM-L3 and the int8 models into bench_data/
-    python3 bench/runtime_vs_ort.py [--threads 2] [--runs 50] [--only minilm]
+    python3 bench/runtime_vs_ort.py [--threads 2] [--runs 50] [--rounds 5] [--only minilm]
 
 ratio = mlctl p50 / ONNX Runtime p50 (below 1.0: mlctl is faster). Each case
-is timed by both engines back to back, so drift of the machine's speed hits
-both alike.
+is timed by the two engines in alternating rounds (--runs split over
+--rounds), and each side's figure is the median of its rounds' p50s, so
+that drift of the machine's speed hits both alike.
 """
 
 import argparse
@@ -51,11 +52,14 @@ def cases():
             yield f"{name} {batch}x{seq}", path, {"input_ids": ids, "attention_mask": np.ones_like(ids)}
 
 
-def time_ort(path, feeds, threads, runs, warmup):
+def ort_session(path, threads):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def time_ort(session, feeds, runs, warmup):
     for _ in range(warmup):
         session.run(None, feeds)
     times = []
@@ -81,15 +85,12 @@ def build_bench():
     raise SystemExit("cargo did not build the runtime bench")
 
 
-def time_mlctl(executable, path, feeds, threads, runs, warmup):
-    with tempfile.TemporaryDirectory() as tmp:
-        inputs = pathlib.Path(tmp) / "inputs.npz"
-        np.savez(inputs, **feeds)
-        out = subprocess.run(
-            [executable, str(path), str(inputs),
-             "--runs", str(runs), "--warmup", str(warmup), "--threads", str(threads)],
-            check=True, capture_output=True, text=True,
-        ).stdout
+def time_mlctl(executable, path, inputs, threads, runs, warmup):
+    out = subprocess.run(
+        [executable, str(path), str(inputs),
+         "--runs", str(runs), "--warmup", str(warmup), "--threads", str(threads)],
+        check=True, capture_output=True, text=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])["p50_ms"]
 
 
@@ -99,20 +100,32 @@ def main():
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--only", default="")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     executable = build_bench()
     flags = ""
     if platform.system() == "Linux":
         info = pathlib.Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split()
         flags = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni") if f in info)
-    print(f"threads {args.threads}, p50 of {args.runs} warm runs; ONNX Runtime {ort.__version__}; CPU flags: {flags}")
+    print(f"threads {args.threads}, {args.rounds} alternating rounds of {max(args.runs // args.rounds, 1)} warm runs each, median of round medians; ONNX Runtime {ort.__version__}; CPU flags: {flags}")
     print(f"{'case':<22}{'mlctl ms':>12}{'ORT ms':>12}{'ratio':>8}")
     results = {}
     for name, path, feeds in cases():
         if args.only not in name:
             continue
-        ours = time_mlctl(executable, path, feeds, args.threads, args.runs, args.warmup)
-        theirs = time_ort(path, feeds, args.threads, args.runs, args.warmup)
+        # The two sides take turns, round by round, so that a change in the
+        # machine's speed (this shared machine's moves by 20-50%) hits both:
+        # each side's figure is the median of its rounds' medians.
+        session = ort_session(path, args.threads)
+        ours, theirs = [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            inputs = pathlib.Path(tmp) / "inputs.npz"
+            np.savez(inputs, **feeds)
+            per_round = max(args.runs // args.rounds, 1)
+            for _ in range(args.rounds):
+                ours.append(time_mlctl(executable, path, inputs, args.threads, per_round, args.warmup))
+                theirs.append(time_ort(session, feeds, per_round, args.warmup))
+        ours, theirs = statistics.median(ours), statistics.median(theirs)
         results[name] = ours
         print(f"{name:<22}{ours:>12.3f}{theirs:>12.3f}{ours / theirs:>8.2f}", flush=True)
     for size in ("1x16", "1x128", "8x128"):
