@@ -177,3 +177,26 @@ fn weights_kept_packed_or_as_bytes_give_the_reference_results() {
         assert!(err.contains("Gather") || err.contains("index"), "{err}");
     }
 }
+
+/// A table dequantized per column fuses with its Gather and gives the same
+/// bits as the two nodes, and as ONNX's formula (q - zero point) * scale.
+#[test]
+fn a_table_dequantized_per_column_fuses_and_keeps_its_values() {
+    let path = std::path::Path::new("tests/fixtures/models/gather_per_column.onnx");
+    let fused = Model::load_with(path, &Device::Cpu, true).unwrap();
+    let plain = Model::load_with(path, &Device::Cpu, false).unwrap();
+    assert!(
+        fused
+            .fused_steps()
+            .contains(&"Gather+DequantizeLinear (fused)"),
+        "{:?}",
+        fused.fused_steps()
+    );
+    let ids = Tensor::from_vec(vec![0i64, 49, -1, 7, 7, 23], (2, 3), &Device::Cpu).unwrap();
+    let feeds = vec![("ids".to_string(), ids)];
+    let (a, b) = (run(&fused, &feeds), run(&plain, &feeds));
+    assert_eq!(a.len(), 2 * 3 * 6);
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(x.to_bits(), y.to_bits(), "[{i}]: fused {x}, unfused {y}");
+    }
+}

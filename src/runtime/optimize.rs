@@ -488,24 +488,37 @@ fn fuse_gather_dequantize(f: &Facts, n: usize) -> Option<Planned> {
     }
     let dq = f.next(gather.outputs.first()?, "DequantizeLinear")?;
     let dq_node = f.node(dq);
-    let scale = f.scalar(dq_node.inputs.get(1)?)?;
-    let zero_point = match dq_node.inputs.get(2).filter(|z| !z.is_empty()) {
-        None => 0,
-        Some(z) => {
-            let z = f.constant(z)?;
-            if z.elem_count() != 1 {
-                return None;
-            }
-            kernels::small_ints(&z)?[0]
-        }
+    // One scale (and zero point), or one per column of the table along the
+    // gathered rows' last axis (as mlctl quantize writes embedding tables).
+    let cols = t.dims[1] as usize;
+    let dq_axis = dq_node
+        .attributes
+        .iter()
+        .find(|a| a.name == "axis")
+        .map_or(1, |a| a.i);
+    let scale = f.constant(dq_node.inputs.get(1)?)?;
+    if scale.dtype() != DType::F32 {
+        return None;
+    }
+    let scale: Vec<f32> = scale.flatten_all().ok()?.to_vec1().ok()?;
+    let zero_point: Vec<f32> = match dq_node.inputs.get(2).filter(|z| !z.is_empty()) {
+        None => vec![0.0],
+        Some(z) => kernels::small_ints(&f.constant(z)?)?
+            .into_iter()
+            .map(|z| z as f32)
+            .collect(),
     };
+    let fits = |len: usize| len == 1 || (len == cols && dq_axis == -1 && scale.len() == cols);
+    if !fits(scale.len()) || !fits(zero_point.len()) {
+        return None;
+    }
     Some(Planned {
         nodes: vec![n, dq],
         fused: Some((
             "Gather+DequantizeLinear (fused)",
             Box::new(GatherDequantized {
                 scale,
-                zero_point: zero_point as f32,
+                zero_point,
                 signed,
                 table: std::sync::OnceLock::new(),
             }),
@@ -516,10 +529,11 @@ fn fuse_gather_dequantize(f: &Facts, n: usize) -> Option<Planned> {
 }
 
 /// Rows of an 8-bit table, (value - zero point) * scale in float32 (as the
-/// DequantizeLinear fast path computes them).
+/// DequantizeLinear fast path computes them), with one scale and zero point
+/// or one per column.
 struct GatherDequantized {
-    scale: f32,
-    zero_point: f32,
+    scale: Vec<f32>,
+    zero_point: Vec<f32>,
     signed: bool,
     /// The table as bytes (int8 as its bits) and its row length, once
     /// pinned at load time.
@@ -572,22 +586,40 @@ impl Op for GatherDequantized {
             .and_then(|t| t.flatten_all())
             .and_then(|t| t.to_vec1())
             .map_err(ops::err)?;
-        let mut out = vec![0f32; ids.len() * cols];
-        for (row, &id) in out.chunks_mut(cols.max(1)).zip(&ids) {
-            let i = if id < 0 { id + rows as i64 } else { id };
-            if i < 0 || i >= rows as i64 {
-                return Err(format!("index {id} is out of range for {rows} rows"));
-            }
-            let source = &bytes[i as usize * cols..(i as usize + 1) * cols];
-            for (o, &b) in row.iter_mut().zip(source) {
-                let v = if self.signed {
-                    b as i8 as f32
-                } else {
-                    b as f32
-                };
-                *o = (v - self.zero_point) * self.scale;
-            }
+        let per_column = |v: &[f32]| match v {
+            [one] => vec![*one; cols],
+            v => v.to_vec(),
+        };
+        let (scale, zero_point) = (per_column(&self.scale), per_column(&self.zero_point));
+        if scale.len() != cols || zero_point.len() != cols {
+            return Err(format!(
+                "{} scales for a table of {cols} columns",
+                self.scale.len()
+            ));
         }
+        // SAFETY: every row is written below, or the error returned drops
+        // the buffer unread.
+        let (out, done) = unsafe {
+            kernels::written_by(ids.len() * cols, |out: &mut [f32]| {
+                for (row, &id) in out.chunks_mut(cols.max(1)).zip(&ids) {
+                    let i = if id < 0 { id + rows as i64 } else { id };
+                    if i < 0 || i >= rows as i64 {
+                        return Err(format!("index {id} is out of range for {rows} rows"));
+                    }
+                    let source = &bytes[i as usize * cols..(i as usize + 1) * cols];
+                    // The signedness decided once per row, so the loop
+                    // vectorizes.
+                    let values = row.iter_mut().zip(source).zip(&zero_point).zip(&scale);
+                    if self.signed {
+                        values.for_each(|(((o, &b), z), s)| *o = (b as i8 as f32 - z) * s);
+                    } else {
+                        values.for_each(|(((o, &b), z), s)| *o = (b as f32 - z) * s);
+                    }
+                }
+                Ok(())
+            })
+        };
+        done?;
         let mut dims = input(inputs, 1)?.dims().to_vec();
         dims.push(cols);
         Ok(vec![Value::Tensor(kernels::tensor_from(out, &dims)?)])

@@ -345,12 +345,27 @@ vectorized! {
 /// max(max|x| / limit, floor), q = clip(round-half-even(x / scale) + 128,
 /// 128 - limit, 128 + limit); gives q and the scales.
 pub fn quantize_rows_u8(x: &[f32], row: usize, limit: f32, floor: f32) -> (Vec<u8>, Vec<f32>) {
-    let mut q = vec![0u8; x.len()];
-    let mut scales = Vec::with_capacity(x.len() / row);
-    for (o, r) in q.chunks_mut(row).zip(x.chunks(row)) {
-        let scale = (abs_max(r) / limit).max(floor);
-        quantize_row_u8(r, scale, limit, o);
-        scales.push(scale);
+    use rayon::prelude::*;
+    let row = row.max(1);
+    let rows = x.len() / row;
+    let mut q = vec![0u8; rows * row];
+    let mut scales = vec![0f32; rows];
+    let quantize = |q: &mut [u8], scales: &mut [f32], x: &[f32]| {
+        for ((o, r), s) in q.chunks_mut(row).zip(x.chunks(row)).zip(scales) {
+            *s = (abs_max(r) / limit).max(floor);
+            quantize_row_u8(r, *s, limit, o);
+        }
+    };
+    // Runs of rows on the threads, as the other row-wise passes.
+    let workers = super::threads();
+    if workers > 1 && x.len() >= super::PARALLEL_VALUES && rows >= 2 {
+        let per_run = rows.div_ceil(workers * 2);
+        q.par_chunks_mut(per_run * row)
+            .zip(scales.par_chunks_mut(per_run))
+            .zip(x.par_chunks(per_run * row))
+            .for_each(|((q, s), x)| quantize(q, s, x));
+    } else {
+        quantize(&mut q, &mut scales, x);
     }
     (q, scales)
 }
@@ -362,8 +377,9 @@ vectorized! {
         let mut chunks = x.chunks_exact(16);
         for chunk in &mut chunks {
             for q in 0..16 {
-                let a = chunk[q].abs();
-                lanes[q] = if a > lanes[q] { a } else { lanes[q] };
+                // f32::max skips NaN as the comparison did, and compiles to
+                // one instruction instead of lane shuffles.
+                lanes[q] = lanes[q].max(chunk[q].abs());
             }
         }
         let rest = chunks.remainder().iter().map(|v| v.abs());
