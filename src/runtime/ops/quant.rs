@@ -239,7 +239,9 @@ impl Op for QuantizeLinear {
             };
             if let Some(y) = kernels::with_slice::<f32, _>(x, |v| {
                 let mut y = vec![0u8; v.len()];
-                rows::quantize_u8(v, s, z, &mut y);
+                kernels::for_row_runs(&mut y, 1, |first, o| {
+                    rows::quantize_u8(&v[first..first + o.len()], s, z, o)
+                });
                 y
             }) {
                 return Ok(vec![Value::Tensor(kernels::tensor_from(y, x.dims())?)]);
