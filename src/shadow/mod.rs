@@ -18,7 +18,6 @@ mod logs;
 pub mod outputs;
 mod replay;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use compare::{Comparison, Labels, Tally, Task};
@@ -177,7 +176,8 @@ impl Compared {
 /// Slice keys (the `--slice-by` columns' values, joined) as small indices.
 #[derive(Debug, Default)]
 pub(crate) struct SliceKeys {
-    index: HashMap<String, u32>,
+    /// foldhash: a million lookups of short keys cost a quarter of SipHash's.
+    index: foldhash::HashMap<String, u32>,
     pub names: Vec<String>,
 }
 
