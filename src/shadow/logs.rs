@@ -3,8 +3,9 @@
 //! side only, and ids logged twice, are counted and reported; the first
 //! row of a duplicated id is the one compared.
 //!
-//! The join holds each log's key, prediction and score columns in memory
-//! (tens of bytes a row); replay mode is the one that streams.
+//! Only the columns compared are read, but the join holds them in memory
+//! (about 350 bytes a row with string ids); replay mode is the one that
+//! streams.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::path::Path;
 use super::compare::{Answers, Comparison, Paired, Task};
 use super::outputs::ClassCodes;
 use super::{Compared, Coverage, LabelReader, LogOptions, Options, SliceKeys};
-use crate::data::{Frame, KeyColumn, Values};
+use crate::data::{Frame, KeyColumn, Table, Values};
 use crate::error::{Error, Result};
 
 /// A join key, typed as both logs agree.
@@ -135,24 +136,46 @@ fn pick<T: Copy>(values: &[T], rows: &[usize]) -> Vec<T> {
     rows.iter().map(|&r| values[r]).collect()
 }
 
-pub(super) fn run(opts: &Options, logs: &LogOptions) -> Result<Compared> {
-    let read_all = |path: &Path| Frame::read(path, None);
-    let primary = read_all(&logs.primary)?;
-    let candidate = read_all(&logs.candidate)?;
-    let noise = logs.noise.as_deref().map(read_all).transpose()?;
-    for (frame, what) in [(&primary, "primary"), (&candidate, "candidate")]
-        .into_iter()
-        .chain(noise.iter().map(|f| (f, "noise")))
-    {
-        if frame.height() == 0 {
-            return Err(Error::input(
-                frame.path(),
-                format!("the {what} log has no rows: nothing to compare"),
-            ));
+/// A log's column names, read before its rows so that only the columns the
+/// comparison uses are read (a prediction log carries every feature too).
+struct Schema {
+    path: std::path::PathBuf,
+    columns: Vec<String>,
+}
+
+impl Schema {
+    fn open(path: &Path) -> Result<Schema> {
+        let table = Table::open(path)?;
+        Ok(Schema {
+            path: path.to_path_buf(),
+            columns: table.columns.into_iter().map(|(name, _)| name).collect(),
+        })
+    }
+
+    fn has(&self, column: &str) -> bool {
+        self.columns.iter().any(|c| c == column)
+    }
+
+    /// The rows of `wanted` (each once), in memory.
+    fn read(&self, wanted: &[&String]) -> Result<Frame> {
+        let mut columns: Vec<String> = Vec::new();
+        for c in wanted {
+            if !columns.contains(c) {
+                columns.push((*c).clone());
+            }
         }
-        if !frame.has(&logs.prediction) {
+        Frame::read(&self.path, Some(&columns))
+    }
+}
+
+pub(super) fn run(opts: &Options, logs: &LogOptions) -> Result<Compared> {
+    let primary = Schema::open(&logs.primary)?;
+    let candidate = Schema::open(&logs.candidate)?;
+    let noise = logs.noise.as_deref().map(Schema::open).transpose()?;
+    for schema in [&primary, &candidate].into_iter().chain(noise.as_ref()) {
+        if !schema.has(&logs.prediction) {
             return Err(Error::input(
-                frame.path(),
+                &schema.path,
                 format!(
                     "no prediction column '{}' (choose it with --prediction)",
                     logs.prediction
@@ -171,9 +194,9 @@ pub(super) fn run(opts: &Options, logs: &LogOptions) -> Result<Compared> {
     }
     let score = match &logs.score {
         Some(s) => {
-            for frame in [&primary, &candidate] {
-                if !frame.has(s) {
-                    return Err(Error::input(frame.path(), format!("no score column '{s}'")));
+            for schema in [&primary, &candidate] {
+                if !schema.has(s) {
+                    return Err(Error::input(&schema.path, format!("no score column '{s}'")));
                 }
             }
             Some(s.clone())
@@ -187,9 +210,9 @@ pub(super) fn run(opts: &Options, logs: &LogOptions) -> Result<Compared> {
     // Which rows pair up.
     let join = match &logs.join {
         Some(j) => {
-            for frame in [&primary, &candidate].into_iter().chain(noise.as_ref()) {
-                if !frame.has(j) {
-                    return Err(Error::input(frame.path(), format!("no join column '{j}'")));
+            for schema in [&primary, &candidate].into_iter().chain(noise.as_ref()) {
+                if !schema.has(j) {
+                    return Err(Error::input(&schema.path, format!("no join column '{j}'")));
                 }
             }
             Some(j.clone())
@@ -202,6 +225,36 @@ pub(super) fn run(opts: &Options, logs: &LogOptions) -> Result<Compared> {
         }
         None => None,
     };
+
+    // Only the columns compared are read.
+    let mut common: Vec<&String> = vec![&logs.prediction];
+    common.extend(join.as_ref());
+    let mut wanted = common.clone();
+    wanted.extend(score.as_ref());
+    let mut primary_wanted = wanted.clone();
+    primary_wanted.extend(label.as_ref());
+    primary_wanted.extend(opts.slice_by.iter());
+    let primary = primary.read(&primary_wanted)?;
+    let candidate = candidate.read(&wanted)?;
+    let noise = match &noise {
+        Some(schema) => {
+            let mut noise_wanted = common.clone();
+            noise_wanted.extend(score.as_ref().filter(|s| schema.has(s)));
+            Some(schema.read(&noise_wanted)?)
+        }
+        None => None,
+    };
+    for (frame, what) in [(&primary, "primary"), (&candidate, "candidate")]
+        .into_iter()
+        .chain(noise.iter().map(|f| (f, "noise")))
+    {
+        if frame.height() == 0 {
+            return Err(Error::input(
+                frame.path(),
+                format!("the {what} log has no rows: nothing to compare"),
+            ));
+        }
+    }
     let mut coverage = Coverage {
         primary_rows: primary.height() as u64,
         candidate_rows: candidate.height() as u64,
