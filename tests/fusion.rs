@@ -200,3 +200,46 @@ fn a_table_dequantized_per_column_fuses_and_keeps_its_values() {
         assert_eq!(x.to_bits(), y.to_bits(), "[{i}]: fused {x}, unfused {y}");
     }
 }
+
+/// scikit-learn's MLP export: MatMul, a [1, n] bias and Relu fuse into one
+/// product, with the same bits as the three nodes (NaN inputs included).
+#[test]
+fn a_scikit_learn_mlp_fuses_its_bias_and_relu_and_keeps_its_bits() {
+    let path = std::path::Path::new("sample_data/model.onnx");
+    let fused = Model::load_with(path, &Device::Cpu, true).unwrap();
+    let plain = Model::load_with(path, &Device::Cpu, false).unwrap();
+    let steps = fused.fused_steps();
+    assert!(
+        steps
+            .iter()
+            .filter(|s| **s == "MatMul+Add+Relu (fused)")
+            .count()
+            == 2,
+        "{steps:?}"
+    );
+    let mut x: Vec<f32> = (0..37 * 30)
+        .map(|i| ((i * 7919) % 1000) as f32 / 10.0 - 20.0)
+        .collect();
+    x[5] = f32::NAN;
+    let feeds = vec![(
+        "X".to_string(),
+        Tensor::from_vec(x, (37, 30), &Device::Cpu).unwrap(),
+    )];
+    let bits = |model: &Model| -> Vec<u32> {
+        model
+            .run(feeds.clone())
+            .unwrap()
+            .into_iter()
+            .flat_map(|(_, v)| {
+                let t = match v {
+                    Value::Tensor(t) => t,
+                    Value::ClassMap { probabilities, .. } => probabilities,
+                };
+                let t = t.to_dtype(candle_core::DType::F32).unwrap();
+                let values: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+                values.into_iter().map(f32::to_bits).collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    assert_eq!(bits(&fused), bits(&plain));
+}

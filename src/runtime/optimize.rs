@@ -438,26 +438,36 @@ fn fuse_matmul_bias(f: &Facts, n: usize) -> Option<Planned> {
     if !f.float32_initializer(w) || !f.float32_initializer(bias) {
         return None;
     }
-    if w_dims.len() != 2 || bias_dims.len() != 1 || bias_dims[0] != w_dims[1] {
+    // One bias per column: [n], or [1, n] as scikit-learn exports write it.
+    let per_column =
+        bias_dims.last() == w_dims.get(1) && bias_dims.iter().rev().skip(1).all(|&d| d == 1);
+    if w_dims.len() != 2 || bias_dims.is_empty() || bias_dims.len() > 2 || !per_column {
         return None;
     }
     let mut nodes = vec![n, add];
-    let gelu = gelu_after(f, &f.node(add).outputs[0]).map(|(chain, g)| {
-        nodes.extend(chain);
-        g
-    });
+    let add_out = &f.node(add).outputs[0];
+    let after = match gelu_after(f, add_out) {
+        Some((chain, g)) => {
+            nodes.extend(chain);
+            Some(After::Gelu(g))
+        }
+        None => f.next(add_out, "Relu").map(|relu| {
+            nodes.push(relu);
+            After::Relu
+        }),
+    };
     Some(Planned {
         outputs: f.node(*nodes.last()?).outputs.clone(),
         inputs: vec![a.clone(), w.clone(), bias.to_string()],
         fused: Some((
-            if gelu.is_some() {
-                "MatMul+Add+Gelu (fused)"
-            } else {
-                "MatMul+Add (fused)"
+            match after {
+                Some(After::Gelu(_)) => "MatMul+Add+Gelu (fused)",
+                Some(After::Relu) => "MatMul+Add+Relu (fused)",
+                None => "MatMul+Add (fused)",
             },
             Box::new(MatMulBias {
                 matmul: Default::default(),
-                gelu,
+                after,
             }),
         )),
         nodes,
@@ -856,9 +866,28 @@ impl Op for FusedGelu {
     }
 }
 
+/// The activation a fused float product applies to its finished rows.
+#[derive(Clone, Copy)]
+enum After {
+    Gelu(Gelu),
+    /// max(0, x), NaN kept (as the Relu operator computes it).
+    Relu,
+}
+
+impl After {
+    fn apply(self, row: &mut [f32]) {
+        match self {
+            After::Gelu(g) => g.apply(row),
+            After::Relu => row
+                .iter_mut()
+                .for_each(|v| *v = if *v < 0.0 { 0.0 } else { *v }),
+        }
+    }
+}
+
 struct MatMulBias {
     matmul: ops::linalg::MatMul,
-    gelu: Option<Gelu>,
+    after: Option<After>,
 }
 
 impl Op for MatMulBias {
@@ -879,9 +908,9 @@ impl Op for MatMulBias {
                 kernels::with_slice::<f32, _>(w, |v| PackedB::pack(v, k, n, n, 1))
             })
             .ok_or("fused MatMul needs float32 on the CPU")?;
-        // GELU inside the product, on each finished stretch of rows.
-        let gelu = self.gelu.map(|g| move |row: &mut [f32]| g.apply(row));
-        let activation: kernels::Activation = gelu.as_ref().map(|f| f as _);
+        // The activation inside the product, on each finished stretch of rows.
+        let after = self.after.map(|g| move |row: &mut [f32]| g.apply(row));
+        let activation: kernels::Activation = after.as_ref().map(|f| f as _);
         let (v, dims) = kernels::with_slice::<f32, _>(bias, |b| {
             ops::linalg::matmul_weight_values(a, &packed, Some(b), activation)
         })
