@@ -13,6 +13,34 @@ fn run(model: &Model, feeds: &[(String, Tensor)]) -> Vec<f32> {
     y.flatten_all().unwrap().to_vec1().unwrap()
 }
 
+/// Fused and unfused values, bit for bit (`what` names the case).
+fn same_bits(fused: &[f32], plain: &[f32], what: &str) {
+    assert_eq!(fused.len(), plain.len(), "{what}");
+    for (i, (x, y)) in fused.iter().zip(plain).enumerate() {
+        assert_eq!(
+            x.to_bits(),
+            y.to_bits(),
+            "{what} [{i}]: fused {x}, unfused {y}"
+        );
+    }
+}
+
+/// The model loaded with its fusions and without, the fused one running
+/// every step of `steps`.
+fn fused_and_plain(path: &std::path::Path, steps: &[&str]) -> (Model, Model) {
+    let fused = Model::load_with(path, &Device::Cpu, true).unwrap();
+    let plain = Model::load_with(path, &Device::Cpu, false).unwrap();
+    let fused_steps = fused.fused_steps();
+    for expected in steps {
+        assert!(
+            fused_steps.contains(expected),
+            "{expected} not in {fused_steps:?}"
+        );
+    }
+    assert!(plain.fused_steps().is_empty());
+    (fused, plain)
+}
+
 fn inputs(batch: usize, seq: usize) -> Vec<(String, Tensor)> {
     let x: Vec<f32> = (0..batch * seq * 16)
         .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
@@ -42,30 +70,21 @@ fn inputs(batch: usize, seq: usize) -> Vec<(String, Tensor)> {
 #[test]
 fn fused_and_unfused_runs_give_the_same_bits() {
     let path = std::path::Path::new("tests/fixtures/models/fusion_block.onnx");
-    let fused = Model::load_with(path, &Device::Cpu, true).unwrap();
-    let plain = Model::load_with(path, &Device::Cpu, false).unwrap();
-    let steps = fused.fused_steps();
-    for expected in [
-        "MatMul+Add+Gelu (fused)",
-        "MatMul+Add (fused)",
-        "attention (fused)",
-        "MatMulInteger+Cast+Mul (fused)",
-        "Add+LayerNormalization (fused)",
-    ] {
-        assert!(steps.contains(&expected), "{expected} not in {steps:?}");
-    }
-    assert!(plain.fused_steps().is_empty());
+    let (fused, plain) = fused_and_plain(
+        path,
+        &[
+            "MatMul+Add+Gelu (fused)",
+            "MatMul+Add (fused)",
+            "attention (fused)",
+            "MatMulInteger+Cast+Mul (fused)",
+            "Add+LayerNormalization (fused)",
+        ],
+    );
     for (batch, seq) in [(1, 1), (2, 5), (3, 37)] {
         let feeds = inputs(batch, seq);
         let (a, b) = (run(&fused, &feeds), run(&plain, &feeds));
         assert_eq!(a.len(), batch * seq * 16);
-        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert_eq!(
-                x.to_bits(),
-                y.to_bits(),
-                "{batch}x{seq} [{i}]: fused {x}, unfused {y}"
-            );
-        }
+        same_bits(&a, &b, &format!("{batch}x{seq}"));
     }
 }
 
@@ -94,24 +113,14 @@ fn a_model_quantized_per_row_runs_the_same_fused_and_unfused() {
         .arg(&out)
         .assert()
         .success();
-    let fused = Model::load_with(&out, &Device::Cpu, true).unwrap();
-    let plain = Model::load_with(&out, &Device::Cpu, false).unwrap();
-    let steps = fused.fused_steps();
-    assert!(steps.contains(&"per-row quantize (fused)"), "{steps:?}");
-    assert!(
-        steps.contains(&"MatMulInteger+Cast+Mul (fused)"),
-        "{steps:?}"
+    let (fused, plain) = fused_and_plain(
+        &out,
+        &["per-row quantize (fused)", "MatMulInteger+Cast+Mul (fused)"],
     );
     for (batch, seq) in [(1, 3), (2, 5)] {
         let feeds = inputs(batch, seq);
         let (a, b) = (run(&fused, &feeds), run(&plain, &feeds));
-        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert_eq!(
-                x.to_bits(),
-                y.to_bits(),
-                "{batch}x{seq} [{i}]: fused {x}, unfused {y}"
-            );
-        }
+        same_bits(&a, &b, &format!("{batch}x{seq}"));
     }
 }
 
@@ -144,14 +153,9 @@ fn weights_kept_packed_or_as_bytes_give_the_reference_results() {
             .unwrap()
     };
     let feeds = vec![("ids".to_string(), get("ids")), ("v".to_string(), get("v"))];
-    let fused = Model::load_with(&dir.join("embedding_block.onnx"), &Device::Cpu, true).unwrap();
-    let plain = Model::load_with(&dir.join("embedding_block.onnx"), &Device::Cpu, false).unwrap();
-    assert!(
-        fused
-            .fused_steps()
-            .contains(&"Gather+DequantizeLinear (fused)"),
-        "{:?}",
-        fused.fused_steps()
+    let (fused, plain) = fused_and_plain(
+        &dir.join("embedding_block.onnx"),
+        &["Gather+DequantizeLinear (fused)"],
     );
     for model in [&fused, &plain] {
         let outputs = model.run(feeds.clone()).unwrap();
@@ -183,22 +187,12 @@ fn weights_kept_packed_or_as_bytes_give_the_reference_results() {
 #[test]
 fn a_table_dequantized_per_column_fuses_and_keeps_its_values() {
     let path = std::path::Path::new("tests/fixtures/models/gather_per_column.onnx");
-    let fused = Model::load_with(path, &Device::Cpu, true).unwrap();
-    let plain = Model::load_with(path, &Device::Cpu, false).unwrap();
-    assert!(
-        fused
-            .fused_steps()
-            .contains(&"Gather+DequantizeLinear (fused)"),
-        "{:?}",
-        fused.fused_steps()
-    );
+    let (fused, plain) = fused_and_plain(path, &["Gather+DequantizeLinear (fused)"]);
     let ids = Tensor::from_vec(vec![0i64, 49, -1, 7, 7, 23], (2, 3), &Device::Cpu).unwrap();
     let feeds = vec![("ids".to_string(), ids)];
     let (a, b) = (run(&fused, &feeds), run(&plain, &feeds));
     assert_eq!(a.len(), 2 * 3 * 6);
-    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-        assert_eq!(x.to_bits(), y.to_bits(), "[{i}]: fused {x}, unfused {y}");
-    }
+    same_bits(&a, &b, "2x3 ids");
 }
 
 /// scikit-learn's MLP export: MatMul, a [1, n] bias and Relu fuse into one
@@ -206,8 +200,7 @@ fn a_table_dequantized_per_column_fuses_and_keeps_its_values() {
 #[test]
 fn a_scikit_learn_mlp_fuses_its_bias_and_relu_and_keeps_its_bits() {
     let path = std::path::Path::new("sample_data/model.onnx");
-    let fused = Model::load_with(path, &Device::Cpu, true).unwrap();
-    let plain = Model::load_with(path, &Device::Cpu, false).unwrap();
+    let (fused, plain) = fused_and_plain(path, &["MatMul+Add+Relu (fused)"]);
     let steps = fused.fused_steps();
     assert!(
         steps
