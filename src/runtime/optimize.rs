@@ -1131,12 +1131,7 @@ impl Op for Attention {
                         kernels::with_strided::<f32, _>(v, |vv, v0, vs| {
                             kernels::with_slice::<f32, _>(mask, |mv| {
                                 let start = |i: usize, base: usize, strides: &[usize]| {
-                                    let (mut rest, mut offset) = (i, base);
-                                    for axis in (0..batch_dims.len()).rev() {
-                                        offset += (rest % batch_dims[axis]) * strides[axis];
-                                        rest /= batch_dims[axis];
-                                    }
-                                    offset
+                                    kernels::batch_start(i, base, batch_dims, strides)
                                 };
                                 // Scores and probabilities go to buffers made once per
                                 // thread's run of heads: both are written whole

@@ -151,14 +151,8 @@ fn matmul_batched(a: &Tensor, b: &Tensor) -> Option<Tensor> {
         kernels::written_by(batches * m * n, |c: &mut [f32]| {
             kernels::with_strided::<f32, _>(&a, |av, a0, astr| {
                 kernels::with_strided::<f32, _>(b, |bv, b0, bstr| {
-                    // Where batch i starts, from its index over the batch dimensions.
                     let start = |i: usize, base: usize, strides: &[usize]| {
-                        let (mut rest, mut offset) = (i, base);
-                        for d in (0..batch_dims.len()).rev() {
-                            offset += (rest % batch_dims[d]) * strides[d];
-                            rest /= batch_dims[d];
-                        }
-                        offset
+                        kernels::batch_start(i, base, batch_dims, strides)
                     };
                     let one = |(i, c): (usize, &mut [f32]), parallel: bool| {
                         let (ai, bi) = (start(i, a0, astr), start(i, b0, bstr));
