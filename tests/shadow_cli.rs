@@ -625,3 +625,67 @@ fn regression_logs_match_scipy_rmse_intervals_and_paired_t() {
         "--max-flip-rate is for classifiers",
     );
 }
+
+#[test]
+fn text_classes_compare_by_name_and_missing_predictions_never_agree() {
+    use mlctl::data::{write_parquet, OutColumn};
+    let dir = tempfile::tempdir().unwrap();
+    let (p, c) = (dir.path().join("p.parquet"), dir.path().join("c.parquet"));
+    let text =
+        |v: &[Option<&str>]| OutColumn::Text(v.iter().map(|s| s.map(str::to_string)).collect());
+    let ids = [Some("a"), Some("b"), Some("c"), Some("d")];
+    write_parquet(
+        &p,
+        vec![
+            ("request_id".into(), text(&ids)),
+            (
+                "prediction".into(),
+                text(&[Some("cat"), Some("dog"), None, Some("bird")]),
+            ),
+            (
+                "label".into(),
+                text(&[Some("cat"), Some("cat"), Some("dog"), None]),
+            ),
+        ],
+    )
+    .unwrap();
+    write_parquet(
+        &c,
+        vec![
+            ("request_id".into(), text(&ids)),
+            (
+                "prediction".into(),
+                text(&[Some("cat"), Some("cat"), None, Some("bird")]),
+            ),
+        ],
+    )
+    .unwrap();
+    let (code, r) = json_report(&[
+        "shadow-compare",
+        "--primary-log",
+        p.to_str().unwrap(),
+        "--candidate-log",
+        c.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{r}");
+    let s = &r["summary"];
+    // b changed class; c is missing on both sides, which is no agreement.
+    assert_eq!(s["flips"], 2);
+    assert_eq!(s["labelled_rows"], 3);
+    assert_eq!(s["negative_flips"], 0);
+    assert_eq!(s["positive_flips"], 1);
+    assert!(r["warnings"].to_string().contains("no prediction"));
+    // Numbers that are not classes are refused for a classifier.
+    fails_cleanly(
+        &[
+            "shadow-compare",
+            "--primary-log",
+            "tests/fixtures/shadow_regression_primary.parquet",
+            "--candidate-log",
+            "tests/fixtures/shadow_regression_candidate.parquet",
+            "--task",
+            "classification",
+        ],
+        "not a class",
+    );
+}

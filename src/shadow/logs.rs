@@ -48,12 +48,16 @@ fn task_of(values: &Values) -> Task {
 }
 
 /// One log's answers: classes (classification) and scores.
+/// `missing_class` stands for a missing prediction: a class of its own,
+/// different for each log, so that it agrees with nothing (not even a
+/// prediction missing from the other log).
 fn answers(
     frame: &Frame,
     prediction: &str,
     score: Option<&str>,
     task: Task,
     codes: &mut ClassCodes,
+    missing_class: i64,
 ) -> Result<(Vec<i64>, Vec<f64>, usize)> {
     let values = frame.values(prediction)?;
     let mut missing = 0usize;
@@ -66,16 +70,26 @@ fn answers(
                     .iter()
                     .map(|x| x.as_deref().map(|t| codes.code(t)))
                     .collect(),
-                Values::Float(v) => v.iter().map(|x| x.and_then(ClassCodes::number)).collect(),
+                Values::Float(v) => {
+                    if let Some(x) = v
+                        .iter()
+                        .flatten()
+                        .find(|x| ClassCodes::number(**x).is_none())
+                    {
+                        return Err(Error::input(
+                            frame.path(),
+                            format!("prediction column '{prediction}' holds {x}, not a class; for numbers say --task regression"),
+                        ));
+                    }
+                    v.iter().map(|x| x.and_then(ClassCodes::number)).collect()
+                }
             };
             let classes = classes
                 .into_iter()
                 .map(|c| {
                     c.unwrap_or_else(|| {
                         missing += 1;
-                        // A missing prediction is a class of its own: it
-                        // never agrees with a real one.
-                        i64::MAX
+                        missing_class
                     })
                 })
                 .collect::<Vec<_>>();
@@ -372,12 +386,33 @@ pub(super) fn run(opts: &Options, logs: &LogOptions) -> Result<Compared> {
     });
     let mut codes = ClassCodes::default();
     let score_ref = score.as_deref();
-    let (pc, ps, p_missing) = answers(&primary, &logs.prediction, score_ref, task, &mut codes)?;
-    let (cc, cs, c_missing) = answers(&candidate, &logs.prediction, score_ref, task, &mut codes)?;
+    let (pc, ps, p_missing) = answers(
+        &primary,
+        &logs.prediction,
+        score_ref,
+        task,
+        &mut codes,
+        i64::MAX,
+    )?;
+    let (cc, cs, c_missing) = answers(
+        &candidate,
+        &logs.prediction,
+        score_ref,
+        task,
+        &mut codes,
+        i64::MAX - 1,
+    )?;
     let noise_answers = match &noise {
         Some(f) => {
             let s = score_ref.filter(|s| f.has(s));
-            Some(answers(f, &logs.prediction, s, task, &mut codes)?)
+            Some(answers(
+                f,
+                &logs.prediction,
+                s,
+                task,
+                &mut codes,
+                i64::MAX - 2,
+            )?)
         }
         None => None,
     };
