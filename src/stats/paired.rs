@@ -8,7 +8,7 @@
 //! statsmodels `mcnemar`, `proportion_confint(method="wilson")` and
 //! `multipletests(method="holm")`; scipy `ttest_rel` and `t.interval`.
 
-use statrs::distribution::{Binomial, ChiSquared, ContinuousCDF, DiscreteCDF, Normal, StudentsT};
+use statrs::distribution::{ChiSquared, ContinuousCDF, Normal, StudentsT};
 
 /// Below this many discordant pairs McNemar's test uses the exact binomial
 /// distribution; from it on, chi-square with continuity correction (the
@@ -31,12 +31,15 @@ pub fn mcnemar(b: u64, c: u64) -> McNemar {
     let n = b + c;
     if n < EXACT_BELOW {
         let k = b.min(c);
-        let p_value = if n == 0 {
-            1.0
-        } else {
-            let binomial = Binomial::new(0.5, n).expect("p = 0.5 is valid");
-            (2.0 * binomial.cdf(k)).min(1.0)
-        };
+        // P(X <= k) for X ~ Binomial(n, 1/2), counted exactly: n < 25, so
+        // the binomial coefficients and 2^n fit in 64 bits.
+        let mut coefficient = 1u64;
+        let mut below = 0u64;
+        for i in 0..=k {
+            below += coefficient;
+            coefficient = coefficient * (n - i) / (i + 1);
+        }
+        let p_value = (2.0 * below as f64 / (1u64 << n) as f64).min(1.0);
         return McNemar {
             statistic: k as f64,
             p_value,
