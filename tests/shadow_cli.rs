@@ -689,3 +689,40 @@ fn text_classes_compare_by_name_and_missing_predictions_never_agree() {
         "not a class",
     );
 }
+
+#[test]
+fn gates_and_slices_come_from_the_config_file_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mlctl.toml");
+    std::fs::write(
+        &config,
+        "[shadow]\nslice_by = [\"region\"]\nmax_accuracy_drop = 0.01\nalpha = 0.01\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let out = common::bare_mlctl()
+            .args(["--config", config.to_str().unwrap(), "--format", "json"])
+            .args(&LOGS[..5])
+            .args(extra)
+            .output()
+            .unwrap();
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code().unwrap(), r)
+    };
+    let (code, r) = run(&[]);
+    assert_eq!(code, 1, "{}", r["gate"]);
+    assert_eq!(r["settings"]["slice_by"], "region");
+    assert_eq!(r["settings"]["max_accuracy_drop"], 0.01);
+    assert_eq!(r["settings"]["alpha"], 0.01);
+    let (code, r) = run(&["--max-accuracy-drop", "0.05"]);
+    assert_eq!(code, 0, "{}", r["gate"]);
+    assert_eq!(r["settings"]["max_accuracy_drop"], 0.05);
+    std::fs::write(&config, "[shadow]\nmax_flips = 3\n").unwrap();
+    let out = common::bare_mlctl()
+        .args(["--config", config.to_str().unwrap()])
+        .args(&LOGS[..5])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_flips"));
+}
