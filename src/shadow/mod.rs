@@ -920,13 +920,15 @@ fn judge(opts: &Options, compared: Compared) -> Result<Report> {
     }
     report.sections.push(tests);
 
-    // The models: quality with intervals, and replay speed.
+    // The models: quality with intervals, and replay speed. (In log mode
+    // the `model` column names each side's log.)
+    let replayed = matches!(opts.source, Source::Replay(_));
     let mut models = Section::new(
         "models",
         "Models",
         &[
             ("side", "Side"),
-            ("model", "Model"),
+            ("model", if replayed { "Model" } else { "Log" }),
             ("accuracy", "Accuracy"),
             ("accuracy_low", "95% low"),
             ("accuracy_high", "95% high"),
