@@ -390,6 +390,7 @@ pub fn shadow_options(
             join: args.join.clone(),
             prediction: args.prediction.clone().unwrap_or_else(|| "prediction".into()),
             score: args.score.clone(),
+            partition_rows: crate::shadow::PARTITION_ROWS,
         }),
         (None, None) => {
             return Err(Error::usage(

@@ -1051,6 +1051,36 @@ impl Frame {
         Ok(())
     }
 
+    /// The rows where `keep` is true, in order.
+    pub fn filter(&self, keep: &[bool]) -> Result<Frame> {
+        let mask = BooleanChunked::from_slice(PlSmallStr::from_static("keep"), keep);
+        let df = self
+            .df
+            .filter(&mask)
+            .map_err(|e| polars_error(&self.path, e))?;
+        Ok(Frame {
+            path: self.path.clone(),
+            df,
+        })
+    }
+
+    /// The rows of `frames` one after the other (same columns), for `path`.
+    pub fn concat(path: &Path, frames: Vec<Frame>) -> Result<Frame> {
+        let mut frames = frames.into_iter();
+        let mut df = match frames.next() {
+            Some(first) => first.df,
+            None => DataFrame::empty(),
+        };
+        for f in frames {
+            df.vstack_mut(&f.df).map_err(|e| polars_error(path, e))?;
+        }
+        df.rechunk_mut();
+        Ok(Frame {
+            path: path.to_path_buf(),
+            df,
+        })
+    }
+
     /// Frees a column that has been read (the feature store reads its
     /// sources column by column, so they are not held twice).
     pub fn drop_column(&mut self, name: &str) {

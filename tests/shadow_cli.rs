@@ -726,3 +726,58 @@ fn gates_and_slices_come_from_the_config_file_and_flags_win() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_flips"));
 }
+
+/// Logs too long to join at once are joined partition by partition of the
+/// ids, reading each log range by range: the report is the same.
+#[test]
+fn a_join_in_partitions_gives_the_same_report() {
+    use mlctl::shadow::{Gates, LogOptions, Options, Source};
+    let report = |partition_rows: usize| {
+        let opts = Options {
+            source: Source::Logs(LogOptions {
+                primary: "sample_data/shadow_primary.parquet".into(),
+                candidate: "sample_data/shadow_candidate.parquet".into(),
+                noise: None,
+                join: None,
+                prediction: "prediction".into(),
+                score: None,
+                partition_rows,
+            }),
+            label: None,
+            slice_by: vec!["region".into()],
+            task: None,
+            gates: Gates::default(),
+            alpha: 0.05,
+            max_psi: 0.2,
+            top_slices: 20,
+            show_progress: false,
+        };
+        let r: Value = serde_json::from_str(&mlctl::shadow::run(&opts).unwrap().to_json()).unwrap();
+        r
+    };
+    let (whole, parts) = (report(mlctl::shadow::PARTITION_ROWS), report(700));
+    assert_eq!(whole["summary"], parts["summary"]);
+    assert_eq!(whole["warnings"], parts["warnings"]);
+    for key in ["slices", "tests", "models", "coverage"] {
+        assert_eq!(
+            section_rows(&whole, key),
+            section_rows(&parts, key),
+            "{key}"
+        );
+    }
+    let notes = |r: &Value| {
+        r["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == "coverage")
+            .unwrap()["notes"]
+            .to_string()
+    };
+    assert!(
+        notes(&parts).contains("in 6 partitions"),
+        "{}",
+        notes(&parts)
+    );
+    assert!(!notes(&whole).contains("partitions"));
+}

@@ -61,6 +61,9 @@ pub struct LogOptions {
     /// row order (both logs must then have as many rows).
     pub join: Option<String>,
     pub prediction: String,
+    /// Rows of all logs together above which the join runs in partitions
+    /// of the ids, so that memory holds about this many rows at a time.
+    pub partition_rows: usize,
     /// Score column; None: `confidence`, then `score`, when present.
     pub score: Option<String>,
 }
@@ -94,6 +97,10 @@ pub struct Options {
     pub top_slices: usize,
     pub show_progress: bool,
 }
+
+/// The default `partition_rows`: the join holds about 350 bytes a row with
+/// string ids, so 4M rows stay near 1.4 GB.
+pub const PARTITION_ROWS: usize = 4_000_000;
 
 /// Confidence level of every interval in the report.
 pub const CONFIDENCE: f64 = 0.95;
