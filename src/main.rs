@@ -352,11 +352,7 @@ fn emit(cli: &Cli, report: &Report, output: Option<&Path>) -> Result<()> {
             if !cli.quiet {
                 eprintln!(
                     "mlctl: {}: {} (report written to {})",
-                    if report.exit_code() == 0 {
-                        "PASS"
-                    } else {
-                        "FAIL"
-                    },
+                    report.gate.outcome.as_str().to_uppercase(),
                     report.gate.message,
                     path.display()
                 );

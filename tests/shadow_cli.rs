@@ -360,13 +360,14 @@ fn reports_render_in_every_format() {
     let dir = tempfile::tempdir().unwrap();
     for ext in ["md", "html", "json", "csv"] {
         let out = dir.path().join(format!("report.{ext}"));
-        let status = common::mlctl()
+        let run = common::mlctl()
             .args(LOGS)
             .args(["-o", out.to_str().unwrap()])
             .output()
-            .unwrap()
-            .status;
-        assert_eq!(status.code(), Some(0));
+            .unwrap();
+        assert_eq!(run.status.code(), Some(0));
+        // The line on stderr names the verdict as it is.
+        assert!(String::from_utf8_lossy(&run.stderr).starts_with("mlctl: MARGINAL: "));
         let text = std::fs::read_to_string(&out).unwrap();
         match ext {
             "md" => {
