@@ -381,6 +381,7 @@ fn reports_render_in_every_format() {
                 assert!(text.contains("Score distributions"));
                 assert!(text.contains("accuracy per slice"));
             }
+            "csv" => assert!(text.contains("outcome,marginal"), "{text}"),
             _ => assert!(!text.is_empty()),
         }
     }

@@ -25,14 +25,7 @@ fn cell(c: &Cell) -> String {
 
 pub fn render_csv(report: &Report) -> String {
     let mut out = String::from("key,value\n");
-    out.push_str(&format!(
-        "outcome,{}\n",
-        if report.exit_code() == 0 {
-            "pass"
-        } else {
-            "fail"
-        }
-    ));
+    out.push_str(&format!("outcome,{}\n", report.gate.outcome.as_str()));
     for f in &report.summary {
         out.push_str(&format!("{},{}\n", field(&f.key), cell(&f.value)));
     }
