@@ -462,31 +462,23 @@ impl Table {
     /// range in memory, whatever the file's size.
     pub fn chunks(&self, target: usize) -> Result<Vec<(usize, usize)>> {
         let target = target.max(1);
-        let rows = self.row_count()?;
-        let groups: Vec<usize> = if self.in_memory {
-            vec![rows]
-        } else {
-            let file = std::fs::File::open(&self.path).map_err(|e| Error::input(&self.path, e))?;
-            let mut reader = ParquetReader::new(file);
-            let metadata = reader
-                .get_metadata()
-                .map_err(|e| polars_error(&self.path, e))?;
-            metadata.row_groups.iter().map(|g| g.num_rows()).collect()
-        };
+        if self.in_memory {
+            // Already decoded: any split costs nothing.
+            let rows = self.row_count()?;
+            return Ok((0..rows)
+                .step_by(target)
+                .map(|offset| (offset, target.min(rows - offset)))
+                .collect());
+        }
+        let file = std::fs::File::open(&self.path).map_err(|e| Error::input(&self.path, e))?;
+        let mut reader = ParquetReader::new(file);
+        let metadata = reader
+            .get_metadata()
+            .map_err(|e| polars_error(&self.path, e))?;
         let mut ranges = Vec::new();
         let mut start = 0;
         let mut pending = 0;
-        for group in groups {
-            if self.in_memory {
-                // Already decoded: any split costs nothing.
-                let mut offset = 0;
-                while offset < group {
-                    let n = target.min(group - offset);
-                    ranges.push((offset, n));
-                    offset += n;
-                }
-                return Ok(ranges);
-            }
+        for group in metadata.row_groups.iter().map(|g| g.num_rows()) {
             pending += group;
             if pending >= target {
                 ranges.push((start, pending));

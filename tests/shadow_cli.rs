@@ -390,28 +390,14 @@ fn reports_render_in_every_format() {
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     fails_cleanly(&["shadow-compare"], "needs --primary MODEL");
+    // The sample logs with one more flag.
+    let logs_and = |extra: &[&'static str]| [&LOGS[..5], extra].concat();
     fails_cleanly(
-        &[
-            "shadow-compare",
-            "--primary-log",
-            "sample_data/shadow_primary.parquet",
-            "--candidate-log",
-            "sample_data/shadow_candidate.parquet",
-            "--slice-by",
-            "nope",
-        ],
+        &logs_and(&["--slice-by", "nope"]),
         "no column 'nope' to slice by",
     );
     fails_cleanly(
-        &[
-            "shadow-compare",
-            "--primary-log",
-            "sample_data/shadow_primary.parquet",
-            "--candidate-log",
-            "sample_data/shadow_candidate.parquet",
-            "--join",
-            "missing_id",
-        ],
+        &logs_and(&["--join", "missing_id"]),
         "no join column 'missing_id'",
     );
     fails_cleanly(

@@ -378,9 +378,7 @@ impl AddLayerNorm {
                 // made it, then its normalisation, appended to the output
                 // (which is never zero-filled first: on these shapes the
                 // pass is bound by memory, not by arithmetic).
-                kernels::map_rows(av, cols, |run, out| {
-                    let offset = run.as_ptr() as usize - av.as_ptr() as usize;
-                    let first = offset / std::mem::size_of::<f32>();
+                kernels::map_rows(av, cols, |first, run, out| {
                     let (mut sum, mut row) = (vec![0f32; cols], vec![0f32; cols]);
                     let (mut mean, mut inv_std) = ([0f32], [0f32]);
                     for (r, x) in run.chunks(cols).enumerate() {

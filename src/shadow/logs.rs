@@ -169,9 +169,10 @@ impl Log {
         self.table.value_type(column) == Some(ValueType::Integer)
     }
 
-    /// Every row of `columns`, in memory.
+    /// Every row of `columns`, in memory (a small log opened in memory is
+    /// not read again).
     fn read(&self, columns: &[String]) -> Result<Frame> {
-        Frame::read(&self.path, Some(columns))
+        self.table.read_frame(columns, 0, self.rows)
     }
 
     /// The rows of `columns` whose key falls in partition `part` of

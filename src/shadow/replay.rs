@@ -37,24 +37,19 @@ struct Prepared {
 /// models answer a batch at once, each on its half of the threads (a small
 /// model gains little from a second thread, and the two calls overlap
 /// fully). None with one thread: the models then take turns.
-struct ModelPools;
-
-impl ModelPools {
-    #[allow(clippy::new_ret_no_self)]
-    fn new() -> Result<Option<[rayon::ThreadPool; 2]>> {
-        let threads = runtime::kernels::threads();
-        if threads < 2 {
-            return Ok(None);
-        }
-        let pool = |n: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| Error::usage(format!("cannot start {n} threads: {e}")))
-        };
-        let first = threads / 2;
-        Ok(Some([pool(threads - first)?, pool(first)?]))
+fn model_pools() -> Result<Option<[rayon::ThreadPool; 2]>> {
+    let threads = runtime::kernels::threads();
+    if threads < 2 {
+        return Ok(None);
     }
+    let pool = |n: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| Error::usage(format!("cannot start {n} threads: {e}")))
+    };
+    let first = threads / 2;
+    Ok(Some([pool(threads - first)?, pool(first)?]))
 }
 
 /// Columns a prediction log carries that are never a model's features.
@@ -276,7 +271,7 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
     let mut noise_classes = Vec::new();
     let mut noise_scores = Vec::new();
     let mut nulls = 0usize;
-    let pools = ModelPools::new()?;
+    let pools = model_pools()?;
     let matrix_columns: Vec<Vec<String>> = sides
         .iter()
         .filter_map(|s| match &s.feeding {

@@ -184,24 +184,30 @@ pub unsafe fn written_by<T: Copy, R>(len: usize, fill: impl FnOnce(&mut [T]) -> 
 }
 
 /// A new buffer made from `x` run by run of whole rows of `row` values:
-/// `f(run, out)` appends the run's results to `out`. Nothing is zero-filled
+/// `f(first_row, run, out)` appends the results of the run starting at row
+/// `first_row` to `out`. Nothing is zero-filled
 /// first; runs go to the threads when there are enough values.
-pub fn map_rows(x: &[f32], row: usize, f: impl Fn(&[f32], &mut Vec<f32>) + Sync) -> Vec<f32> {
+pub fn map_rows(
+    x: &[f32],
+    row: usize,
+    f: impl Fn(usize, &[f32], &mut Vec<f32>) + Sync,
+) -> Vec<f32> {
     use rayon::prelude::*;
     let row = row.max(1);
     let rows = x.len() / row;
     let workers = threads();
     if workers == 1 || x.len() < PARALLEL_VALUES || rows < 2 {
         let mut out = Vec::with_capacity(x.len());
-        f(x, &mut out);
+        f(0, x, &mut out);
         return out;
     }
     let per_run = rows.div_ceil(workers * 2);
     let parts: Vec<Vec<f32>> = x
         .par_chunks(per_run * row)
-        .map(|run| {
+        .enumerate()
+        .map(|(i, run)| {
             let mut out = Vec::with_capacity(run.len());
-            f(run, &mut out);
+            f(i * per_run, run, &mut out);
             out
         })
         .collect();

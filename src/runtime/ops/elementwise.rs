@@ -199,7 +199,7 @@ fn relu_on_cpu(x: &Tensor) -> Option<Result<Tensor, String>> {
         return None;
     }
     let out = kernels::with_slice::<f32, _>(x, |x| {
-        kernels::map_rows(x, 1, |run, out| {
+        kernels::map_rows(x, 1, |_, run, out| {
             out.extend(run.iter().map(|&v| if v < 0.0 { 0.0 } else { v }))
         })
     })?;

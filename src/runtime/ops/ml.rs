@@ -35,7 +35,7 @@ impl Scaler {
             per_feature(&self.scale, 1.0),
         );
         let out = kernels::with_slice::<f32, _>(x, |x| {
-            kernels::map_rows(x, width, |run, out| {
+            kernels::map_rows(x, width, |_, run, out| {
                 for row in run.chunks(width) {
                     out.extend(
                         row.iter()
