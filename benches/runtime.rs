@@ -5,7 +5,8 @@
 //!     cargo bench --bench runtime -- MODEL INPUTS.npz [--runs N] [--warmup N] [--threads N]
 //!
 //! Prints one JSON line: p50, mean and min in milliseconds over the runs;
-//! `--profile` adds the time per operator type on stderr.
+//! `--profile` adds the time per operator type on stderr, and how much of a
+//! run the operators take (the rest is the runtime between them).
 
 use std::time::Instant;
 
@@ -53,11 +54,15 @@ fn main() {
     times.sort_by(f64::total_cmp);
     if args.iter().any(|a| a == "--profile") {
         let mut profile = std::collections::HashMap::new();
+        let start = Instant::now();
         for _ in 0..runs {
             model
                 .run_profiled(feeds.clone(), Some(&mut profile))
                 .expect("run");
         }
+        let whole = start.elapsed().as_secs_f64() * 1e3 / runs as f64;
+        let in_steps: f64 = profile.values().map(|(_, s)| s).sum::<f64>() * 1e3 / runs as f64;
+        eprintln!("whole run {whole:.3} ms, in its steps {in_steps:.3} ms");
         let mut rows: Vec<_> = profile.into_iter().collect();
         rows.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
         for (op, (calls, seconds)) in rows {

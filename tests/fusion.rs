@@ -1,6 +1,7 @@
 //! The compiler's fusions change how often memory is read, never the
-//! arithmetic: a model run fused and unfused gives the same bits.
-//! (tests/fixtures/make_fusion_model.py makes the model.)
+//! arithmetic: a model run fused and unfused gives the same bits. Steps
+//! kept from one run to the next give what a fresh model computes.
+//! (tests/fixtures/make_fusion_model.py makes the models.)
 
 use candle_core::{Device, Tensor};
 use mlctl::runtime::{Model, Value};
@@ -42,8 +43,10 @@ fn fused_and_plain(path: &std::path::Path, steps: &[&str]) -> (Model, Model) {
 }
 
 fn inputs(batch: usize, seq: usize) -> Vec<(String, Tensor)> {
+    // A period of 4093 values (a prime), so that rows read from the wrong
+    // offset hold other values.
     let x: Vec<f32> = (0..batch * seq * 16)
-        .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+        .map(|i| ((i as u64 * 2654435761) % 4093) as f32 / 1023.0 - 2.0)
         .collect();
     // The second sequence's last positions are padding.
     let mask: Vec<f32> = (0..batch * seq)
@@ -80,9 +83,15 @@ fn fused_and_unfused_runs_give_the_same_bits() {
             "Add+LayerNormalization (fused)",
         ],
     );
-    for (batch, seq) in [(1, 1), (2, 5), (3, 37)] {
+    // 4 x 600 x 16 values are enough for the row-wise passes to split
+    // their rows among threads (three of them, whatever the machine has).
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    for (batch, seq) in [(1, 1), (2, 5), (3, 37), (4, 600)] {
         let feeds = inputs(batch, seq);
-        let (a, b) = (run(&fused, &feeds), run(&plain, &feeds));
+        let (a, b) = pool.install(|| (run(&fused, &feeds), run(&plain, &feeds)));
         assert_eq!(a.len(), batch * seq * 16);
         same_bits(&a, &b, &format!("{batch}x{seq}"));
     }
@@ -235,4 +244,36 @@ fn a_scikit_learn_mlp_fuses_its_bias_and_relu_and_keeps_its_bits() {
             .collect()
     };
     assert_eq!(bits(&fused), bits(&plain));
+}
+
+/// The shape arithmetic of an exported model is kept between runs and
+/// redone when the input's dims change: runs at alternating shapes give what
+/// a freshly loaded model gives, and a second run at the same dims runs none
+/// of those steps.
+#[test]
+fn shape_arithmetic_is_kept_between_runs_and_redone_for_new_dims() {
+    let path = std::path::Path::new("tests/fixtures/models/shape_arithmetic.onnx");
+    let model = Model::load(path, &Device::Cpu).unwrap();
+    for (batch, seq) in [(1, 3), (2, 5), (2, 5), (1, 3), (3, 1), (2, 5)] {
+        let x: Vec<f32> = (0..batch * seq * 8).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let feeds = vec![(
+            "x".to_string(),
+            Tensor::from_vec(x.clone(), (batch, seq, 8), &Device::Cpu).unwrap(),
+        )];
+        let expected: Vec<f32> = x.iter().map(|v| v * 6.0 + x.len() as f32).collect();
+        let outputs = model.run(feeds.clone()).unwrap();
+        let Value::Tensor(y) = &outputs[0].1 else {
+            panic!("not a tensor")
+        };
+        assert_eq!(y.dims(), &[batch, seq * 8], "{batch}x{seq}");
+        let fresh = Model::load(path, &Device::Cpu).unwrap();
+        same_bits(&run(&model, &feeds), &run(&fresh, &feeds), "kept vs fresh");
+        same_bits(&run(&model, &feeds), &expected, "kept vs expected");
+        // Same dims again: only the steps that read x's values run.
+        let mut profile = std::collections::HashMap::new();
+        model.run_profiled(feeds, Some(&mut profile)).unwrap();
+        let mut ran: Vec<&str> = profile.keys().map(String::as_str).collect();
+        ran.sort();
+        assert_eq!(ran, ["Add", "Mul", "Reshape"], "{batch}x{seq}");
+    }
 }

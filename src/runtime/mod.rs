@@ -92,6 +92,39 @@ struct Step {
     outputs: Vec<Option<usize>>,
     /// Slots no later step reads: freed once this step has run.
     free: Vec<usize>,
+    /// Whether the step's outputs are kept from one run to the next.
+    memo: Memo,
+}
+
+/// Steps whose outputs do not depend on the values fed: Constant nodes,
+/// operators on weights alone, and the shape arithmetic of exported
+/// transformers (`Shape -> Gather -> Unsqueeze -> Concat -> Reshape`'s
+/// target), which is a third of MiniLM's steps. They run on the first call
+/// and again only when what they read changed: a Shape step when its
+/// input's dims differ from the last run's, any other when a value it reads
+/// was recomputed (from the weights alone: never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Memo {
+    /// Reads values computed from the inputs' data: runs every time.
+    No,
+    /// `Shape` or `Size`: its outputs are a function of its input's dims.
+    DimsOf,
+    /// Reads weights and the outputs of other memo steps only.
+    Kept,
+}
+
+/// Above this many values a memo step's output is recomputed on each run
+/// rather than kept (an operator on a large weight, say a transpose of it,
+/// would otherwise hold the weight twice). Shape values are a handful.
+const MEMO_VALUES: usize = 1 << 16;
+
+/// What a memo step computed on an earlier run.
+#[derive(Default, Clone)]
+struct Remembered {
+    /// DimsOf steps: the dims their input had.
+    dims: Vec<usize>,
+    /// The outputs, when all are small enough to keep.
+    outputs: Option<Vec<Value>>,
 }
 
 /// Whether mlctl can run `node` (for `inspect`): its operator is built, and
@@ -277,6 +310,29 @@ pub struct Model {
     /// Weights, converted once, by slot.
     weights: Vec<(usize, Tensor)>,
     device: Device,
+    /// Per step, what a memo step computed last. A run that finds it taken
+    /// (another run of the same model in progress) computes everything.
+    remembered: std::sync::Mutex<Vec<Remembered>>,
+}
+
+/// Marks the steps whose outputs depend on no fed value (`Memo`): in plan
+/// order, a plain node reading only weights and memo outputs, or a Shape.
+fn mark_memo_steps(steps: &mut [Step], graph: &Graph, weights: &[(usize, Tensor)]) {
+    let mut constant: std::collections::HashSet<usize> = weights.iter().map(|(s, _)| *s).collect();
+    for step in steps.iter_mut() {
+        let node = &graph.nodes[step.node];
+        let plain = step.fused.is_none() && node.domain.is_empty() && node.subgraphs.is_empty();
+        step.memo = if plain && matches!(node.op_type.as_str(), "Shape" | "Size") {
+            Memo::DimsOf
+        } else if plain && step.inputs.iter().flatten().all(|s| constant.contains(s)) {
+            Memo::Kept
+        } else {
+            Memo::No
+        };
+        if step.memo != Memo::No {
+            constant.extend(step.outputs.iter().flatten());
+        }
+    }
 }
 
 /// Shown each value a run computes, by name (`Model::run_observed`).
@@ -418,6 +474,7 @@ impl Model {
                         inputs,
                         outputs,
                         free: Vec::new(),
+                        memo: Memo::No,
                     });
                 }
                 Err(e) => problems.push(format!(
@@ -468,10 +525,12 @@ impl Model {
                 steps[step].free.push(slot);
             }
         }
+        mark_memo_steps(&mut steps, &graph, &weights);
         let mut slot_names = vec![String::new(); slots.len()];
         for (name, &slot) in &slots {
             slot_names[slot] = name.clone();
         }
+        let remembered = std::sync::Mutex::new(vec![Remembered::default(); steps.len()]);
         Ok(Model {
             graph,
             steps,
@@ -479,6 +538,7 @@ impl Model {
             slot_names,
             weights,
             device: device.clone(),
+            remembered,
         })
     }
 
@@ -504,6 +564,15 @@ impl Model {
         feeds: Vec<(String, Tensor)>,
         profile: Option<&mut HashMap<String, (usize, f64)>>,
     ) -> Result<Vec<(String, Value)>, String> {
+        // The whole run goes to one of the pool's threads, so that each
+        // parallel operator wakes only the others: called from outside the
+        // pool, every operator would hand its work over and put the caller
+        // to sleep until it is done, two thread wake-ups per operator, which
+        // cost more than a small product itself (a quarter of a 16 x 384 x
+        // 384 product's time here).
+        if rayon::current_thread_index().is_none() {
+            return rayon::scope(|_| self.run_inner(feeds, profile, None));
+        }
         self.run_inner(feeds, profile, None)
     }
 
@@ -568,23 +637,72 @@ impl Model {
         if let Some(extra) = fed.keys().next() {
             return Err(format!("the model has no input '{extra}'"));
         }
-        for step in &self.steps {
+        // Memo steps are kept only by a run that has the memory to itself.
+        let mut remembered = self.remembered.try_lock().ok();
+        // Per slot: whether this run computed it afresh from something that
+        // may differ from the last run (fed values do).
+        let mut fresh = vec![true; self.slots.len()];
+        for (slot, _) in &self.weights {
+            fresh[*slot] = false;
+        }
+        for (i, step) in self.steps.iter().enumerate() {
             let node = &self.graph.nodes[step.node];
             let inputs: Vec<Option<&Value>> = step
                 .inputs
                 .iter()
                 .map(|s| s.and_then(|s| values[s].as_ref()))
                 .collect();
-            let start = profile.is_some().then(std::time::Instant::now);
-            let outputs = step.op.run(&inputs).map_err(|e| {
-                let op = step.fused.unwrap_or(&node.op_type);
-                format!("node '{}' ({op}): {e}", node.label())
-            })?;
-            if let (Some(profile), Some(start)) = (profile.as_deref_mut(), start) {
-                let op = step.fused.unwrap_or(&node.op_type);
-                let entry = profile.entry(op.to_string()).or_default();
-                entry.0 += 1;
-                entry.1 += start.elapsed().as_secs_f64();
+            let memo = remembered.as_deref_mut().map(|r| &mut r[i]);
+            let (outputs, is_fresh) = match (step.memo, memo) {
+                (Memo::No, _) | (_, None) => (None, true),
+                (Memo::DimsOf, Some(memo)) => {
+                    let dims = match inputs.first().copied().flatten() {
+                        Some(Value::Tensor(t)) => Some(t.dims()),
+                        _ => None,
+                    };
+                    let same = dims.is_some_and(|d| d == memo.dims.as_slice());
+                    if !same {
+                        memo.dims = dims.map(<[usize]>::to_vec).unwrap_or_default();
+                        memo.outputs = None;
+                    }
+                    (memo.outputs.clone().filter(|_| same), !same)
+                }
+                (Memo::Kept, Some(memo)) => {
+                    let read_fresh = step.inputs.iter().flatten().any(|&s| fresh[s]);
+                    if read_fresh {
+                        memo.outputs = None;
+                    }
+                    (memo.outputs.clone(), read_fresh)
+                }
+            };
+            let outputs = match outputs {
+                Some(kept) => kept,
+                None => {
+                    let start = profile.is_some().then(std::time::Instant::now);
+                    let outputs = step.op.run(&inputs).map_err(|e| {
+                        let op = step.fused.unwrap_or(&node.op_type);
+                        format!("node '{}' ({op}): {e}", node.label())
+                    })?;
+                    if let (Some(profile), Some(start)) = (profile.as_deref_mut(), start) {
+                        let op = step.fused.unwrap_or(&node.op_type);
+                        let entry = profile.entry(op.to_string()).or_default();
+                        entry.0 += 1;
+                        entry.1 += start.elapsed().as_secs_f64();
+                    }
+                    if let (Memo::DimsOf | Memo::Kept, Some(r)) =
+                        (step.memo, remembered.as_deref_mut())
+                    {
+                        let small = outputs.iter().all(|v| match v {
+                            Value::Tensor(t) => t.elem_count() <= MEMO_VALUES,
+                            Value::ClassMap { .. } => false,
+                        });
+                        r[i].outputs = small.then(|| outputs.clone());
+                    }
+                    outputs
+                }
+            };
+            for slot in step.outputs.iter().flatten() {
+                fresh[*slot] = is_fresh;
             }
             for (slot, value) in step.outputs.iter().zip(outputs) {
                 if let Some(slot) = slot {

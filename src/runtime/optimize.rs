@@ -382,7 +382,7 @@ impl AddLayerNorm {
                     let (mut sum, mut row) = (vec![0f32; cols], vec![0f32; cols]);
                     let (mut mean, mut inv_std) = ([0f32], [0f32]);
                     for (r, x) in run.chunks(cols).enumerate() {
-                        let at = first + r * cols;
+                        let at = (first + r) * cols;
                         for ((s, x), y) in sum.iter_mut().zip(x).zip(&bv[at..at + cols]) {
                             *s = x + y;
                         }
