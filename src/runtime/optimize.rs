@@ -374,30 +374,27 @@ impl AddLayerNorm {
         let epsilon = self.norm.epsilon as f32;
         let out = kernels::with_slice::<f32, _>(a, |av| {
             kernels::with_slice::<f32, _>(b, |bv| {
-                // One row at a time, in cache: the sum as the Add would have
-                // made it, then its normalisation, appended to the output
-                // (which is never zero-filled first: on these shapes the
-                // pass is bound by memory, not by arithmetic).
-                kernels::map_rows(av, cols, |first, run, out| {
-                    let (mut sum, mut row) = (vec![0f32; cols], vec![0f32; cols]);
-                    let (mut mean, mut inv_std) = ([0f32], [0f32]);
-                    for (r, x) in run.chunks(cols).enumerate() {
-                        let at = (first + r) * cols;
-                        for ((s, x), y) in sum.iter_mut().zip(x).zip(&bv[at..at + cols]) {
-                            *s = x + y;
-                        }
-                        rows::layer_norm_rows(
-                            &sum,
-                            &mut row,
-                            &gamma,
-                            beta.as_deref(),
-                            epsilon,
-                            &mut mean,
-                            &mut inv_std,
-                        );
-                        out.extend_from_slice(&row);
-                    }
-                })
+                // Runs of rows on the threads, each row summed and
+                // normalised in cache; the output is never zero-filled first
+                // (on these shapes the pass is bound by memory).
+                // SAFETY: for_row_runs hands every row of the buffer to
+                // exactly one run, which writes all of it.
+                unsafe {
+                    kernels::written_by(av.len(), |out: &mut [f32]| {
+                        kernels::for_row_runs(out, cols, |first, o| {
+                            let at = first * cols..first * cols + o.len();
+                            rows::add_layer_norm_rows(
+                                &av[at.clone()],
+                                &bv[at],
+                                o,
+                                &gamma,
+                                beta.as_deref(),
+                                epsilon,
+                            );
+                        })
+                    })
+                    .0
+                }
             })
         })??;
         Some(kernels::tensor_from(out, a.dims()))

@@ -265,6 +265,45 @@ vectorized! {
     }
 }
 
+/// One row of LayerNormalization into `out`; returns its mean and
+/// 1 / sqrt(var + eps). `centred` is scratch of the row's length.
+///
+/// Sums in 32 lanes folded pairwise (`sum_32_lanes`), means by multiplying
+/// with 1/n. A dynamically quantized model rounds the output to uint8 next,
+/// and these last bits decide on which side of a rounding step values land:
+/// in this order the int8 MiniLM agrees with ONNX Runtime, where a sum from
+/// first to last flips a zero point on a 1 x 16 input.
+#[inline(always)]
+fn layer_norm_row(
+    row: &[f32],
+    out: &mut [f32],
+    gamma: &[f32],
+    beta: Option<&[f32]>,
+    epsilon: f32,
+    centred: &mut [f32],
+) -> (f32, f32) {
+    let reciprocal = (1.0 / gamma.len().max(1) as f64) as f32;
+    let mean = sum_32_lanes(row) * reciprocal;
+    for (c, v) in centred.iter_mut().zip(row.iter()) {
+        *c = (v - mean) * (v - mean);
+    }
+    let var = sum_32_lanes(centred) * reciprocal;
+    let inv = 1.0 / (var + epsilon).sqrt();
+    match beta {
+        Some(beta) => {
+            for (((o, v), g), b) in out.iter_mut().zip(row).zip(gamma).zip(beta) {
+                *o = (*v - mean) * inv * g + b;
+            }
+        }
+        None => {
+            for ((o, v), g) in out.iter_mut().zip(row).zip(gamma) {
+                *o = (*v - mean) * inv * g;
+            }
+        }
+    }
+    (mean, inv)
+}
+
 vectorized! {
     /// LayerNormalization over rows of `gamma.len()` values of `x`, into
     /// `out`: (x - mean) / sqrt(var + eps) * gamma + beta (beta optional);
@@ -278,36 +317,35 @@ vectorized! {
         means: &mut [f32],
         inv_stds: &mut [f32],
     ) {
-        // Sums in 32 lanes folded pairwise (`sum_32_lanes`), means by
-        // multiplying with 1/n. A dynamically quantized model rounds the
-        // output to uint8 next, and these last bits decide on which side of
-        // a rounding step values land: in this order the int8 MiniLM agrees
-        // with ONNX Runtime, where a sum from first to last flips a zero
-        // point on a 1 x 16 input.
         let n = gamma.len().max(1);
-        let reciprocal = (1.0 / n as f64) as f32;
         let mut centred = vec![0f32; n];
         let rows = x.chunks(n).zip(out.chunks_mut(n));
         for (((row, o), m), s) in rows.zip(means.iter_mut()).zip(inv_stds.iter_mut()) {
-            let mean = sum_32_lanes(row) * reciprocal;
-            for (c, v) in centred.iter_mut().zip(row.iter()) {
-                *c = (v - mean) * (v - mean);
+            (*m, *s) = layer_norm_row(row, o, gamma, beta, epsilon, &mut centred);
+        }
+    }
+}
+
+vectorized! {
+    /// LayerNormalization of a + b over rows of `gamma.len()` values, into
+    /// `out` (the residual connection and its norm): each row's sum as the
+    /// Add would have made it, normalised as `layer_norm_rows` does, without
+    /// writing the sum out.
+    pub fn add_layer_norm_rows(
+        a: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+        gamma: &[f32],
+        beta: Option<&[f32]>,
+        epsilon: f32,
+    ) {
+        let n = gamma.len().max(1);
+        let (mut sum, mut centred) = (vec![0f32; n], vec![0f32; n]);
+        for ((a, b), o) in a.chunks(n).zip(b.chunks(n)).zip(out.chunks_mut(n)) {
+            for ((s, x), y) in sum.iter_mut().zip(a).zip(b) {
+                *s = x + y;
             }
-            let var = sum_32_lanes(&centred) * reciprocal;
-            let inv = 1.0 / (var + epsilon).sqrt();
-            (*m, *s) = (mean, inv);
-            match beta {
-                Some(beta) => {
-                    for (((o, v), g), b) in o.iter_mut().zip(row).zip(gamma).zip(beta) {
-                        *o = (*v - mean) * inv * g + b;
-                    }
-                }
-                None => {
-                    for ((o, v), g) in o.iter_mut().zip(row).zip(gamma) {
-                        *o = (*v - mean) * inv * g;
-                    }
-                }
-            }
+            layer_norm_row(&sum, o, gamma, beta, epsilon, &mut centred);
         }
     }
 }
