@@ -571,8 +571,9 @@ impl Model {
         // cost more than a small product itself (a quarter of a 16 x 384 x
         // 384 product's time here).
         if rayon::current_thread_index().is_none() {
-            return rayon::scope(|_| self.run_inner(feeds, profile, None));
+            return rayon::scope(|_| self.run_profiled(feeds, profile));
         }
+        let _awake = kernels::KeepAwake::start();
         self.run_inner(feeds, profile, None)
     }
 
