@@ -94,6 +94,15 @@ impl PackedB {
     }
 }
 
+/// How far ahead of its reads (in floats: 2 KB) a micro-kernel asks for
+/// the next lines of its B panel. A weight matrix is read from L3 or memory
+/// on every call (MiniLM's 21 MB of weights do not stay in L2), and the
+/// hardware prefetcher restarts at every 4 KB page and every jump between
+/// panels; asking ahead made MiniLM-L3 5-9% faster at every batch size here
+/// (1 KB or 4 KB ahead: less). A prefetch past the panel's end reads a line
+/// that is not used, never faults.
+const PREFETCH_AHEAD: usize = 512;
+
 /// Depth of one block of k: a kc x NR slice of a B panel (32 KB on
 /// AVX-512) stays in L1 while the micro-kernels sweep it.
 const KC: usize = 256;
@@ -395,6 +404,9 @@ mod x86 {
     ) {
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         for p in 0..kc {
+            let ahead = b.wrapping_add(p * 32 + super::PREFETCH_AHEAD);
+            _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16) as *const i8);
             let b0 = _mm512_loadu_ps(b.add(p * 32));
             let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
             for (r, acc) in acc.iter_mut().enumerate() {
@@ -465,6 +477,8 @@ mod x86 {
     ) {
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
         for p in 0..kc {
+            let ahead = b.wrapping_add(p * 16 + super::PREFETCH_AHEAD);
+            _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
             let b0 = _mm256_loadu_ps(b.add(p * 16));
             let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
             for (r, acc) in acc.iter_mut().enumerate() {
