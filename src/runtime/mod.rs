@@ -11,6 +11,7 @@ pub mod weights_in_place;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use candle_core::{Device, Tensor};
 use prost::Message;
@@ -313,7 +314,13 @@ pub struct Model {
     /// Per step, what a memo step computed last. A run that finds it taken
     /// (another run of the same model in progress) computes everything.
     remembered: std::sync::Mutex<Vec<Remembered>>,
+    /// How long the last run took, which decides where the next one runs
+    /// (`run_profiled`); u64::MAX before the first.
+    last_run_micros: AtomicU64,
 }
+
+/// Runs at least this long move to the thread pool (`Model::run_profiled`).
+const POOL_RUN_MICROS: u64 = 250;
 
 /// Marks the steps whose outputs depend on no fed value (`Memo`): in plan
 /// order, a plain node reading only weights and memo outputs, or a Shape.
@@ -539,6 +546,7 @@ impl Model {
             weights,
             device: device.clone(),
             remembered,
+            last_run_micros: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -564,17 +572,26 @@ impl Model {
         feeds: Vec<(String, Tensor)>,
         profile: Option<&mut HashMap<String, (usize, f64)>>,
     ) -> Result<Vec<(String, Value)>, String> {
-        // The whole run goes to one of the pool's threads, so that each
+        // A long run goes to one of the pool's threads, so that each
         // parallel operator wakes only the others: called from outside the
         // pool, every operator would hand its work over and put the caller
         // to sleep until it is done, two thread wake-ups per operator, which
         // cost more than a small product itself (a quarter of a 16 x 384 x
-        // 384 product's time here).
-        if rayon::current_thread_index().is_none() {
+        // 384 product's time here); and it keeps the other threads awake
+        // between operators. A short one (the last run took under
+        // POOL_RUN_MICROS) stays where it is: the hop alone would cost more
+        // than it saves (a batch of one row through the sample MLP takes
+        // 15 us).
+        let long = self.last_run_micros.load(Ordering::Relaxed) >= POOL_RUN_MICROS;
+        if long && rayon::current_thread_index().is_none() {
             return rayon::scope(|_| self.run_profiled(feeds, profile));
         }
-        let _awake = kernels::KeepAwake::start();
-        self.run_inner(feeds, profile, None)
+        let _awake = long.then(kernels::KeepAwake::start);
+        let start = std::time::Instant::now();
+        let result = self.run_inner(feeds, profile, None);
+        let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.last_run_micros.store(micros, Ordering::Relaxed);
+        result
     }
 
     /// `run`, showing `observe` every value the plan computes (and every
