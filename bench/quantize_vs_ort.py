@@ -4,7 +4,7 @@ cosine similarity of MiniLM's sentence embeddings against fp32 (random
 token ids, 8 x 128), and latency of each int8 model in its own engine.
 
     python3 bench/make_real_model_cases.py   # once: MiniLM-L3 into bench_data/
-    cargo build --release && python3 bench/quantize_vs_ort.py [--threads 2]
+    cargo build --release && python3 bench/quantize_vs_ort.py [--threads 2] [--rounds 6]
 
 Every model is also run by ONNX Runtime, mlctl's included (interop).
 """
@@ -56,6 +56,7 @@ def mlctl_quantize(model, out, extra=()):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
     tmp = pathlib.Path(tempfile.mkdtemp())
     rows = []
@@ -119,9 +120,36 @@ def main():
                                   "--threads", str(args.threads)], check=True, capture_output=True, text=True).stdout
             rows.append(("MiniLM-L3", f"{name} in mlctl's engine", variants[name].stat().st_size,
                          f"mlctl p50 {json.loads(out.splitlines()[-1])['p50_ms']:.1f} ms"))
+        speed = interleaved(exe, variants, tmp / "tokens.npz", feeds, args.threads, args.rounds)
     print(f"{'model':<10}{'variant':<58}{'bytes':>11}  result")
     for model, name, size, result in rows:
         print(f"{model:<10}{name:<58}{size:>11}  {result}")
+    if found:
+        print(speed)
+
+
+def interleaved(exe, variants, tokens, feeds, threads, rounds):
+    """The speed targets side by side, in alternating rounds (the figures
+    above are one run each, minutes apart, on a machine whose speed moves
+    by 20-50%): mlctl's int8 model in mlctl's engine, ONNX Runtime's own
+    quantize_dynamic output in ONNX Runtime, and the fp32 model in mlctl's
+    engine; each figure the median of its rounds' p50s."""
+    ort_int8 = session(variants["ORT quantize_dynamic"], threads)
+    times = {"mlctl int8": [], "ORT int8": [], "mlctl fp32": []}
+
+    def ours(name):
+        out = subprocess.run([exe, str(variants[name]), str(tokens), "--runs", "10", "--threads", str(threads)],
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out.splitlines()[-1])["p50_ms"]
+
+    for _ in range(rounds):
+        times["mlctl int8"].append(ours("mlctl quantize"))
+        times["ORT int8"].append(p50(lambda: ort_int8.run(None, feeds), runs=10))
+        times["mlctl fp32"].append(ours("fp32"))
+    m = {k: float(np.median(v)) for k, v in times.items()}
+    return (f"MiniLM-L3 8 x 128, {rounds} alternating rounds: mlctl quantize in mlctl's engine {m['mlctl int8']:.1f} ms, "
+            f"ORT quantize_dynamic in ONNX Runtime {m['ORT int8']:.1f} ms (ratio {m['mlctl int8'] / m['ORT int8']:.2f}); "
+            f"fp32 in mlctl's engine {m['mlctl fp32']:.1f} ms (int8 speed-up {m['mlctl fp32'] / m['mlctl int8']:.2f}x)")
 
 
 if __name__ == "__main__":
