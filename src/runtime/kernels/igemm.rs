@@ -20,11 +20,18 @@ use rayon::prelude::*;
 use super::{amx, isa, threads, Activation, Isa, SharedMut};
 
 const PARALLEL_WORK: usize = 1 << 17;
-/// The same for the AMX tiles, which finish a small product before a
-/// sleeping thread wakes: measured here, 16 x 384 x 384 took 15 us on one
-/// thread and 22 us on two, 128 x 384 x 384 38 and 43 us, while 256 x 384 x
-/// 384 took 130 us on one and 63 us on two.
-const PARALLEL_WORK_AMX: usize = 1 << 25;
+/// The same for the AMX tiles, which finish a small product quickly: with
+/// the pool's threads kept awake during a run (`KeepAwake`), splitting from
+/// 4 M multiply-adds on made int8 MiniLM-L3 at 1 x 128 8% faster than
+/// waiting for 32 M (which had paid when the other thread slept: 128 x 384
+/// x 384 then took 38 us on one thread and 43 us on two).
+const PARALLEL_WORK_AMX: usize = 1 << 22;
+
+/// Products of fewer rows than this run on the VNNI kernels even where the
+/// weights were packed for AMX (the panels are laid out alike): a tile
+/// loads 32 rows, and with 16 real ones the tile loads of the weights
+/// dominate; int8 MiniLM-L3 at 1 x 16 tokens took 23% less time this way.
+const AMX_MIN_ROWS: usize = 32;
 
 /// (rows per tile, columns per tile, k values per 32-bit lane).
 fn tile_shape(isa: Isa) -> (usize, usize, usize) {
@@ -282,11 +289,12 @@ pub fn matmul_integer(
     // The AMX tiles read A' where it lies when its rows are whole tiles of k
     // (k a multiple of 64); otherwise from a copy padded to whole tiles and
     // to 32 rows.
-    let in_place = b.amx && groups * 4 == k;
+    let amx_here = b.amx && m >= AMX_MIN_ROWS;
+    let in_place = amx_here && groups * 4 == k;
     let packed_a = if in_place {
         Vec::new()
     } else {
-        let a_rows = if b.amx {
+        let a_rows = if amx_here {
             m.next_multiple_of(AMX_ROWS)
         } else {
             m
@@ -385,7 +393,7 @@ pub fn matmul_integer(
     };
     let panel_count = n.div_ceil(nr);
     let panel_len = groups * nr * group;
-    let threshold = if b.amx {
+    let threshold = if amx_here {
         PARALLEL_WORK_AMX
     } else {
         PARALLEL_WORK
@@ -393,7 +401,7 @@ pub fn matmul_integer(
     let parallel = parallel && threads() > 1 && m * n * k >= threshold;
 
     #[cfg(target_arch = "x86_64")]
-    if b.amx {
+    if amx_here {
         let Panels::Bytes(data) = &b.panels else {
             unreachable!("AMX panels are bytes")
         };
