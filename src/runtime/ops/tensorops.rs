@@ -130,19 +130,106 @@ impl Op for Gather {
             }
             resolved.push(j as u32);
         }
+        let mut dims: Vec<usize> = data.dims()[..ax].to_vec();
+        dims.extend_from_slice(indices.dims());
+        dims.extend_from_slice(&data.dims()[ax + 1..]);
+        let (outer, inner) = (
+            data.dims()[..ax].iter().product(),
+            data.dims()[ax + 1..].iter().product(),
+        );
+        let size = size as usize;
+        let fast = match data.dtype() {
+            DType::F32 => kernels::with_slice::<f32, _>(data, |v| {
+                kernels::tensor_from(gather_rows(v, outer, size, inner, &resolved), &dims)
+            }),
+            DType::I64 => kernels::with_slice::<i64, _>(data, |v| {
+                kernels::tensor_from(gather_rows(v, outer, size, inner, &resolved), &dims)
+            }),
+            _ => None,
+        };
+        if let Some(y) = fast {
+            return Ok(vec![Value::Tensor(y?)]);
+        }
         let n = resolved.len();
         let flat = Tensor::from_vec(resolved, n, data.device()).map_err(err)?;
         let picked = data
             .contiguous()
             .and_then(|d| d.index_select(&flat, ax))
             .map_err(err)?;
-        let mut dims: Vec<usize> = data.dims()[..ax].to_vec();
-        dims.extend_from_slice(indices.dims());
-        dims.extend_from_slice(&data.dims()[ax + 1..]);
         Ok(vec![Value::Tensor(
             picked.reshape(dims.as_slice()).map_err(err)?,
         )])
     }
+}
+
+/// Gather on the CPU: for each of `outer` blocks of `size` x `inner`
+/// values, the `inner` values at each index, copied whole (an embedding
+/// lookup is a copy of one row per token).
+fn gather_rows<T: Copy>(
+    data: &[T],
+    outer: usize,
+    size: usize,
+    inner: usize,
+    idx: &[u32],
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(outer * idx.len() * inner);
+    for block in data.chunks(size * inner).take(outer) {
+        for &j in idx {
+            let at = j as usize * inner;
+            out.extend_from_slice(&block[at..at + inner]);
+        }
+    }
+    out
+}
+
+/// Expand on the CPU, `x` (dims `from`, as many as `to`, each 1 or equal)
+/// broadcast to dims `to`: the longest run of trailing dims that are not
+/// broadcast is copied whole, and a value broadcast along the trailing dims
+/// is filled (the attention mask to the hidden size, say), instead of one
+/// strided read per value.
+fn expand_values<T: Copy>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T> {
+    let rank = to.len();
+    let total: usize = to.iter().product();
+    if total == 0 {
+        return Vec::new();
+    }
+    // Trailing dims kept as they are: copied as one block per position of
+    // the others. Otherwise (the last dim broadcast), trailing broadcast
+    // dims: one value repeated.
+    let kept = (0..rank).rev().take_while(|&a| from[a] == to[a]).count();
+    let (split, copy) = if kept > 0 {
+        (rank - kept, true)
+    } else {
+        (
+            rank - (0..rank).rev().take_while(|&a| from[a] == 1).count(),
+            false,
+        )
+    };
+    let block: usize = to[split..].iter().product();
+    let mut strides = vec![0usize; rank];
+    let mut stride = 1;
+    for a in (0..rank).rev() {
+        strides[a] = stride;
+        stride *= from[a];
+    }
+    let mut out = Vec::with_capacity(total);
+    let positions: usize = to[..split].iter().product();
+    for position in 0..positions {
+        let (mut rest, mut start) = (position, 0);
+        for a in (0..split).rev() {
+            let i = rest % to[a];
+            rest /= to[a];
+            if from[a] != 1 {
+                start += i * strides[a];
+            }
+        }
+        if copy {
+            out.extend_from_slice(&x[start..start + block]);
+        } else {
+            out.extend(std::iter::repeat_n(x[start], block));
+        }
+    }
+    out
 }
 
 /// Slice's bounds when they are attributes (opset < 10).
@@ -252,6 +339,20 @@ impl Op for Expand {
             .collect();
         let dims = broadcast_dims(x.dims(), &shape)?;
         super::element_count(&dims)?;
+        let mut from = vec![1; dims.len() - x.rank()];
+        from.extend_from_slice(x.dims());
+        let fast = match x.dtype() {
+            DType::F32 => kernels::with_slice::<f32, _>(x, |v| {
+                kernels::tensor_from(expand_values(v, &from, &dims), &dims)
+            }),
+            DType::I64 => kernels::with_slice::<i64, _>(x, |v| {
+                kernels::tensor_from(expand_values(v, &from, &dims), &dims)
+            }),
+            _ => None,
+        };
+        if let Some(y) = fast {
+            return Ok(vec![Value::Tensor(y?)]);
+        }
         let y = x
             .broadcast_as(Shape::from(dims))
             .and_then(|t| t.contiguous())
@@ -568,5 +669,50 @@ impl Op for Size {
         Ok(vec![Value::Tensor(
             Tensor::new(x.elem_count() as i64, x.device()).map_err(err)?,
         )])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expand_matches_candles_broadcast_on_every_pattern() {
+        for (from, to) in [
+            (vec![2, 3, 1], vec![2, 3, 4]),
+            (vec![1, 3, 1], vec![2, 3, 4]),
+            (vec![2, 1, 4], vec![2, 3, 4]),
+            (vec![1, 1, 4], vec![5, 3, 4]),
+            (vec![2, 3, 4], vec![2, 3, 4]),
+            (vec![1, 1, 1], vec![2, 3, 4]),
+            (vec![3, 1], vec![3, 0]),
+            (vec![2, 1, 3, 1], vec![2, 4, 3, 5]),
+        ] {
+            let n: usize = from.iter().product();
+            let values: Vec<f32> = (0..n).map(|i| i as f32 * 1.5 - 2.0).collect();
+            let x = Tensor::from_vec(values.clone(), from.as_slice(), &Device::Cpu).unwrap();
+            let expected: Vec<f32> = x
+                .broadcast_as(to.as_slice())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_eq!(
+                expand_values(&values, &from, &to),
+                expected,
+                "{from:?} -> {to:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn gather_copies_the_rows_of_every_outer_block() {
+        // data 2 x 3 x 2, gathered along the middle axis at [2, 0, 2].
+        let data: Vec<i64> = (0..12).collect();
+        assert_eq!(
+            gather_rows(&data, 2, 3, 2, &[2, 0, 2]),
+            vec![4, 5, 0, 1, 4, 5, 10, 11, 6, 7, 10, 11]
+        );
     }
 }
