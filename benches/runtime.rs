@@ -30,6 +30,7 @@ fn main() {
         flag("--warmup", 5),
         flag("--threads", 0),
     );
+    runtime::keep_freed_memory();
     if threads > 0 {
         runtime::set_threads(threads).expect("threads");
     }
@@ -37,7 +38,6 @@ fn main() {
         return gemm_speed(&args[1], runs);
     }
     let [model_path, inputs_path] = [&args[0], &args[1]];
-    runtime::keep_freed_memory();
     let model = Model::load(model_path.as_ref(), &Device::Cpu)
         .unwrap_or_else(|e| panic!("{}", e.0.join("; ")));
     let feeds: Vec<(String, Tensor)> = Tensor::read_npz(inputs_path).expect("inputs");
