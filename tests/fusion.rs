@@ -277,3 +277,29 @@ fn shape_arithmetic_is_kept_between_runs_and_redone_for_new_dims() {
         assert_eq!(ran, ["Add", "Mul", "Reshape"], "{batch}x{seq}");
     }
 }
+
+/// Runs of one model from several threads at once, at different shapes:
+/// each gives its own shape's values (a run that finds the kept steps in
+/// use computes them itself).
+#[test]
+fn concurrent_runs_at_different_shapes_each_get_their_own_values() {
+    let path = std::path::Path::new("tests/fixtures/models/shape_arithmetic.onnx");
+    let model = Model::load(path, &Device::Cpu).unwrap();
+    std::thread::scope(|scope| {
+        for thread in 0..4usize {
+            let model = &model;
+            scope.spawn(move || {
+                for round in 0..50 {
+                    let (batch, seq) = (1 + (thread + round) % 3, 1 + thread);
+                    let x: Vec<f32> = (0..batch * seq * 8).map(|i| i as f32 - 1.0).collect();
+                    let feeds = vec![(
+                        "x".to_string(),
+                        Tensor::from_vec(x.clone(), (batch, seq, 8), &Device::Cpu).unwrap(),
+                    )];
+                    let expected: Vec<f32> = x.iter().map(|v| v * 6.0 + x.len() as f32).collect();
+                    same_bits(&run(model, &feeds), &expected, "concurrent run");
+                }
+            });
+        }
+    });
+}
