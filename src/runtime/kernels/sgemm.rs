@@ -221,22 +221,36 @@ pub fn sgemm(
                     unsafe {
                         let cp = c_ptr.get().add((i0 + block * mr) * n + j0);
                         let add = k0 > 0;
-                        match b.isa {
+                        // The bias goes on after the last block of k.
+                        let tile_bias = bias.filter(|_| k0 + kc == k).map(|b| &b[j0..j0 + cols]);
+                        // Whether the kernel added the bias itself.
+                        let biased = match b.isa {
                             #[cfg(target_arch = "x86_64")]
                             Isa::Avx512Vnni => {
-                                x86::tile_avx512(kc, ap, lda, bp, cp, n, rows, cols, add)
+                                let bias = tile_bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
+                                x86::tile_avx512(kc, ap, lda, bp, cp, n, rows, cols, add, bias);
+                                true
                             }
                             #[cfg(target_arch = "x86_64")]
-                            Isa::Avx2 => x86::tile_avx2(kc, ap, lda, bp, cp, n, rows, cols, add),
+                            Isa::Avx2 => {
+                                x86::tile_avx2(kc, ap, lda, bp, cp, n, rows, cols, add);
+                                false
+                            }
                             #[cfg(target_arch = "aarch64")]
-                            Isa::Neon => arm::tile_neon(kc, ap, lda, bp, cp, n, rows, cols, add),
-                            _ => tile_reference(kc, ap, lda, bp, nr, cp, n, rows, cols, add),
-                        }
-                        // The bias, while the tile is still in cache.
-                        if let (Some(bias), true) = (bias, k0 + kc == k) {
+                            Isa::Neon => {
+                                arm::tile_neon(kc, ap, lda, bp, cp, n, rows, cols, add);
+                                false
+                            }
+                            _ => {
+                                tile_reference(kc, ap, lda, bp, nr, cp, n, rows, cols, add);
+                                false
+                            }
+                        };
+                        // Otherwise the bias, while the tile is still in cache.
+                        if let (Some(bias), false) = (tile_bias, biased) {
                             for r in 0..rows {
                                 let row = std::slice::from_raw_parts_mut(cp.add(r * n), cols);
-                                for (v, b) in row.iter_mut().zip(&bias[j0..j0 + cols]) {
+                                for (v, b) in row.iter_mut().zip(bias) {
                                     *v += b;
                                 }
                             }
@@ -377,11 +391,12 @@ mod x86 {
         rows: usize,
         cols: usize,
         add: bool,
+        bias: *const f32,
     ) {
         macro_rules! by_rows {
             ($($r:literal)*) => {
                 match rows {
-                    $($r => kernel_avx512::<$r>(kc, a.as_ptr(), lda, b.as_ptr(), c, ldc, cols, add),)*
+                    $($r => kernel_avx512::<$r>(kc, a.as_ptr(), lda, b.as_ptr(), c, ldc, cols, add, bias),)*
                     _ => unreachable!("at most 12 rows"),
                 }
             };
@@ -389,7 +404,9 @@ mod x86 {
         by_rows!(1 2 3 4 5 6 7 8 9 10 11 12)
     }
 
-    /// MR rows of A, `lda` apart; B 32 columns per step.
+    /// MR rows of A, `lda` apart; B 32 columns per step. `bias` (null for
+    /// none) holds `cols` values added to each row as it is stored, after
+    /// the earlier blocks' sums, in the order a separate pass adds them.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     unsafe fn kernel_avx512<const MR: usize>(
@@ -401,6 +418,7 @@ mod x86 {
         ldc: usize,
         cols: usize,
         add: bool,
+        bias: *const f32,
     ) {
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         for p in 0..kc {
@@ -427,12 +445,24 @@ mod x86 {
         } else {
             0
         };
+        let (b0, b1) = if bias.is_null() {
+            (None, None)
+        } else {
+            (
+                Some(_mm512_maskz_loadu_ps(m0, bias)),
+                Some(_mm512_maskz_loadu_ps(m1, bias.wrapping_add(16))),
+            )
+        };
         for (r, acc) in acc.iter().enumerate() {
             let row = c.add(r * ldc);
             let (mut v0, mut v1) = (acc[0], acc[1]);
             if add {
                 v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, row));
                 v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, row.add(16)));
+            }
+            if let (Some(b0), Some(b1)) = (b0, b1) {
+                v0 = _mm512_add_ps(v0, b0);
+                v1 = _mm512_add_ps(v1, b1);
             }
             _mm512_mask_storeu_ps(row, m0, v0);
             _mm512_mask_storeu_ps(row.add(16), m1, v1);
@@ -554,6 +584,32 @@ mod tests {
                             "{isa:?} {m}x{n}x{k} [{i}]: {x} vs {e}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_bias_gives_the_bits_of_a_separate_addition_after_the_product() {
+        // Over several blocks of k and ragged edges: the fused bias must
+        // round exactly as MatMul then Add does.
+        for isa in Isa::available() {
+            for &(m, n, k) in &[(13, 33, 300), (25, 70, 600), (1, 8, 5), (40, 17, 260)] {
+                let a = values(m * k, 3 + m as u64);
+                let b = values(k * n, 4 + n as u64);
+                let bias = values(n, 5);
+                let packed = PackedB::pack_for(isa, &b, k, n, n, 1);
+                let mut fused = vec![f32::NAN; m * n];
+                sgemm(m, &a, k, &packed, Some(&bias), None, &mut fused, true);
+                let mut separate = vec![f32::NAN; m * n];
+                sgemm(m, &a, k, &packed, None, None, &mut separate, true);
+                for row in separate.chunks_mut(n) {
+                    for (v, b) in row.iter_mut().zip(&bias) {
+                        *v += b;
+                    }
+                }
+                for (i, (x, y)) in fused.iter().zip(&separate).enumerate() {
+                    assert_eq!(x.to_bits(), y.to_bits(), "{isa:?} {m}x{n}x{k} [{i}]");
                 }
             }
         }
