@@ -246,6 +246,18 @@ fn a_scikit_learn_mlp_fuses_its_bias_and_relu_and_keeps_its_bits() {
     assert_eq!(bits(&fused), bits(&plain));
 }
 
+/// Feeds of shape_arithmetic.onnx at batch x seq x 8, and what it must
+/// give: Reshape(x, [batch, -1]) * 6 + the element count.
+fn shape_arithmetic_case(batch: usize, seq: usize) -> (Vec<(String, Tensor)>, Vec<f32>) {
+    let x: Vec<f32> = (0..batch * seq * 8).map(|i| i as f32 * 0.5 - 3.0).collect();
+    let expected = x.iter().map(|v| v * 6.0 + x.len() as f32).collect();
+    let feeds = vec![(
+        "x".to_string(),
+        Tensor::from_vec(x, (batch, seq, 8), &Device::Cpu).unwrap(),
+    )];
+    (feeds, expected)
+}
+
 /// The shape arithmetic of an exported model is kept between runs and
 /// redone when the input's dims change: runs at alternating shapes give what
 /// a freshly loaded model gives, and a second run at the same dims runs none
@@ -255,12 +267,7 @@ fn shape_arithmetic_is_kept_between_runs_and_redone_for_new_dims() {
     let path = std::path::Path::new("tests/fixtures/models/shape_arithmetic.onnx");
     let model = Model::load(path, &Device::Cpu).unwrap();
     for (batch, seq) in [(1, 3), (2, 5), (2, 5), (1, 3), (3, 1), (2, 5)] {
-        let x: Vec<f32> = (0..batch * seq * 8).map(|i| i as f32 * 0.5 - 3.0).collect();
-        let feeds = vec![(
-            "x".to_string(),
-            Tensor::from_vec(x.clone(), (batch, seq, 8), &Device::Cpu).unwrap(),
-        )];
-        let expected: Vec<f32> = x.iter().map(|v| v * 6.0 + x.len() as f32).collect();
+        let (feeds, expected) = shape_arithmetic_case(batch, seq);
         let outputs = model.run(feeds.clone()).unwrap();
         let Value::Tensor(y) = &outputs[0].1 else {
             panic!("not a tensor")
@@ -291,12 +298,7 @@ fn concurrent_runs_at_different_shapes_each_get_their_own_values() {
             scope.spawn(move || {
                 for round in 0..50 {
                     let (batch, seq) = (1 + (thread + round) % 3, 1 + thread);
-                    let x: Vec<f32> = (0..batch * seq * 8).map(|i| i as f32 - 1.0).collect();
-                    let feeds = vec![(
-                        "x".to_string(),
-                        Tensor::from_vec(x.clone(), (batch, seq, 8), &Device::Cpu).unwrap(),
-                    )];
-                    let expected: Vec<f32> = x.iter().map(|v| v * 6.0 + x.len() as f32).collect();
+                    let (feeds, expected) = shape_arithmetic_case(batch, seq);
                     same_bits(&run(model, &feeds), &expected, "concurrent run");
                 }
             });
