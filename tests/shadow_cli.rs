@@ -245,6 +245,63 @@ fn replay_matches_onnx_runtime_and_statsmodels() {
     assert!(f(&models[0]["rows_per_second"]) > 0.0 && f(&models[1]["rows_per_second"]) > 0.0);
 }
 
+/// The report without what timing moves.
+fn without_timings(mut r: Value) -> Value {
+    r["summary"]
+        .as_object_mut()
+        .expect("a summary")
+        .remove("replay_rows_per_second");
+    let sections = r["sections"].as_array_mut().expect("sections");
+    sections.retain(|s| s["key"] != "models");
+    r["settings"] = Value::Null;
+    r
+}
+
+#[test]
+fn replay_in_many_short_ranges_is_the_same_on_one_thread_and_on_two() {
+    // Batches of 7 rows: the log is handed out in ranges of 224 rows, the
+    // last batch of each range and of the log is partial, and with two
+    // threads each model runs ahead on its own thread; the answers must
+    // still pair up row by row, in order.
+    let run = |threads: &str, batch: &str| {
+        let (code, r) = json_report(&[
+            "shadow-compare",
+            "--primary",
+            "sample_data/model.onnx",
+            "--candidate",
+            "sample_data/model_v2.onnx",
+            "--inputs",
+            "sample_data/shadow_primary.parquet",
+            "--slice-by",
+            "region",
+            "--baseline-noise",
+            "--batch-size",
+            batch,
+            "--threads",
+            threads,
+        ]);
+        assert_eq!(code, 0, "{r}");
+        r
+    };
+    let one = without_timings(run("1", "7"));
+    let two = without_timings(run("2", "7"));
+    assert_eq!(one, two);
+    // The counts match a replay in one range of large batches.
+    let large = run("2", "333");
+    for key in [
+        "rows",
+        "flips",
+        "negative_flips",
+        "positive_flips",
+        "labelled_rows",
+        "slices",
+        "slices_flagged",
+    ] {
+        assert_eq!(one["summary"][key], large["summary"][key], "{key}");
+    }
+    assert_eq!(u(&one["summary"]["rows"]), 2000);
+}
+
 #[test]
 fn the_sample_model_against_itself_has_no_flips_and_passes() {
     let (code, r) = json_report(&[

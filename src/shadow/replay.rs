@@ -5,8 +5,8 @@
 //! reading overlaps with scoring.
 
 use std::path::Path;
-use std::sync::mpsc::sync_channel;
-use std::sync::Mutex;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -21,6 +21,15 @@ use crate::runtime::{self, tensor, Model, Value};
 
 /// Rows read from the log at a time (rounded to its row groups).
 const READ_ROWS: usize = 1 << 17;
+
+/// Batches in a range of a table already in memory.
+const BATCHES_PER_MEMORY_RANGE: usize = 32;
+
+/// Ranges the reader may prepare ahead of each model: with two, the faster
+/// model and the reader keep going while the slower model finishes a range
+/// (one measured about 5% slower on two cores), and memory still holds a
+/// handful of ranges whatever the log's size.
+const RANGES_AHEAD: usize = 2;
 
 /// A range of the log, ready for the models.
 struct Prepared {
@@ -87,13 +96,15 @@ impl Side<'_> {
     fn read(
         &mut self,
         out: &[(String, Value)],
-        task: Option<Task>,
-        codes: &mut ClassCodes,
+        answering: &Answering,
         rows: &std::ops::Range<usize>,
     ) -> Result<()> {
         if self.roles.is_none() {
-            self.roles = Some(outputs::roles(out, task).map_err(|e| Error::input(self.path, e))?);
+            self.roles =
+                Some(outputs::roles(out, answering.task).map_err(|e| Error::input(self.path, e))?);
         }
+        let mut codes = answering.codes.lock().expect("class codes");
+        let codes = &mut *codes;
         let roles = self.roles.as_ref().expect("set above");
         outputs::answers(out, roles, codes, &mut self.classes, &mut self.scores)
             .map_err(|e| Error::input(self.path, e))?;
@@ -111,17 +122,8 @@ impl Side<'_> {
         }
         Ok(())
     }
-
-    fn answers(&self) -> Answers<'_> {
-        Answers {
-            classes: &self.classes,
-            scores: &self.scores,
-        }
-    }
 }
 
-/// The feature matrix of a range for a model fed from several columns,
-/// converted to the element type its input declares.
 /// The feature matrix of a range as one CPU tensor `[rows, columns]`,
 /// read once for every model fed by the same columns; batches are views
 /// of it.
@@ -228,7 +230,7 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
         &table,
         &features(replay, &replay.candidate, &exclude),
     )?;
-    let mut sides = [
+    let sides = [
         Side {
             path: &replay.primary,
             model: primary_model,
@@ -260,18 +262,23 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
     needed.sort();
     needed.dedup();
 
-    let ranges = table.chunks(READ_ROWS)?;
+    // A table already in memory is handed out in shorter ranges (32
+    // batches): nothing to decode, and the models start sooner.
+    let range_rows = if table.is_in_memory() {
+        replay
+            .batch_size
+            .saturating_mul(BATCHES_PER_MEMORY_RANGE)
+            .min(READ_ROWS)
+    } else {
+        READ_ROWS
+    };
+    let ranges = table.chunks(range_rows)?;
     let progress = if opts.show_progress {
         indicatif::ProgressBar::new(total_rows as u64)
     } else {
         indicatif::ProgressBar::hidden()
     };
     let codes = Mutex::new(ClassCodes::default());
-    let mut comparison: Option<Comparison> = None;
-    let mut noise_classes = Vec::new();
-    let mut noise_scores = Vec::new();
-    let mut nulls = 0usize;
-    let pools = model_pools()?;
     let matrix_columns: Vec<Vec<String>> = sides
         .iter()
         .filter_map(|s| match &s.feeding {
@@ -279,171 +286,40 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
             Feeding::Named(_) => None,
         })
         .collect();
+    let answering = Answering {
+        batch_size: replay.batch_size,
+        table: &table,
+        device: &device,
+        inputs: &replay.inputs,
+        task: opts.task,
+        codes: &codes,
+    };
+    let mut judge = Judge {
+        comparison: None,
+        baseline_noise: replay.baseline_noise,
+        inputs: &replay.inputs,
+        nulls: 0,
+    };
+    let reading = Reading {
+        table: &table,
+        needed: &needed,
+        ranges: &ranges,
+        matrix_columns: &matrix_columns,
+        slice_by: &opts.slice_by,
+        label: label.clone(),
+        codes: &codes,
+    };
     let started = Instant::now();
-
-    let slice_names = std::thread::scope(|scope| -> Result<Vec<String>> {
-        let (send, receive) = sync_channel::<Result<Prepared>>(1);
-        let (table, needed, ranges, codes) = (&table, &needed, &ranges, &codes);
-        let matrix_columns = &matrix_columns;
-        let slice_by = &opts.slice_by;
-        let label = label.clone();
-        // The reader: decodes a range, lays out its feature matrices and
-        // reads labels and slices while the models answer the range before.
-        // One reader: on two cores a second one measured no faster (decoding
-        // competes with the models for the same cores) and held twice the
-        // ranges in memory.
-        let reader = std::thread::Builder::new()
-            .name("mlctl-reader".into())
-            .spawn_scoped(scope, move || {
-                let mut slices = SliceKeys::default();
-                let mut labels = LabelReader::new(label);
-                for &(offset, len) in ranges {
-                    let prepared = (|| -> Result<Prepared> {
-                        let frame = table.read_frame(needed, offset, len)?;
-                        let mut matrices: Vec<(Vec<String>, Tensor)> = Vec::new();
-                        let mut nulls = 0;
-                        for columns in matrix_columns {
-                            matrix_feed(&frame, columns, &mut matrices, &mut nulls)?;
-                        }
-                        let labels = {
-                            let mut codes = codes.lock().expect("class codes");
-                            labels.read(&frame, &mut codes)?
-                        };
-                        Ok(Prepared {
-                            offset,
-                            len,
-                            matrices,
-                            labels,
-                            slices: slices.read(&frame, slice_by)?,
-                            nulls,
-                        })
-                    })();
-                    let failed = prepared.is_err();
-                    if send.send(prepared).is_err() || failed {
-                        break;
-                    }
-                }
-                slices.names
-            })
-            .map_err(|e| Error::usage(format!("cannot start the reader thread: {e}")))?;
-        for received in receive {
-            let Prepared {
-                offset,
-                len,
-                matrices,
-                labels: range_labels,
-                slices: range_slices,
-                nulls: range_nulls,
-            } = received?;
-            nulls += range_nulls;
-            let mut start = 0;
-            while start < len {
-                let n = replay.batch_size.min(len - start);
-                let rows = offset + start..offset + start + n;
-                let mut feeds = Vec::with_capacity(2);
-                for side in &sides {
-                    feeds.push(feeds_for(
-                        side,
-                        &matrices,
-                        offset,
-                        start,
-                        n,
-                        table,
-                        &device,
-                        &replay.inputs,
-                        &mut nulls,
-                    )?);
-                }
-                let candidate_feeds = feeds.pop().expect("two sides");
-                let primary_feeds = feeds.pop().expect("two sides");
-                let (primary, candidate) = sides.split_at_mut(1);
-                let (primary, candidate) = (&mut primary[0], &mut candidate[0]);
-                let (p_out, c_out) = match &pools {
-                    // Each model on its own share of the threads, at once.
-                    Some([p_pool, c_pool]) => std::thread::scope(|s| {
-                        let c = std::thread::Builder::new()
-                            .name("mlctl-candidate".into())
-                            .spawn_scoped(s, || {
-                                c_pool.install(|| candidate.call(candidate_feeds, &rows, true))
-                            })
-                            .expect("a thread for the candidate");
-                        let p = p_pool.install(|| primary.call(primary_feeds, &rows, true));
-                        (p, c.join().expect("the candidate's thread ends"))
-                    }),
-                    None => (
-                        primary.call(primary_feeds, &rows, true),
-                        candidate.call(candidate_feeds, &rows, true),
-                    ),
-                };
-                {
-                    let mut codes = codes.lock().expect("class codes");
-                    primary.read(&p_out?, opts.task, &mut codes, &rows)?;
-                    candidate.read(&c_out?, opts.task, &mut codes, &rows)?;
-                }
-                let task = primary.roles.as_ref().expect("answered").task;
-                let candidate_task = candidate.roles.as_ref().expect("answered").task;
-                if task != candidate_task {
-                    return Err(Error::usage(format!(
-                        "the primary's outputs read as a {} and the candidate's as a {}: they cannot be compared (force one with --task)",
-                        task.name(),
-                        candidate_task.name()
-                    )));
-                }
-                if replay.baseline_noise {
-                    // The primary again, on the same rows in two batches of
-                    // half the size: what serving itself varies (batch
-                    // composition changes the order of float sums).
-                    let (classes, scores) = (primary.classes.clone(), primary.scores.clone());
-                    let half = n.div_ceil(2);
-                    noise_classes.clear();
-                    noise_scores.clear();
-                    for (a, b) in [(0, half), (half, n)] {
-                        if a == b {
-                            continue;
-                        }
-                        let feeds = feeds_for(
-                            primary,
-                            &matrices,
-                            offset,
-                            start + a,
-                            b - a,
-                            table,
-                            &device,
-                            &replay.inputs,
-                            &mut 0,
-                        )?;
-                        let r = offset + start + a..offset + start + b;
-                        let out = primary.call(feeds, &r, false)?;
-                        let mut codes = codes.lock().expect("class codes");
-                        primary.read(&out, opts.task, &mut codes, &r)?;
-                        noise_classes.extend_from_slice(&primary.classes);
-                        noise_scores.extend_from_slice(&primary.scores);
-                    }
-                    primary.classes = classes;
-                    primary.scores = scores;
-                }
-                let cmp =
-                    comparison.get_or_insert_with(|| Comparison::new(task, replay.baseline_noise));
-                let batch_labels = range_labels.for_task(task, start, n, &replay.inputs)?;
-                cmp.add(&Paired {
-                    primary: primary.answers(),
-                    candidate: candidate.answers(),
-                    noise: replay.baseline_noise.then_some(Answers {
-                        classes: &noise_classes,
-                        scores: &noise_scores,
-                    }),
-                    labels: batch_labels,
-                    slices: range_slices.as_ref().map(|s| &s[start..start + n]),
-                });
-                start += n;
-            }
-            progress.set_position((offset + len) as u64);
+    let (slice_names, sides) = match model_pools()? {
+        Some(pools) => {
+            replay_in_parallel(sides, pools, &reading, &answering, &mut judge, &progress)?
         }
-        Ok(reader.join().expect("the reader's thread ends"))
-    })?;
+        None => replay_in_turns(sides, &reading, &answering, &mut judge, &progress)?,
+    };
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    let comparison = comparison.expect("at least one row was compared");
+    let comparison = judge.comparison.expect("at least one row was compared");
+    let nulls = judge.nulls;
     let [primary, candidate] = sides;
     let codes = codes.into_inner().expect("class codes");
     let mut compared = Compared::new(comparison, slice_names, codes);
@@ -475,38 +351,303 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
     Ok(compared)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn feeds_for(
-    side: &Side,
-    matrices: &[(Vec<String>, Tensor)],
-    range_offset: usize,
-    start: usize,
-    n: usize,
-    table: &Table,
-    device: &Device,
-    inputs: &Path,
-    nulls: &mut usize,
-) -> Result<Vec<(String, Tensor)>> {
-    match &side.feeding {
-        Feeding::Matrix { input, columns } => {
-            let (_, matrix) = matrices
-                .iter()
-                .find(|(c, _)| c == columns)
-                .expect("read for every matrix feeding");
-            let t = batch_tensor(matrix, start, n, input, device)?;
-            Ok(vec![(input.name.clone(), t)])
+/// What every side needs to answer a range.
+struct Answering<'a> {
+    batch_size: usize,
+    table: &'a Table,
+    device: &'a Device,
+    inputs: &'a Path,
+    task: Option<Task>,
+    codes: &'a Mutex<ClassCodes>,
+}
+
+/// One side's answers to a whole range.
+struct RangeAnswers {
+    task: Task,
+    classes: Vec<i64>,
+    scores: Vec<f64>,
+    /// The primary's second answers to the same rows (`--baseline-noise`).
+    noise: Option<(Vec<i64>, Vec<f64>)>,
+    nulls: usize,
+}
+
+impl Side<'_> {
+    /// Answers a range batch by batch; with `noise`, answers each batch a
+    /// second time in two halves (what serving itself varies: batch
+    /// composition changes the order of float sums).
+    fn answer_range(
+        &mut self,
+        range: &Prepared,
+        answering: &Answering,
+        noise: bool,
+    ) -> Result<RangeAnswers> {
+        let mut answers = RangeAnswers {
+            task: Task::Classification,
+            classes: Vec::with_capacity(range.len),
+            scores: Vec::with_capacity(range.len),
+            noise: noise.then(|| (Vec::with_capacity(range.len), Vec::with_capacity(range.len))),
+            nulls: 0,
+        };
+        let mut start = 0;
+        while start < range.len {
+            let n = answering.batch_size.min(range.len - start);
+            let rows = range.offset + start..range.offset + start + n;
+            let feeds = self.feeds(range, start, n, answering, &mut answers.nulls)?;
+            let out = self.call(feeds, &rows, true)?;
+            self.read(&out, answering, &rows)?;
+            answers.classes.extend_from_slice(&self.classes);
+            answers.scores.extend_from_slice(&self.scores);
+            if let Some((classes, scores)) = &mut answers.noise {
+                let half = n.div_ceil(2);
+                for (a, b) in [(0, half), (half, n)] {
+                    if a == b {
+                        continue;
+                    }
+                    let feeds = self.feeds(range, start + a, b - a, answering, &mut 0)?;
+                    let r = rows.start + a..rows.start + b;
+                    let out = self.call(feeds, &r, false)?;
+                    self.read(&out, answering, &r)?;
+                    classes.extend_from_slice(&self.classes);
+                    scores.extend_from_slice(&self.scores);
+                }
+            }
+            start += n;
         }
-        Feeding::Named(_) => {
-            let (feeds, null_count) = predict::batch_feeds(
-                table,
-                &side.feeding,
-                range_offset + start,
-                n,
-                device,
-                inputs,
-            )?;
-            *nulls += null_count;
-            Ok(feeds)
+        answers.task = self.roles.as_ref().map_or(Task::Classification, |r| r.task);
+        Ok(answers)
+    }
+
+    /// The model's feeds for rows `start..start + n` of a range.
+    fn feeds(
+        &self,
+        range: &Prepared,
+        start: usize,
+        n: usize,
+        answering: &Answering,
+        nulls: &mut usize,
+    ) -> Result<Vec<(String, Tensor)>> {
+        match &self.feeding {
+            Feeding::Matrix { input, columns } => {
+                let (_, matrix) = range
+                    .matrices
+                    .iter()
+                    .find(|(c, _)| c == columns)
+                    .expect("read for every matrix feeding");
+                let t = batch_tensor(matrix, start, n, input, answering.device)?;
+                Ok(vec![(input.name.clone(), t)])
+            }
+            Feeding::Named(_) => {
+                let (feeds, null_count) = predict::batch_feeds(
+                    answering.table,
+                    &self.feeding,
+                    range.offset + start,
+                    n,
+                    answering.device,
+                    answering.inputs,
+                )?;
+                *nulls += null_count;
+                Ok(feeds)
+            }
         }
     }
+}
+
+/// Counts the paired answers range by range, in the log's order.
+struct Judge<'a> {
+    comparison: Option<Comparison>,
+    baseline_noise: bool,
+    inputs: &'a Path,
+    nulls: usize,
+}
+
+impl Judge<'_> {
+    fn add(
+        &mut self,
+        range: &Prepared,
+        primary: RangeAnswers,
+        candidate: RangeAnswers,
+    ) -> Result<()> {
+        if primary.task != candidate.task {
+            return Err(Error::usage(format!(
+                "the primary's outputs read as a {} and the candidate's as a {}: they cannot be compared (force one with --task)",
+                primary.task.name(),
+                candidate.task.name()
+            )));
+        }
+        self.nulls += range.nulls + primary.nulls + candidate.nulls;
+        let task = primary.task;
+        let cmp = self
+            .comparison
+            .get_or_insert_with(|| Comparison::new(task, self.baseline_noise));
+        cmp.add(&Paired {
+            primary: Answers {
+                classes: &primary.classes,
+                scores: &primary.scores,
+            },
+            candidate: Answers {
+                classes: &candidate.classes,
+                scores: &candidate.scores,
+            },
+            noise: primary
+                .noise
+                .as_ref()
+                .map(|(classes, scores)| Answers { classes, scores }),
+            labels: range.labels.for_task(task, 0, range.len, self.inputs)?,
+            slices: range.slices.as_deref(),
+        });
+        Ok(())
+    }
+}
+
+/// What the reader needs to prepare the log's ranges.
+struct Reading<'a> {
+    table: &'a Table,
+    needed: &'a [String],
+    ranges: &'a [(usize, usize)],
+    matrix_columns: &'a [Vec<String>],
+    slice_by: &'a [String],
+    label: Option<String>,
+    codes: &'a Mutex<ClassCodes>,
+}
+
+impl Reading<'_> {
+    /// Decodes each range, lays out its feature matrices and reads its
+    /// labels and slices, handing each to every receiver (a full receiver
+    /// holds the reader back: memory holds a few ranges, whatever the log's
+    /// size). Returns the slice names; stops at the first error, or when a
+    /// receiver has gone (a side failed).
+    fn read_all(&self, receivers: &[SyncSender<Arc<Prepared>>]) -> Result<Vec<String>> {
+        let mut slices = SliceKeys::default();
+        let mut labels = LabelReader::new(self.label.clone());
+        for &(offset, len) in self.ranges {
+            let frame = self.table.read_frame(self.needed, offset, len)?;
+            let mut matrices: Vec<(Vec<String>, Tensor)> = Vec::new();
+            let mut nulls = 0;
+            for columns in self.matrix_columns {
+                matrix_feed(&frame, columns, &mut matrices, &mut nulls)?;
+            }
+            let labels = {
+                let mut codes = self.codes.lock().expect("class codes");
+                labels.read(&frame, &mut codes)?
+            };
+            let prepared = Arc::new(Prepared {
+                offset,
+                len,
+                matrices,
+                labels,
+                slices: slices.read(&frame, self.slice_by)?,
+                nulls,
+            });
+            for receiver in receivers {
+                if receiver.send(prepared.clone()).is_err() {
+                    return Ok(slices.names);
+                }
+            }
+        }
+        Ok(slices.names)
+    }
+}
+
+/// Starts the reader on a thread of its own.
+fn spawn_reader<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    reading: &'scope Reading<'scope>,
+    receivers: Vec<SyncSender<Arc<Prepared>>>,
+) -> Result<std::thread::ScopedJoinHandle<'scope, Result<Vec<String>>>> {
+    std::thread::Builder::new()
+        .name("mlctl-reader".into())
+        .spawn_scoped(scope, move || reading.read_all(&receivers))
+        .map_err(|e| Error::usage(format!("cannot start the reader thread: {e}")))
+}
+
+/// Both models on threads of their own, each on its pool, each running as
+/// far ahead as the ranges allow: neither waits for the other batch by
+/// batch, and the reader and the judge fill the gaps.
+fn replay_in_parallel<'a>(
+    sides: [Side<'a>; 2],
+    pools: [rayon::ThreadPool; 2],
+    reading: &Reading,
+    answering: &Answering,
+    judge: &mut Judge,
+    progress: &indicatif::ProgressBar,
+) -> Result<(Vec<String>, [Side<'a>; 2])> {
+    let noise = judge.baseline_noise;
+    std::thread::scope(|scope| {
+        let (to_primary, primary_ranges) = sync_channel::<Arc<Prepared>>(RANGES_AHEAD);
+        let (to_candidate, candidate_ranges) = sync_channel::<Arc<Prepared>>(RANGES_AHEAD);
+        let reader = spawn_reader(scope, reading, vec![to_primary, to_candidate])?;
+        let [mut primary, mut candidate] = sides;
+        let [primary_pool, candidate_pool] = pools;
+        let (primary_send, primary_answers) =
+            sync_channel::<(Arc<Prepared>, Result<RangeAnswers>)>(1);
+        let (candidate_send, candidate_answers) = sync_channel::<Result<RangeAnswers>>(1);
+        let primary_thread = std::thread::Builder::new()
+            .name("mlctl-primary".into())
+            .spawn_scoped(scope, move || {
+                for range in primary_ranges {
+                    let answers =
+                        primary_pool.install(|| primary.answer_range(&range, answering, noise));
+                    let failed = answers.is_err();
+                    if primary_send.send((range, answers)).is_err() || failed {
+                        break;
+                    }
+                }
+                primary
+            })
+            .map_err(|e| Error::usage(format!("cannot start the primary's thread: {e}")))?;
+        let candidate_thread = std::thread::Builder::new()
+            .name("mlctl-candidate".into())
+            .spawn_scoped(scope, move || {
+                for range in candidate_ranges {
+                    let answers =
+                        candidate_pool.install(|| candidate.answer_range(&range, answering, false));
+                    let failed = answers.is_err();
+                    if candidate_send.send(answers).is_err() || failed {
+                        break;
+                    }
+                }
+                candidate
+            })
+            .map_err(|e| Error::usage(format!("cannot start the candidate's thread: {e}")))?;
+        for (range, primary) in primary_answers {
+            let primary = primary?;
+            let Ok(candidate) = candidate_answers.recv() else {
+                break;
+            };
+            judge.add(&range, primary, candidate?)?;
+            progress.set_position((range.offset + range.len) as u64);
+        }
+        // Every range was judged, or the reader stopped at an error.
+        drop(candidate_answers);
+        let slice_names = reader.join().expect("the reader's thread ends")?;
+        let primary = primary_thread.join().expect("the primary's thread ends");
+        let candidate = candidate_thread
+            .join()
+            .expect("the candidate's thread ends");
+        Ok((slice_names, [primary, candidate]))
+    })
+}
+
+/// One thread for both models: they take turns on each range.
+fn replay_in_turns<'a>(
+    mut sides: [Side<'a>; 2],
+    reading: &Reading,
+    answering: &Answering,
+    judge: &mut Judge,
+    progress: &indicatif::ProgressBar,
+) -> Result<(Vec<String>, [Side<'a>; 2])> {
+    let noise = judge.baseline_noise;
+    let slice_names = std::thread::scope(|scope| {
+        let (to_models, ranges) = sync_channel::<Arc<Prepared>>(RANGES_AHEAD);
+        let reader = spawn_reader(scope, reading, vec![to_models])?;
+        let [primary, candidate] = &mut sides;
+        for range in ranges {
+            let p = primary.answer_range(&range, answering, noise)?;
+            let c = candidate.answer_range(&range, answering, false)?;
+            judge.add(&range, p, c)?;
+            progress.set_position((range.offset + range.len) as u64);
+        }
+        reader.join().expect("the reader's thread ends")
+    })?;
+    Ok((slice_names, sides))
 }
