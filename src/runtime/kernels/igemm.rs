@@ -527,6 +527,22 @@ pub fn matmul_integer(
                 return;
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        if register_epilogue && b.isa == Isa::Avx2 && cols == nr {
+            if let Panels::Words(data) = &b.panels {
+                // SAFETY: as for VNNI above; the tile is whole (16 columns).
+                unsafe {
+                    x86::tile_avx2_float(
+                        groups,
+                        ap,
+                        &data[panel * panel_len..],
+                        rows,
+                        &epilogue(i0, j0),
+                    );
+                }
+                return;
+            }
+        }
         // The raw sums of this tile, in a buffer of its own (nr apart).
         let mut tile = [0i32; 12 * 32];
         // SAFETY: the kernels write `rows` rows of `cols` values, nr apart,
@@ -1026,15 +1042,29 @@ mod x86 {
         by_rows!(1 2 3 4 5 6)
     }
 
-    #[target_feature(enable = "avx2")]
-    unsafe fn kernel_avx2<const MR: usize>(
+    /// The float epilogue from the registers of a whole AVX2 tile (16
+    /// columns): as `tile_vnni_float`.
+    pub unsafe fn tile_avx2_float(groups: usize, a: &[u32], b: &[i16], rows: usize, e: &Epilogue) {
+        macro_rules! by_rows {
+            ($($r:literal)*) => {
+                match rows {
+                    $($r => kernel_avx2_float::<$r>(groups, a.as_ptr(), b.as_ptr(), e),)*
+                    _ => unreachable!("at most 6 rows"),
+                }
+            };
+        }
+        by_rows!(1 2 3 4 5 6)
+    }
+
+    /// The raw sums of an AVX2 tile: MR rows x 16 columns, two k values of
+    /// 16 bits per 32-bit lane (vpmaddwd multiplies and adds the pair
+    /// exactly).
+    #[inline(always)]
+    unsafe fn avx2_sums<const MR: usize>(
         groups: usize,
         a: *const u32,
         b: *const i16,
-        c: *mut i32,
-        ldc: usize,
-        cols: usize,
-    ) {
+    ) -> [[__m256i; 2]; MR] {
         let mut acc = [[_mm256_setzero_si256(); 2]; MR];
         for g in 0..groups {
             let b0 = _mm256_loadu_si256(b.add(g * 32) as *const _);
@@ -1045,11 +1075,59 @@ mod x86 {
                 acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(x, b1));
             }
         }
+        acc
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn kernel_avx2<const MR: usize>(
+        groups: usize,
+        a: *const u32,
+        b: *const i16,
+        c: *mut i32,
+        ldc: usize,
+        cols: usize,
+    ) {
+        let acc = avx2_sums::<MR>(groups, a, b);
         for (r, acc) in acc.iter().enumerate() {
             let mut tmp = [0i32; 16];
             _mm256_storeu_si256(tmp.as_mut_ptr() as *mut _, acc[0]);
             _mm256_storeu_si256(tmp.as_mut_ptr().add(8) as *mut _, acc[1]);
             std::ptr::copy_nonoverlapping(tmp.as_ptr(), c.add(r * ldc), cols);
+        }
+    }
+
+    /// The AVX2 product, then in registers: + column term, to float, * s1,
+    /// * s2, + bias, stored as floats (the order of `finish`, so the same
+    /// bits: the conversion rounds to nearest like `as f32`, and nothing is
+    /// fused).
+    #[target_feature(enable = "avx2")]
+    unsafe fn kernel_avx2_float<const MR: usize>(
+        groups: usize,
+        a: *const u32,
+        b: *const i16,
+        e: &Epilogue,
+    ) {
+        let acc = avx2_sums::<MR>(groups, a, b);
+        let lane = |l: &Lane, r: usize, c: usize| match l {
+            Lane::One(v) => _mm256_set1_ps(*v),
+            Lane::Rows(p) => _mm256_set1_ps(*p.add(r)),
+            Lane::Columns(p) => _mm256_loadu_ps(p.add(c)),
+        };
+        for (r, sums) in acc.iter().enumerate() {
+            let row = e.out.add(r * e.ldc);
+            for (h, sums) in sums.iter().enumerate() {
+                let offset = h * 8;
+                let terms = _mm256_loadu_si256(e.column_terms.add(offset) as *const _);
+                let sums = _mm256_add_epi32(*sums, terms);
+                let mut x = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), lane(&e.s1, r, offset));
+                if let Some(s2) = &e.s2 {
+                    x = _mm256_mul_ps(x, lane(s2, r, offset));
+                }
+                if let Some(bias) = e.bias {
+                    x = _mm256_add_ps(x, _mm256_loadu_ps(bias.add(offset)));
+                }
+                _mm256_storeu_ps(row.add(offset), x);
+            }
         }
     }
 }
