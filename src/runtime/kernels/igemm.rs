@@ -1096,10 +1096,10 @@ mod x86 {
         }
     }
 
-    /// The AVX2 product, then in registers: + column term, to float, * s1,
-    /// * s2, + bias, stored as floats (the order of `finish`, so the same
-    /// bits: the conversion rounds to nearest like `as f32`, and nothing is
-    /// fused).
+    /// The AVX2 product, then in registers: plus the column term, to float,
+    /// times s1, times s2, plus the bias, stored as floats: the order of
+    /// `finish`, so the same bits (the conversion rounds to nearest like
+    /// `as f32`, and nothing is fused).
     #[target_feature(enable = "avx2")]
     unsafe fn kernel_avx2_float<const MR: usize>(
         groups: usize,
