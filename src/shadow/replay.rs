@@ -5,7 +5,7 @@
 //! reading overlaps with scoring.
 
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -576,42 +576,27 @@ fn replay_in_parallel<'a>(
         let (to_primary, primary_ranges) = sync_channel::<Arc<Prepared>>(RANGES_AHEAD);
         let (to_candidate, candidate_ranges) = sync_channel::<Arc<Prepared>>(RANGES_AHEAD);
         let reader = spawn_reader(scope, reading, vec![to_primary, to_candidate])?;
-        let [mut primary, mut candidate] = sides;
+        let [primary, candidate] = sides;
         let [primary_pool, candidate_pool] = pools;
-        let (primary_send, primary_answers) =
-            sync_channel::<(Arc<Prepared>, Result<RangeAnswers>)>(1);
-        let (candidate_send, candidate_answers) = sync_channel::<Result<RangeAnswers>>(1);
-        let primary_thread = std::thread::Builder::new()
-            .name("mlctl-primary".into())
-            .spawn_scoped(scope, move || {
-                for range in primary_ranges {
-                    let answers =
-                        primary_pool.install(|| primary.answer_range(&range, answering, noise));
-                    let failed = answers.is_err();
-                    if primary_send.send((range, answers)).is_err() || failed {
-                        break;
-                    }
-                }
-                primary
-            })
-            .map_err(|e| Error::usage(format!("cannot start the primary's thread: {e}")))?;
-        let candidate_thread = std::thread::Builder::new()
-            .name("mlctl-candidate".into())
-            .spawn_scoped(scope, move || {
-                for range in candidate_ranges {
-                    let answers =
-                        candidate_pool.install(|| candidate.answer_range(&range, answering, false));
-                    let failed = answers.is_err();
-                    if candidate_send.send(answers).is_err() || failed {
-                        break;
-                    }
-                }
-                candidate
-            })
-            .map_err(|e| Error::usage(format!("cannot start the candidate's thread: {e}")))?;
+        let (primary_thread, primary_answers) = spawn_side(
+            scope,
+            primary,
+            primary_pool,
+            primary_ranges,
+            answering,
+            noise,
+        )?;
+        let (candidate_thread, candidate_answers) = spawn_side(
+            scope,
+            candidate,
+            candidate_pool,
+            candidate_ranges,
+            answering,
+            false,
+        )?;
         for (range, primary) in primary_answers {
             let primary = primary?;
-            let Ok(candidate) = candidate_answers.recv() else {
+            let Ok((_, candidate)) = candidate_answers.recv() else {
                 break;
             };
             judge.add(&range, primary, candidate?)?;
@@ -626,6 +611,41 @@ fn replay_in_parallel<'a>(
             .expect("the candidate's thread ends");
         Ok((slice_names, [primary, candidate]))
     })
+}
+
+/// A side's answers to a range, with the range they answer.
+type Answered = (Arc<Prepared>, Result<RangeAnswers>);
+
+/// Starts a side on a thread of its own, answering the ranges it receives
+/// on its pool (`noise`: the primary's second run too) until they end or
+/// it fails; the thread gives the side back.
+fn spawn_side<'scope, 'a: 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    mut side: Side<'a>,
+    pool: rayon::ThreadPool,
+    ranges: Receiver<Arc<Prepared>>,
+    answering: &'scope Answering<'scope>,
+    noise: bool,
+) -> Result<(
+    std::thread::ScopedJoinHandle<'scope, Side<'a>>,
+    Receiver<Answered>,
+)> {
+    let (send, answers) = sync_channel::<Answered>(1);
+    let name = side.timing.side;
+    let thread = std::thread::Builder::new()
+        .name(format!("mlctl-{name}"))
+        .spawn_scoped(scope, move || {
+            for range in ranges {
+                let answered = pool.install(|| side.answer_range(&range, answering, noise));
+                let failed = answered.is_err();
+                if send.send((range, answered)).is_err() || failed {
+                    break;
+                }
+            }
+            side
+        })
+        .map_err(|e| Error::usage(format!("cannot start the {name}'s thread: {e}")))?;
+    Ok((thread, answers))
 }
 
 /// One thread for both models: they take turns on each range.
