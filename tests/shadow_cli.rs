@@ -497,6 +497,49 @@ fn bad_input_is_one_line_and_exit_2() {
 }
 
 #[test]
+fn a_model_failing_late_in_a_replay_is_one_line_naming_it_and_its_rows() {
+    // shadow_sum_batch7.onnx answers batches of exactly 7 rows (made by
+    // tests/fixtures/make_replay_models.py): 285 batches succeed, then the
+    // log's last 5 rows fail, on the candidate's own thread with two
+    // threads, in turn with one; the primary has answered every range by
+    // then. The replay must stop with that error, not hang or panic.
+    for threads in ["1", "2"] {
+        fails_cleanly(
+            &[
+                "shadow-compare",
+                "--primary",
+                "tests/fixtures/models/shadow_sum.onnx",
+                "--candidate",
+                "tests/fixtures/models/shadow_sum_batch7.onnx",
+                "--inputs",
+                "sample_data/shadow_primary.parquet",
+                "--batch-size",
+                "7",
+                "--threads",
+                threads,
+            ],
+            "shadow_sum_batch7.onnx: rows 1995..2000",
+        );
+    }
+    // The same model as the primary fails on its noise run's half batch.
+    fails_cleanly(
+        &[
+            "shadow-compare",
+            "--primary",
+            "tests/fixtures/models/shadow_sum_batch7.onnx",
+            "--candidate",
+            "tests/fixtures/models/shadow_sum.onnx",
+            "--inputs",
+            "sample_data/shadow_primary.parquet",
+            "--batch-size",
+            "7",
+            "--baseline-noise",
+        ],
+        "shadow_sum_batch7.onnx: rows 0..4",
+    );
+}
+
+#[test]
 fn models_with_other_output_names_and_shapes_are_read_by_role() {
     // The candidate gives "class" and a plain [N, 2] "scores" tensor; the
     // primary gives "output_label" and a ZipMap.
