@@ -25,11 +25,11 @@ const READ_ROWS: usize = 1 << 17;
 /// Batches in a range of a table already in memory.
 const BATCHES_PER_MEMORY_RANGE: usize = 32;
 
-/// Ranges the reader may prepare ahead of each model: with two, the faster
-/// model and the reader keep going while the slower model finishes a range
-/// (one measured about 5% slower on two cores), and memory still holds a
-/// handful of ranges whatever the log's size.
-const RANGES_AHEAD: usize = 2;
+/// Ranges queued for each model beyond the one it is answering: with the
+/// reader preparing the next, memory holds a few ranges whatever the log's
+/// size. Two measured no faster on two cores (a median 2.30M rows/s against
+/// 2.29M in six interleaved runs) and peaked about 20 MB higher.
+const RANGES_AHEAD: usize = 1;
 
 /// A range of the log, ready for the models.
 struct Prepared {
