@@ -1,8 +1,10 @@
 //! Replay: both models answer the logged rows, batch by batch, and the
-//! answers are compared as they come. The log is read in ranges that
-//! follow its row groups, on a thread of its own, one range ahead of the
-//! models: memory holds two ranges at most, whatever the log's size, and
-//! reading overlaps with scoring.
+//! answers are compared range by range, in the log's order. The log is
+//! read in ranges that follow its row groups, on a thread of its own, a
+//! range ahead of the models; with two or more threads each model answers
+//! on a thread and pool of its own, as far ahead as the reader allows.
+//! Reading overlaps with scoring, and memory holds a few ranges whatever
+//! the log's size.
 
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
