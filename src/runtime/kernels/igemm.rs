@@ -632,6 +632,18 @@ fn pack_a(m: usize, rows: usize, k: usize, groups: usize, group: usize, a: &[u8]
                 std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, out.len() * 4)
             };
             view[..row.len()].copy_from_slice(row);
+        } else if group == 2 && cfg!(target_endian = "little") {
+            // Likewise the 16-bit halves: each value widened in place (a
+            // loop the compiler vectorizes; the general fold below does
+            // not, and cost 7% of int8 MiniLM-L3 at 8 x 128 on AVX2).
+            // SAFETY: u16 needs less alignment than u32 and has no invalid
+            // values; the view covers exactly this row's words.
+            let view = unsafe {
+                std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u16, out.len() * 2)
+            };
+            for (half, &v) in view.iter_mut().zip(row) {
+                *half = u16::from(v);
+            }
         } else {
             let bits = 32 / group as u32;
             for (w, chunk) in out.iter_mut().zip(row.chunks(group)) {
