@@ -163,6 +163,19 @@ fn scores_match(r: &Value, expected: &Value, tolerance: f64) {
     assert!(near(f(&psi["statistic"]), f(&expected["psi"])), "{psi}");
 }
 
+/// A replay of the sample deployment, sliced by region.
+const REPLAY: [&str; 9] = [
+    "shadow-compare",
+    "--primary",
+    "sample_data/model.onnx",
+    "--candidate",
+    "sample_data/model_v2.onnx",
+    "--inputs",
+    "sample_data/shadow_primary.parquet",
+    "--slice-by",
+    "region",
+];
+
 const LOGS: [&str; 6] = [
     "shadow-compare",
     "--primary-log",
@@ -211,19 +224,7 @@ fn logs_mode_matches_statsmodels_and_counts_every_unjoined_row() {
 #[test]
 fn replay_matches_onnx_runtime_and_statsmodels() {
     let fx = fixtures();
-    let (code, r) = json_report(&[
-        "shadow-compare",
-        "--primary",
-        "sample_data/model.onnx",
-        "--candidate",
-        "sample_data/model_v2.onnx",
-        "--inputs",
-        "sample_data/shadow_primary.parquet",
-        "--slice-by",
-        "region",
-        "--batch-size",
-        "333",
-    ]);
+    let (code, r) = json_report(&[&REPLAY[..], &["--batch-size", "333"]].concat());
     assert_eq!(code, 0, "{r}");
     let expected = &fx["replay"];
     summary_matches(&r, expected);
@@ -264,22 +265,14 @@ fn replay_in_many_short_ranges_is_the_same_on_one_thread_and_on_two() {
     // threads each model runs ahead on its own thread; the answers must
     // still pair up row by row, in order.
     let run = |threads: &str, batch: &str| {
-        let (code, r) = json_report(&[
-            "shadow-compare",
-            "--primary",
-            "sample_data/model.onnx",
-            "--candidate",
-            "sample_data/model_v2.onnx",
-            "--inputs",
-            "sample_data/shadow_primary.parquet",
-            "--slice-by",
-            "region",
+        let extra = [
             "--baseline-noise",
             "--batch-size",
             batch,
             "--threads",
             threads,
-        ]);
+        ];
+        let (code, r) = json_report(&[&REPLAY[..], &extra].concat());
         assert_eq!(code, 0, "{r}");
         r
     };
