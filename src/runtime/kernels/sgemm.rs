@@ -233,8 +233,9 @@ pub fn sgemm(
                             }
                             #[cfg(target_arch = "x86_64")]
                             Isa::Avx2 => {
-                                x86::tile_avx2(kc, ap, lda, bp, cp, n, rows, cols, add);
-                                false
+                                let bias = tile_bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
+                                x86::tile_avx2(kc, ap, lda, bp, cp, n, rows, cols, add, bias);
+                                true
                             }
                             #[cfg(target_arch = "aarch64")]
                             Isa::Neon => {
@@ -480,11 +481,12 @@ mod x86 {
         rows: usize,
         cols: usize,
         add: bool,
+        bias: *const f32,
     ) {
         macro_rules! by_rows {
             ($($r:literal)*) => {
                 match rows {
-                    $($r => kernel_avx2::<$r>(kc, a.as_ptr(), lda, b.as_ptr(), c, ldc, cols, add),)*
+                    $($r => kernel_avx2::<$r>(kc, a.as_ptr(), lda, b.as_ptr(), c, ldc, cols, add, bias),)*
                     _ => unreachable!("at most 6 rows"),
                 }
             };
@@ -492,7 +494,11 @@ mod x86 {
         by_rows!(1 2 3 4 5 6)
     }
 
-    /// MR rows of A, `lda` apart; B 16 columns per step.
+    /// MR rows of A, `lda` apart; B 16 columns per step. `bias` (null for
+    /// none) as in `kernel_avx512`. A whole tile is stored from its
+    /// registers; only the last, narrower panel goes value by value (storing
+    /// every tile through a scratch copy, with the bias in a second pass,
+    /// cost a tenth of a 1024 x 1536 x 384 product).
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn kernel_avx2<const MR: usize>(
@@ -504,6 +510,7 @@ mod x86 {
         ldc: usize,
         cols: usize,
         add: bool,
+        bias: *const f32,
     ) {
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
         for p in 0..kc {
@@ -517,6 +524,23 @@ mod x86 {
                 acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
             }
         }
+        if cols == 16 {
+            for (r, acc) in acc.iter().enumerate() {
+                let row = c.add(r * ldc);
+                let (mut v0, mut v1) = (acc[0], acc[1]);
+                if add {
+                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(row));
+                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(row.add(8)));
+                }
+                if !bias.is_null() {
+                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(bias));
+                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(bias.add(8)));
+                }
+                _mm256_storeu_ps(row, v0);
+                _mm256_storeu_ps(row.add(8), v1);
+            }
+            return;
+        }
         for (r, acc) in acc.iter().enumerate() {
             let row = c.add(r * ldc);
             let mut tmp = [0f32; 16];
@@ -524,7 +548,11 @@ mod x86 {
             _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc[1]);
             for (j, v) in tmp.iter().enumerate().take(cols) {
                 let out = row.add(j);
-                *out = if add { *out + v } else { *v };
+                let mut v = if add { *out + v } else { *v };
+                if !bias.is_null() {
+                    v += *bias.add(j);
+                }
+                *out = v;
             }
         }
     }
