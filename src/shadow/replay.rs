@@ -1,14 +1,17 @@
 //! Replay: both models answer the logged rows, batch by batch, and the
 //! answers are compared range by range, in the log's order. The log is
 //! read in ranges that follow its row groups, on a thread of its own, a
-//! range ahead of the models; with two or more threads each model answers
-//! on a thread and pool of its own, as far ahead as the reader allows.
-//! Reading overlaps with scoring, and memory holds a few ranges whatever
-//! the log's size.
+//! range ahead of the models. Each batch of a range, for either model, is
+//! a job; one worker per thread takes the next job, whichever model it is
+//! for, so that no thread waits while another model still has batches to
+//! answer (two models pinned to a thread each left the faster one's thread
+//! idle, and the reader and the judge then slowed the slower one). Memory
+//! holds a few ranges whatever the log's size.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -27,12 +30,6 @@ const READ_ROWS: usize = 1 << 17;
 /// Batches in a range of a table already in memory.
 const BATCHES_PER_MEMORY_RANGE: usize = 32;
 
-/// Ranges queued for each model beyond the one it is answering: with the
-/// reader preparing the next, memory holds a few ranges whatever the log's
-/// size. Two measured no faster on two cores (a median 2.30M rows/s against
-/// 2.29M in six interleaved runs) and peaked about 20 MB higher.
-const RANGES_AHEAD: usize = 1;
-
 /// A range of the log, ready for the models.
 struct Prepared {
     offset: usize,
@@ -44,23 +41,18 @@ struct Prepared {
     nulls: usize,
 }
 
-/// One rayon pool per model when there are threads to share, so both
-/// models answer a batch at once, each on its half of the threads (a small
-/// model gains little from a second thread, and the two calls overlap
-/// fully). None with one thread: the models then take turns.
-fn model_pools() -> Result<Option<[rayon::ThreadPool; 2]>> {
-    let threads = runtime::kernels::threads();
-    if threads < 2 {
-        return Ok(None);
-    }
-    let pool = |n: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map_err(|e| Error::usage(format!("cannot start {n} threads: {e}")))
-    };
-    let first = threads / 2;
-    Ok(Some([pool(threads - first)?, pool(first)?]))
+/// One single-threaded rayon pool per worker, a worker per thread: a
+/// batch of a small model gains little from a second thread, and whole
+/// batches side by side keep every thread busy.
+fn worker_pools() -> Result<Vec<rayon::ThreadPool>> {
+    (0..runtime::kernels::threads().max(1))
+        .map(|_| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .map_err(|e| Error::usage(format!("cannot start a worker thread: {e}")))
+        })
+        .collect()
 }
 
 /// Columns a prediction log carries that are never a model's features.
@@ -70,59 +62,113 @@ struct Side<'a> {
     path: &'a Path,
     model: Model,
     feeding: Feeding,
-    roles: Option<Roles>,
-    timing: Timing,
+    /// Which outputs answer, read from the first batch answered.
+    roles: OnceLock<Roles>,
+    /// Whether each batch is answered a second time (`--baseline-noise`,
+    /// the primary).
+    noise: bool,
+}
+
+/// One side's answers to a batch.
+struct BatchAnswers {
     classes: Vec<i64>,
     scores: Vec<f64>,
+    /// The second answers to the same rows (`--baseline-noise`).
+    noise: Option<(Vec<i64>, Vec<f64>)>,
+    nulls: usize,
+    /// How long the (first) call took.
+    seconds: f64,
 }
 
 impl Side<'_> {
-    /// Runs one batch; the time of the call alone is recorded when `timed`.
     fn call(
-        &mut self,
+        &self,
         feeds: Vec<(String, Tensor)>,
         rows: &std::ops::Range<usize>,
-        timed: bool,
     ) -> Result<Vec<(String, Value)>> {
-        let started = Instant::now();
-        let out = self.model.run(feeds).map_err(|e| {
-            Error::input(self.path, format!("rows {}..{}: {e}", rows.start, rows.end))
-        })?;
-        if timed {
-            self.timing.add(started.elapsed().as_secs_f64(), rows.len());
-        }
-        Ok(out)
+        self.model
+            .run(feeds)
+            .map_err(|e| Error::input(self.path, format!("rows {}..{}: {e}", rows.start, rows.end)))
     }
 
-    /// Reads a batch's answers (the output roles from the first batch).
+    /// A batch's classes and scores (the output roles from the first batch).
     fn read(
-        &mut self,
+        &self,
         out: &[(String, Value)],
         answering: &Answering,
         rows: &std::ops::Range<usize>,
-    ) -> Result<()> {
-        if self.roles.is_none() {
-            self.roles =
-                Some(outputs::roles(out, answering.task).map_err(|e| Error::input(self.path, e))?);
+    ) -> Result<(Vec<i64>, Vec<f64>)> {
+        let roles = match self.roles.get() {
+            Some(roles) => roles,
+            None => {
+                let roles =
+                    outputs::roles(out, answering.task).map_err(|e| Error::input(self.path, e))?;
+                // Another worker may have read them first: the same roles.
+                self.roles.get_or_init(|| roles)
+            }
+        };
+        let (mut classes, mut scores) = (Vec::new(), Vec::new());
+        {
+            let mut codes = answering.codes.lock().expect("class codes");
+            outputs::answers(out, roles, &mut codes, &mut classes, &mut scores)
+                .map_err(|e| Error::input(self.path, e))?;
         }
-        let mut codes = answering.codes.lock().expect("class codes");
-        let codes = &mut *codes;
-        let roles = self.roles.as_ref().expect("set above");
-        outputs::answers(out, roles, codes, &mut self.classes, &mut self.scores)
-            .map_err(|e| Error::input(self.path, e))?;
-        if self.scores.len() != rows.len() {
+        if scores.len() != rows.len() {
             return Err(Error::input(
                 self.path,
                 format!(
                     "gave {} answers for {} rows (rows {}..{})",
-                    self.scores.len(),
+                    scores.len(),
                     rows.len(),
                     rows.start,
                     rows.end
                 ),
             ));
         }
-        Ok(())
+        Ok((classes, scores))
+    }
+
+    /// Answers rows `start..start + n` of a range; with `noise`, a second
+    /// time in two halves (what serving itself varies: batch composition
+    /// changes the order of float sums).
+    fn answer_batch(
+        &self,
+        range: &Prepared,
+        start: usize,
+        n: usize,
+        answering: &Answering,
+    ) -> Result<BatchAnswers> {
+        let rows = range.offset + start..range.offset + start + n;
+        let mut nulls = 0;
+        let feeds = self.feeds(range, start, n, answering, &mut nulls)?;
+        let started = Instant::now();
+        let out = self.call(feeds, &rows)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let (classes, scores) = self.read(&out, answering, &rows)?;
+        let mut noise = None;
+        if self.noise {
+            let (mut again, mut again_scores) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            let half = n.div_ceil(2);
+            for (a, b) in [(0, half), (half, n)] {
+                if a == b {
+                    continue;
+                }
+                let feeds = self.feeds(range, start + a, b - a, answering, &mut 0)?;
+                let part = rows.start + a..rows.start + b;
+                let out = self.call(feeds, &part)?;
+                let (c, s) = self.read(&out, answering, &part)?;
+                again.extend(c);
+                again_scores.extend(s);
+            }
+            noise = Some((again, again_scores));
+        }
+        Ok(BatchAnswers {
+            classes,
+            scores,
+            noise,
+            nulls,
+            seconds,
+        })
     }
 }
 
@@ -237,19 +283,15 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
             path: &replay.primary,
             model: primary_model,
             feeding: primary_feeding,
-            roles: None,
-            timing: Timing::new("primary", &replay.primary, primary_load),
-            classes: Vec::new(),
-            scores: Vec::new(),
+            roles: OnceLock::new(),
+            noise: replay.baseline_noise,
         },
         Side {
             path: &replay.candidate,
             model: candidate_model,
             feeding: candidate_feeding,
-            roles: None,
-            timing: Timing::new("candidate", &replay.candidate, candidate_load),
-            classes: Vec::new(),
-            scores: Vec::new(),
+            roles: OnceLock::new(),
+            noise: false,
         },
     ];
     // The columns each range is read with.
@@ -301,6 +343,10 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
         baseline_noise: replay.baseline_noise,
         inputs: &replay.inputs,
         nulls: 0,
+        timings: [
+            Timing::new("primary", &replay.primary, primary_load),
+            Timing::new("candidate", &replay.candidate, candidate_load),
+        ],
     };
     let reading = Reading {
         table: &table,
@@ -311,13 +357,9 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
         label: label.clone(),
         codes: &codes,
     };
+    let pools = worker_pools()?;
     let started = Instant::now();
-    let (slice_names, sides) = match model_pools()? {
-        Some(pools) => {
-            replay_in_parallel(sides, pools, &reading, &answering, &mut judge, &progress)?
-        }
-        None => replay_in_turns(sides, &reading, &answering, &mut judge, &progress)?,
-    };
+    let slice_names = replay_jobs(&sides, pools, &reading, &answering, &mut judge, &progress)?;
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let comparison = judge.comparison.expect("at least one row was compared");
@@ -330,14 +372,22 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
     compared.roles = vec![
         (
             "primary".into(),
-            primary.roles.map(|r| r.describe()).unwrap_or_default(),
+            primary
+                .roles
+                .get()
+                .map(|r| r.describe())
+                .unwrap_or_default(),
         ),
         (
             "candidate".into(),
-            candidate.roles.map(|r| r.describe()).unwrap_or_default(),
+            candidate
+                .roles
+                .get()
+                .map(|r| r.describe())
+                .unwrap_or_default(),
         ),
     ];
-    compared.timings = vec![primary.timing, candidate.timing];
+    compared.timings = judge.timings.into();
     if nulls > 0 {
         compared.warnings.push(format!(
             "{nulls} input values were null and were passed to the models as NaN"
@@ -373,52 +423,30 @@ struct RangeAnswers {
     nulls: usize,
 }
 
-impl Side<'_> {
-    /// Answers a range batch by batch; with `noise`, answers each batch a
-    /// second time in two halves (what serving itself varies: batch
-    /// composition changes the order of float sums).
-    fn answer_range(
-        &mut self,
-        range: &Prepared,
-        answering: &Answering,
-        noise: bool,
-    ) -> Result<RangeAnswers> {
+impl RangeAnswers {
+    /// The batches' answers, in the range's order.
+    fn join(task: Task, batches: Vec<BatchAnswers>, len: usize, noise: bool) -> Self {
         let mut answers = RangeAnswers {
-            task: Task::Classification,
-            classes: Vec::with_capacity(range.len),
-            scores: Vec::with_capacity(range.len),
-            noise: noise.then(|| (Vec::with_capacity(range.len), Vec::with_capacity(range.len))),
+            task,
+            classes: Vec::with_capacity(len),
+            scores: Vec::with_capacity(len),
+            noise: noise.then(|| (Vec::with_capacity(len), Vec::with_capacity(len))),
             nulls: 0,
         };
-        let mut start = 0;
-        while start < range.len {
-            let n = answering.batch_size.min(range.len - start);
-            let rows = range.offset + start..range.offset + start + n;
-            let feeds = self.feeds(range, start, n, answering, &mut answers.nulls)?;
-            let out = self.call(feeds, &rows, true)?;
-            self.read(&out, answering, &rows)?;
-            answers.classes.extend_from_slice(&self.classes);
-            answers.scores.extend_from_slice(&self.scores);
-            if let Some((classes, scores)) = &mut answers.noise {
-                let half = n.div_ceil(2);
-                for (a, b) in [(0, half), (half, n)] {
-                    if a == b {
-                        continue;
-                    }
-                    let feeds = self.feeds(range, start + a, b - a, answering, &mut 0)?;
-                    let r = rows.start + a..rows.start + b;
-                    let out = self.call(feeds, &r, false)?;
-                    self.read(&out, answering, &r)?;
-                    classes.extend_from_slice(&self.classes);
-                    scores.extend_from_slice(&self.scores);
-                }
+        for batch in batches {
+            answers.classes.extend(batch.classes);
+            answers.scores.extend(batch.scores);
+            if let (Some((classes, scores)), Some((c, s))) = (&mut answers.noise, batch.noise) {
+                classes.extend(c);
+                scores.extend(s);
             }
-            start += n;
+            answers.nulls += batch.nulls;
         }
-        answers.task = self.roles.as_ref().map_or(Task::Classification, |r| r.task);
-        Ok(answers)
+        answers
     }
+}
 
+impl Side<'_> {
     /// The model's feeds for rows `start..start + n` of a range.
     fn feeds(
         &self,
@@ -460,6 +488,8 @@ struct Judge<'a> {
     baseline_noise: bool,
     inputs: &'a Path,
     nulls: usize,
+    /// Each side's calls (primary, candidate).
+    timings: [Timing; 2],
 }
 
 impl Judge<'_> {
@@ -514,14 +544,14 @@ struct Reading<'a> {
 
 impl Reading<'_> {
     /// Decodes each range, lays out its feature matrices and reads its
-    /// labels and slices, handing each to every receiver (a full receiver
-    /// holds the reader back: memory holds a few ranges, whatever the log's
-    /// size). Returns the slice names; stops at the first error, or when a
-    /// receiver has gone (a side failed).
-    fn read_all(&self, receivers: &[SyncSender<Arc<Prepared>>]) -> Result<Vec<String>> {
+    /// labels and slices, then hands each of its batches to the workers,
+    /// once per side (a full queue holds the reader back: memory holds a
+    /// few ranges, whatever the log's size). Returns the slice names; stops
+    /// at the first error, or when the workers have gone (a side failed).
+    fn read_all(&self, jobs: SyncSender<Job>, batch_size: usize) -> Result<Vec<String>> {
         let mut slices = SliceKeys::default();
         let mut labels = LabelReader::new(self.label.clone());
-        for &(offset, len) in self.ranges {
+        for (index, &(offset, len)) in self.ranges.iter().enumerate() {
             let frame = self.table.read_frame(self.needed, offset, len)?;
             let mut matrices: Vec<(Vec<String>, Tensor)> = Vec::new();
             let mut nulls = 0;
@@ -532,7 +562,7 @@ impl Reading<'_> {
                 let mut codes = self.codes.lock().expect("class codes");
                 labels.read(&frame, &mut codes)?
             };
-            let prepared = Arc::new(Prepared {
+            let range = Arc::new(Prepared {
                 offset,
                 len,
                 matrices,
@@ -540,9 +570,18 @@ impl Reading<'_> {
                 slices: slices.read(&frame, self.slice_by)?,
                 nulls,
             });
-            for receiver in receivers {
-                if receiver.send(prepared.clone()).is_err() {
-                    return Ok(slices.names);
+            for start in (0..len).step_by(batch_size) {
+                for side in 0..2 {
+                    let job = Job {
+                        range: range.clone(),
+                        index,
+                        side,
+                        start,
+                        n: batch_size.min(len - start),
+                    };
+                    if jobs.send(job).is_err() {
+                        return Ok(slices.names);
+                    }
                 }
             }
         }
@@ -550,126 +589,125 @@ impl Reading<'_> {
     }
 }
 
-/// Starts the reader on a thread of its own.
-fn spawn_reader<'scope>(
-    scope: &'scope std::thread::Scope<'scope, '_>,
-    reading: &'scope Reading<'scope>,
-    receivers: Vec<SyncSender<Arc<Prepared>>>,
-) -> Result<std::thread::ScopedJoinHandle<'scope, Result<Vec<String>>>> {
-    std::thread::Builder::new()
-        .name("mlctl-reader".into())
-        .spawn_scoped(scope, move || reading.read_all(&receivers))
-        .map_err(|e| Error::usage(format!("cannot start the reader thread: {e}")))
+/// A batch for one side to answer: rows `start..start + n` of a range.
+struct Job {
+    range: Arc<Prepared>,
+    /// The range's place in the log.
+    index: usize,
+    /// 0 for the primary, 1 for the candidate.
+    side: usize,
+    start: usize,
+    n: usize,
 }
 
-/// Both models on threads of their own, each on its pool, each running as
-/// far ahead as the ranges allow: neither waits for the other batch by
-/// batch, and the reader and the judge fill the gaps.
-fn replay_in_parallel<'a>(
-    sides: [Side<'a>; 2],
-    pools: [rayon::ThreadPool; 2],
+/// A job, answered (or failed).
+struct Answered {
+    job: Job,
+    answers: Result<BatchAnswers>,
+}
+
+/// A range whose batches are being answered: the answers so far, in
+/// batch order, per side.
+struct Collecting {
+    range: Arc<Prepared>,
+    batches: [Vec<Option<BatchAnswers>>; 2],
+    missing: usize,
+}
+
+/// Answers the log's batches on a worker per pool, each worker taking the
+/// next batch whichever side it is for, while the reader prepares ranges
+/// ahead; the answers are judged range by range in the log's order
+/// (whatever order the batches finish in, the report is the same).
+fn replay_jobs(
+    sides: &[Side; 2],
+    pools: Vec<rayon::ThreadPool>,
     reading: &Reading,
     answering: &Answering,
     judge: &mut Judge,
     progress: &indicatif::ProgressBar,
-) -> Result<(Vec<String>, [Side<'a>; 2])> {
-    let noise = judge.baseline_noise;
+) -> Result<Vec<String>> {
+    let batch_size = answering.batch_size;
+    let batches_of = |len: usize| len.div_ceil(batch_size);
+    // One range's batches queued: the workers answer one range while the
+    // next waits and the reader prepares the one after.
+    let largest = reading.ranges.iter().map(|r| r.1).max().unwrap_or(0);
+    let (to_workers, jobs) = sync_channel::<Job>(2 * batches_of(largest).max(1));
+    // Shared by the workers alone: once they have all stopped (a failure),
+    // the queue closes and a reader waiting on a full queue stops too.
+    let jobs = Arc::new(Mutex::new(jobs));
     std::thread::scope(|scope| {
-        let (to_primary, primary_ranges) = sync_channel::<Arc<Prepared>>(RANGES_AHEAD);
-        let (to_candidate, candidate_ranges) = sync_channel::<Arc<Prepared>>(RANGES_AHEAD);
-        let reader = spawn_reader(scope, reading, vec![to_primary, to_candidate])?;
-        let [primary, candidate] = sides;
-        let [primary_pool, candidate_pool] = pools;
-        let (primary_thread, primary_answers) = spawn_side(
-            scope,
-            primary,
-            primary_pool,
-            primary_ranges,
-            answering,
-            noise,
-        )?;
-        let (candidate_thread, candidate_answers) = spawn_side(
-            scope,
-            candidate,
-            candidate_pool,
-            candidate_ranges,
-            answering,
-            false,
-        )?;
-        for (range, primary) in primary_answers {
-            let primary = primary?;
-            let Ok((_, candidate)) = candidate_answers.recv() else {
-                break;
-            };
-            judge.add(&range, primary, candidate?)?;
-            progress.set_position((range.offset + range.len) as u64);
+        let reader = std::thread::Builder::new()
+            .name("mlctl-reader".into())
+            .spawn_scoped(scope, move || reading.read_all(to_workers, batch_size))
+            .map_err(|e| Error::usage(format!("cannot start the reader thread: {e}")))?;
+        let (to_judge, answered) = channel::<Answered>();
+        for (i, pool) in pools.into_iter().enumerate() {
+            let (jobs, to_judge) = (jobs.clone(), to_judge.clone());
+            std::thread::Builder::new()
+                .name(format!("mlctl-worker-{i}"))
+                .spawn_scoped(scope, move || work(sides, pool, jobs, to_judge, answering))
+                .map_err(|e| Error::usage(format!("cannot start a worker thread: {e}")))?;
         }
-        // Every range was judged, or the reader stopped at an error.
-        drop(candidate_answers);
-        let slice_names = reader.join().expect("the reader's thread ends")?;
-        let primary = primary_thread.join().expect("the primary's thread ends");
-        let candidate = candidate_thread
-            .join()
-            .expect("the candidate's thread ends");
-        Ok((slice_names, [primary, candidate]))
+        drop((to_judge, jobs));
+        let mut collecting: BTreeMap<usize, Collecting> = BTreeMap::new();
+        let mut next = 0;
+        for Answered { job, answers } in answered {
+            let answers = answers?;
+            judge.timings[job.side].add(answers.seconds, job.n);
+            let entry = collecting.entry(job.index).or_insert_with(|| {
+                let batches = batches_of(job.range.len);
+                Collecting {
+                    range: job.range.clone(),
+                    batches: [
+                        (0..batches).map(|_| None).collect(),
+                        (0..batches).map(|_| None).collect(),
+                    ],
+                    missing: 2 * batches,
+                }
+            });
+            entry.batches[job.side][job.start / batch_size] = Some(answers);
+            entry.missing -= 1;
+            while let Some(done) = collecting
+                .first_entry()
+                .filter(|e| *e.key() == next && e.get().missing == 0)
+            {
+                let Collecting { range, batches, .. } = done.remove();
+                let [primary, candidate] =
+                    batches.map(|b| b.into_iter().flatten().collect::<Vec<_>>());
+                let task = |side: &Side| side.roles.get().map_or(Task::Classification, |r| r.task);
+                judge.add(
+                    &range,
+                    RangeAnswers::join(task(&sides[0]), primary, range.len, sides[0].noise),
+                    RangeAnswers::join(task(&sides[1]), candidate, range.len, false),
+                )?;
+                progress.set_position((range.offset + range.len) as u64);
+                next += 1;
+            }
+        }
+        // Every batch was answered, or the reader stopped at an error.
+        reader.join().expect("the reader's thread ends")
     })
 }
 
-/// A side's answers to a range, with the range they answer.
-type Answered = (Arc<Prepared>, Result<RangeAnswers>);
-
-/// Starts a side on a thread of its own, answering the ranges it receives
-/// on its pool (`noise`: the primary's second run too) until they end or
-/// it fails; the thread gives the side back.
-fn spawn_side<'scope, 'a: 'scope>(
-    scope: &'scope std::thread::Scope<'scope, '_>,
-    mut side: Side<'a>,
+/// A worker: answers jobs on its pool until there are no more, or the
+/// judge has stopped (a failure).
+fn work(
+    sides: &[Side; 2],
     pool: rayon::ThreadPool,
-    ranges: Receiver<Arc<Prepared>>,
-    answering: &'scope Answering<'scope>,
-    noise: bool,
-) -> Result<(
-    std::thread::ScopedJoinHandle<'scope, Side<'a>>,
-    Receiver<Answered>,
-)> {
-    let (send, answers) = sync_channel::<Answered>(1);
-    let name = side.timing.side;
-    let thread = std::thread::Builder::new()
-        .name(format!("mlctl-{name}"))
-        .spawn_scoped(scope, move || {
-            for range in ranges {
-                let answered = pool.install(|| side.answer_range(&range, answering, noise));
-                let failed = answered.is_err();
-                if send.send((range, answered)).is_err() || failed {
-                    break;
-                }
-            }
-            side
-        })
-        .map_err(|e| Error::usage(format!("cannot start the {name}'s thread: {e}")))?;
-    Ok((thread, answers))
-}
-
-/// One thread for both models: they take turns on each range.
-fn replay_in_turns<'a>(
-    mut sides: [Side<'a>; 2],
-    reading: &Reading,
+    jobs: Arc<Mutex<Receiver<Job>>>,
+    to_judge: Sender<Answered>,
     answering: &Answering,
-    judge: &mut Judge,
-    progress: &indicatif::ProgressBar,
-) -> Result<(Vec<String>, [Side<'a>; 2])> {
-    let noise = judge.baseline_noise;
-    let slice_names = std::thread::scope(|scope| {
-        let (to_models, ranges) = sync_channel::<Arc<Prepared>>(RANGES_AHEAD);
-        let reader = spawn_reader(scope, reading, vec![to_models])?;
-        let [primary, candidate] = &mut sides;
-        for range in ranges {
-            let p = primary.answer_range(&range, answering, noise)?;
-            let c = candidate.answer_range(&range, answering, false)?;
-            judge.add(&range, p, c)?;
-            progress.set_position((range.offset + range.len) as u64);
+) {
+    loop {
+        let job = match jobs.lock().expect("the job queue").recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        let side = &sides[job.side];
+        let answers = pool.install(|| side.answer_batch(&job.range, job.start, job.n, answering));
+        let failed = answers.is_err();
+        if to_judge.send(Answered { job, answers }).is_err() || failed {
+            return;
         }
-        reader.join().expect("the reader's thread ends")
-    })?;
-    Ok((slice_names, sides))
+    }
 }
