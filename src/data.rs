@@ -1059,17 +1059,41 @@ impl Frame {
         Ok((data, nulls))
     }
 
-    /// Calls `f` with each row's value of a column as text, without making
-    /// a string per row (slice keys).
-    pub fn for_each_text(&self, name: &str, mut f: impl FnMut(Option<&str>)) -> Result<()> {
+    /// Calls `f` with each row's value of a column as text and, for texts
+    /// of at most 12 bytes, a key equal for equal texts: Arrow keeps such a
+    /// text inside the row's 16-byte view, which is the key (masked to the
+    /// text's length). A caller looks keys up instead of hashing the bytes.
+    pub fn for_each_text_keyed(
+        &self,
+        name: &str,
+        mut f: impl FnMut(Option<&str>, Option<u128>),
+    ) -> Result<()> {
         let c = self
             .column(name)?
             .cast(&DataType::String)
             .map_err(|e| self.err(name, e))?;
-        c.str()
-            .map_err(|e| self.err(name, e))?
-            .iter()
-            .for_each(&mut f);
+        let texts = c.str().map_err(|e| self.err(name, e))?;
+        if texts.null_count() > 0 {
+            texts.iter().for_each(|v| f(v, None));
+            return Ok(());
+        }
+        for chunk in texts.downcast_iter() {
+            for (i, view) in chunk.views().iter().enumerate() {
+                // SAFETY: a chunk has one view per row.
+                let text = unsafe { chunk.value_unchecked(i) };
+                // Little-endian: the length in the low 32 bits, then the bytes.
+                let key = view.is_inline().then(|| {
+                    let bits = 32 + 8 * view.length;
+                    let mask = if bits >= 128 {
+                        u128::MAX
+                    } else {
+                        (1u128 << bits) - 1
+                    };
+                    view.as_u128() & mask
+                });
+                f(Some(text), key);
+            }
+        }
         Ok(())
     }
 

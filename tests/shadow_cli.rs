@@ -493,9 +493,8 @@ fn bad_input_is_one_line_and_exit_2() {
 fn a_model_failing_late_in_a_replay_is_one_line_naming_it_and_its_rows() {
     // shadow_sum_batch7.onnx answers batches of exactly 7 rows (made by
     // tests/fixtures/make_replay_models.py): 285 batches succeed, then the
-    // log's last 5 rows fail, on the candidate's own thread with two
-    // threads, in turn with one; the primary has answered every range by
-    // then. The replay must stop with that error, not hang or panic.
+    // log's last 5 rows fail, with one worker or two. The replay must stop
+    // with that error, not hang or panic.
     for threads in ["1", "2"] {
         fails_cleanly(
             &[
@@ -514,7 +513,9 @@ fn a_model_failing_late_in_a_replay_is_one_line_naming_it_and_its_rows() {
             "shadow_sum_batch7.onnx: rows 1995..2000",
         );
     }
-    // The same model as the primary fails on its noise run's half batch.
+    // The same model as the primary fails on its noise run's half batches,
+    // in every batch: the error reported is the first batch's, whichever
+    // worker fails first.
     fails_cleanly(
         &[
             "shadow-compare",

@@ -185,6 +185,9 @@ impl Compared {
 pub(crate) struct SliceKeys {
     /// foldhash: a million lookups of short keys cost a quarter of SipHash's.
     index: foldhash::HashMap<String, u32>,
+    /// Short values by their Arrow view (`Frame::for_each_text_keyed`): a
+    /// 16-byte key instead of the text's bytes.
+    by_view: foldhash::HashMap<u128, u32>,
     pub names: Vec<String>,
 }
 
@@ -206,12 +209,18 @@ impl SliceKeys {
         }
         if let [column] = columns {
             let mut out = Vec::with_capacity(frame.height());
-            frame.for_each_text(column, |value| {
+            frame.for_each_text_keyed(column, |value, view| {
+                if let Some(&i) = view.and_then(|v| self.by_view.get(&v)) {
+                    return out.push(i);
+                }
                 let value = value.unwrap_or("(null)");
                 let i = match self.index.get(value) {
                     Some(&i) => i,
                     None => self.key(value.to_string()),
                 };
+                if let Some(v) = view {
+                    self.by_view.insert(v, i);
+                }
                 out.push(i);
             })?;
             return Ok(Some(out));

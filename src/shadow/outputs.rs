@@ -192,9 +192,14 @@ pub fn answers(
             .and_then(|t| t.to_dtype(DType::I64))
             .and_then(|t| t.to_vec1::<i64>())
             .map_err(|e| e.to_string())?;
-        classes.extend(v);
+        *classes = v;
     }
     match matrix {
+        // A binary classifier with a class output: the score is the second
+        // column, nothing to search.
+        Some((probabilities, 2)) if roles.class.is_some() => {
+            scores.extend(probabilities.chunks_exact(2).map(|row| f64::from(row[1])));
+        }
         Some((probabilities, width)) => {
             let rows = probabilities.len() / width;
             for r in 0..rows {

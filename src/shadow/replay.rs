@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -635,6 +636,7 @@ fn replay_jobs(
     // Shared by the workers alone: once they have all stopped (a failure),
     // the queue closes and a reader waiting on a full queue stops too.
     let jobs = Arc::new(Mutex::new(jobs));
+    let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("mlctl-reader".into())
@@ -642,17 +644,35 @@ fn replay_jobs(
             .map_err(|e| Error::usage(format!("cannot start the reader thread: {e}")))?;
         let (to_judge, answered) = channel::<Answered>();
         for (i, pool) in pools.into_iter().enumerate() {
-            let (jobs, to_judge) = (jobs.clone(), to_judge.clone());
+            let (jobs, to_judge, stop) = (jobs.clone(), to_judge.clone(), &stop);
             std::thread::Builder::new()
                 .name(format!("mlctl-worker-{i}"))
-                .spawn_scoped(scope, move || work(sides, pool, jobs, to_judge, answering))
+                .spawn_scoped(scope, move || {
+                    work(sides, pool, jobs, to_judge, stop, answering)
+                })
                 .map_err(|e| Error::usage(format!("cannot start a worker thread: {e}")))?;
         }
         drop((to_judge, jobs));
         let mut collecting: BTreeMap<usize, Collecting> = BTreeMap::new();
         let mut next = 0;
+        // The first failed batch in the queue's order: after a failure the
+        // workers take no new batch, and the ones under way are waited for,
+        // so that every batch queued before the first failure has been
+        // answered and the error reported does not depend on the timing.
+        let mut failed: Option<((usize, usize, usize), Error)> = None;
         for Answered { job, answers } in answered {
-            let answers = answers?;
+            let answers = match answers {
+                Ok(answers) if failed.is_none() => answers,
+                Ok(_) => continue,
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    let order = (job.index, job.start, job.side);
+                    if failed.as_ref().is_none_or(|(first, _)| order < *first) {
+                        failed = Some((order, e));
+                    }
+                    continue;
+                }
+            };
             judge.timings[job.side].add(answers.seconds, job.n);
             let entry = collecting.entry(job.index).or_insert_with(|| {
                 let batches = batches_of(job.range.len);
@@ -675,33 +695,41 @@ fn replay_jobs(
                 let [primary, candidate] =
                     batches.map(|b| b.into_iter().flatten().collect::<Vec<_>>());
                 let task = |side: &Side| side.roles.get().map_or(Task::Classification, |r| r.task);
-                judge.add(
+                let judged = judge.add(
                     &range,
                     RangeAnswers::join(task(&sides[0]), primary, range.len, sides[0].noise),
                     RangeAnswers::join(task(&sides[1]), candidate, range.len, false),
-                )?;
+                );
+                if judged.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                judged?;
                 progress.set_position((range.offset + range.len) as u64);
                 next += 1;
             }
+        }
+        if let Some((_, e)) = failed {
+            return Err(e);
         }
         // Every batch was answered, or the reader stopped at an error.
         reader.join().expect("the reader's thread ends")
     })
 }
 
-/// A worker: answers jobs on its pool until there are no more, or the
-/// judge has stopped (a failure).
+/// A worker: answers jobs on its pool until there are no more, or a
+/// batch has failed (`stop`), or the judge has stopped.
 fn work(
     sides: &[Side; 2],
     pool: rayon::ThreadPool,
     jobs: Arc<Mutex<Receiver<Job>>>,
     to_judge: Sender<Answered>,
+    stop: &AtomicBool,
     answering: &Answering,
 ) {
     loop {
         let job = match jobs.lock().expect("the job queue").recv() {
-            Ok(job) => job,
-            Err(_) => return,
+            Ok(job) if !stop.load(Ordering::Relaxed) => job,
+            _ => return,
         };
         let side = &sides[job.side];
         let answers = pool.install(|| side.answer_batch(&job.range, job.start, job.n, answering));
