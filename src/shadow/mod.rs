@@ -462,47 +462,30 @@ fn slice_results(opts: &Options, cmp: &Comparison) -> Vec<SliceResult> {
     out
 }
 
-/// Equal-width bins over both samples, for the overlaid score chart.
-fn score_chart(primary: &[f64], candidate: &[f64]) -> Option<Chart> {
-    let lo = primary
-        .iter()
-        .chain(candidate)
-        .copied()
-        .fold(f64::INFINITY, f64::min);
-    let hi = primary
-        .iter()
-        .chain(candidate)
-        .copied()
-        .fold(f64::NEG_INFINITY, f64::max);
-    if !(lo.is_finite() && hi.is_finite()) {
-        return None;
-    }
+/// Equal-width bins over both samples, for the overlaid score chart,
+/// counted from the samples' runs (distinct values and their counts, as
+/// the distances already have them): a few thousand runs instead of two
+/// passes over up to 2M scores each.
+fn score_chart(primary: &Runs, candidate: &Runs) -> Option<Chart> {
+    let ends = |r: &Runs| Some((*r.values.first()?, *r.values.last()?));
+    let (lo, hi) = match (ends(primary), ends(candidate)) {
+        (Some((a, b)), Some((c, d))) => (a.min(c), b.max(d)),
+        (Some(e), None) | (None, Some(e)) => e,
+        (None, None) => return None,
+    };
     const BINS: usize = 20;
     let width = if hi > lo {
         (hi - lo) / BINS as f64
     } else {
         1.0
     };
-    let share = |values: &[f64]| {
-        // Four sets of counters, one per lane: scores crowd into the end
-        // bins, and consecutive increments of one counter would each wait
-        // for the last (this loop was most of the report's time on a
-        // million rows).
-        let bin = |v: f64| (((v - lo) / width) as usize).min(BINS - 1);
-        let mut lanes = [[0u64; BINS]; 4];
-        let quads = values.chunks_exact(4);
-        let rest = quads.remainder();
-        for quad in quads {
-            for (lane, &v) in lanes.iter_mut().zip(quad) {
-                lane[bin(v)] += 1;
-            }
+    let share = |runs: &Runs| {
+        let mut bins = [0u64; BINS];
+        for (&v, &count) in runs.values.iter().zip(&runs.counts) {
+            bins[(((v - lo) / width) as usize).min(BINS - 1)] += count;
         }
-        for &v in rest {
-            lanes[0][bin(v)] += 1;
-        }
-        (0..BINS)
-            .map(|b| lanes.iter().map(|l| l[b]).sum::<u64>() as f64 / values.len().max(1) as f64)
-            .collect()
+        let total = runs.counts.iter().sum::<u64>().max(1) as f64;
+        bins.iter().map(|&b| b as f64 / total).collect()
     };
     Some(Chart::Histogram {
         title: "Score distributions".into(),
@@ -527,6 +510,8 @@ fn score_chart(primary: &[f64], candidate: &[f64]) -> Option<Chart> {
 struct Distances {
     psi: f64,
     ks: ks::KsResult,
+    /// The primary's and the candidate's sampled scores, as runs.
+    runs: (Runs, Runs),
 }
 
 fn distances(cmp: &Comparison) -> Option<Distances> {
@@ -545,6 +530,7 @@ fn distances(cmp: &Comparison) -> Option<Distances> {
     Some(Distances {
         psi: divergence::psi(&binned.reference, &binned.current),
         ks: ks::ks_2samp(&a, &b),
+        runs: (a, b),
     })
 }
 
@@ -943,7 +929,7 @@ fn judge(opts: &Options, compared: Compared) -> Result<Report> {
                 cmp.scores.seen
             ));
         }
-        if let Some(chart) = score_chart(&cmp.scores.primary, &cmp.scores.candidate) {
+        if let Some(chart) = score_chart(&d.runs.0, &d.runs.1) {
             tests.charts.push(chart);
         }
     }
@@ -1238,4 +1224,40 @@ fn slice_section(opts: &Options, compared: &Compared, results: &[SliceResult]) -
         });
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_score_chart_counts_every_score_into_equal_width_bins() {
+        // Scores repeat (as a log's replayed records do) and spread
+        // unevenly; the two samples have different ranges.
+        let primary: Vec<f64> = (0..5000).map(|i| ((i * 37) % 101) as f64 / 100.0).collect();
+        let candidate: Vec<f64> = (0..3000)
+            .map(|i| 0.2 + ((i * 17) % 91) as f64 / 90.0)
+            .collect();
+        // The bins span both: the primary's lowest, the candidate's highest.
+        let (lo, hi) = (0.0, 1.2);
+        let width = (hi - lo) / 20.0;
+        let expected = |values: &[f64]| {
+            let mut bins = [0f64; 20];
+            for v in values {
+                bins[(((v - lo) / width) as usize).min(19)] += 1.0;
+            }
+            bins.map(|b| b / values.len() as f64).to_vec()
+        };
+        let chart = score_chart(
+            &Runs::from_values(primary.clone()),
+            &Runs::from_values(candidate.clone()),
+        );
+        let Some(Chart::Histogram { bins, series, .. }) = chart else {
+            panic!("no histogram")
+        };
+        assert_eq!(bins.len(), 20);
+        assert_eq!(bins[0], crate::report::format_float(lo));
+        assert_eq!(series[0].values, expected(&primary));
+        assert_eq!(series[1].values, expected(&candidate));
+    }
 }
