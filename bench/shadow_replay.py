@@ -21,6 +21,11 @@ and prints replay rows/s over:
     two models on them, so on few cores this stays near 0.5);
   * both models' offline times added up (both models, back to back, on
     all the threads);
+  * both models batch by batch with one batch per thread, from their
+    one-thread offline rates (threads / (1/r1 + 1/r2)): how a replay
+    spreads its work (every batch of either model is a job for the next
+    free thread), so the bound of a replay with no reading or comparing at
+    all;
 with the peak resident memory of the replay on the log and on a log four
 times as long (bounded memory: it must not grow with the log).
 """
@@ -114,7 +119,7 @@ def main():
     report = rss = None
     for _ in range(args.rounds):
         for model in ("model.onnx", "model_v2.onnx"):
-            for threads in sorted({args.threads, share}):
+            for threads in sorted({args.threads, share, 1}):
                 key = (model, threads)
                 figures.setdefault(key, []).append(offline(model, args.batch, threads))
         report, rss = replay(log, args.batch, args.threads)
@@ -128,7 +133,7 @@ def main():
           f"median of {args.rounds} interleaved rounds")
     print(f"{'':48} {'rows/s':>12}")
     for model in ("model.onnx", "model_v2.onnx"):
-        for threads in sorted({args.threads, share}):
+        for threads in sorted({args.threads, share, 1}):
             print(f"{f'bench offline, {model}, {threads} thread(s)':48} {median[(model, threads)]:12,.0f}")
     print(f"{'shadow-compare replay (both models)':48} {replay_rate:12,.0f}")
     for side in ("primary", "candidate"):
@@ -141,6 +146,9 @@ def main():
     print(f"replay / slower model offline on all {args.threads} threads: {replay_rate / slower_all:.2f}")
     print(f"replay / both models back to back offline ({back_to_back:,.0f} rows/s): "
           f"{replay_rate / back_to_back:.2f}")
+    batch_parallel = args.threads / (1 / median[("model.onnx", 1)] + 1 / median[("model_v2.onnx", 1)])
+    print(f"replay / both models, one batch per thread ({batch_parallel:,.0f} rows/s): "
+          f"{replay_rate / batch_parallel:.2f}")
     report_big, rss_big = replay(big, args.batch, args.threads)
     print(f"peak RSS: {rss:.0f} MiB on {summary['rows']:,} rows, "
           f"{rss_big:.0f} MiB on {report_big['summary']['rows']:,} rows")
