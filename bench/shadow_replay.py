@@ -9,14 +9,13 @@ log writer leaves them) once, then, in interleaved rounds (the machine's
 speed drifts; each figure is the median over the rounds):
   * `mlctl bench --scenario offline` of model.onnx and model_v2.onnx at the
     replay's batch size (the models alone, inputs already in memory), with
-    all the threads and with half of them (the share each model gets in a
-    replay, where both run at once);
+    all the threads, with half of them (each model's share when both run at
+    once) and with one;
   * `mlctl shadow-compare --primary model.onnx --candidate model_v2.onnx
     --inputs LOG` (reading the log, both models, every comparison);
 and prints replay rows/s over:
-  * the slower model's offline rows/s on its share of the threads: the
-    bound of a replay that is limited by the models (the issue asks for at
-    least 0.8);
+  * the slower model's offline rows/s on its share of the threads (the
+    issue asks for at least 0.8 of the slower model);
   * the slower model's offline rows/s on all the threads (the replay runs
     two models on them, so on few cores this stays near 0.5);
   * both models' offline times added up (both models, back to back, on
