@@ -717,7 +717,9 @@ fn replay_jobs(
 }
 
 /// A worker: answers jobs on its pool until there are no more, or a
-/// batch has failed (`stop`), or the judge has stopped.
+/// batch has failed (`stop`), or the judge has stopped. The whole loop
+/// runs on the pool's thread: handing each batch to it and waiting for
+/// the answer cost two thread switches a batch.
 fn work(
     sides: &[Side; 2],
     pool: rayon::ThreadPool,
@@ -726,16 +728,15 @@ fn work(
     stop: &AtomicBool,
     answering: &Answering,
 ) {
-    loop {
+    pool.install(|| loop {
         let job = match jobs.lock().expect("the job queue").recv() {
             Ok(job) if !stop.load(Ordering::Relaxed) => job,
             _ => return,
         };
-        let side = &sides[job.side];
-        let answers = pool.install(|| side.answer_batch(&job.range, job.start, job.n, answering));
+        let answers = sides[job.side].answer_batch(&job.range, job.start, job.n, answering);
         let failed = answers.is_err();
         if to_judge.send(Answered { job, answers }).is_err() || failed {
             return;
         }
-    }
+    })
 }
