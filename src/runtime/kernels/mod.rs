@@ -264,9 +264,10 @@ pub fn map_rows(
     parts.concat()
 }
 
-/// What a product applies to its output once finished, stretch by stretch
-/// of a row while it is still in cache (the activation that follows a
-/// MatMul in the graph); in place, once for every value.
+/// What a product applies to its output once finished, while it is still
+/// in cache (the activation that follows a MatMul in the graph); in place,
+/// once for every value. Element-wise: it is given stretches of rows, or
+/// whole blocks of rows at once.
 pub type Activation<'a> = Option<&'a (dyn Fn(&mut [f32]) + Sync)>;
 
 /// A raw pointer that parallel tasks share, each writing its own disjoint

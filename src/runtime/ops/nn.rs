@@ -75,7 +75,14 @@ impl Op for ArgMax {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let x = input(inputs, 0)?;
         let ax = axis(self.axis, x.rank())?;
-        let y = if self.last_index {
+        let last_axis_on_cpu = if !self.last_index && ax + 1 == x.rank() {
+            first_argmax_of_rows(x)
+        } else {
+            None
+        };
+        let y = if let Some(y) = last_axis_on_cpu {
+            y?
+        } else if self.last_index {
             last_argmax(x, ax)?
         } else {
             x.argmax_keepdim(ax)
@@ -89,6 +96,37 @@ impl Op for ArgMax {
         };
         Ok(vec![Value::Tensor(y)])
     }
+}
+
+/// Index of the first maximum of each row (the last axis) of a contiguous
+/// f32 CPU tensor, as int64 with the axis kept: one pass instead of
+/// candle's argmax and a conversion of its u32 indices (a classifier's
+/// label step). The same rule as candle's: a value replaces the best so
+/// far only when greater (NaN never does, unless first).
+fn first_argmax_of_rows(x: &Tensor) -> Option<Result<Tensor, String>> {
+    let width = *x.dims().last()?;
+    if !kernels::on_cpu(x, DType::F32) || width == 0 {
+        return None;
+    }
+    let picks = kernels::with_slice::<f32, _>(x, |values| {
+        values
+            .chunks_exact(width)
+            .map(|row| {
+                let (mut best, mut value) = (0, row[0]);
+                for (i, &v) in row.iter().enumerate() {
+                    if value < v {
+                        (best, value) = (i, v);
+                    }
+                }
+                best as i64
+            })
+            .collect::<Vec<i64>>()
+    })?;
+    let mut dims = x.dims().to_vec();
+    if let Some(last) = dims.last_mut() {
+        *last = 1;
+    }
+    Some(kernels::tensor_from(picks, &dims))
 }
 
 /// Index of the last maximum along `ax` (ties resolved to the highest index).
@@ -140,5 +178,36 @@ impl Op for ArgMin {
             last_index: self.last_index,
         };
         inner.run(&[Some(&Value::Tensor(negated))])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn argmax_of_rows_gives_candles_indices_with_ties_and_nan() {
+        let rows: Vec<f32> = vec![
+            0.2,
+            0.8,
+            0.8, // a tie: the first
+            f32::NAN,
+            1.0,
+            2.0, // NaN first: never replaced (candle's rule)
+            1.0,
+            f32::NAN,
+            0.5, // NaN later: never chosen
+            -1.0,
+            -3.0,
+            -2.0,
+        ];
+        let x = Tensor::from_vec(rows, (4, 3), &Device::Cpu).unwrap();
+        let ours = first_argmax_of_rows(&x).expect("applies").unwrap();
+        assert_eq!(ours.dims(), &[4, 1]);
+        let theirs = x.argmax_keepdim(1).unwrap().to_dtype(DType::I64).unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<i64>().unwrap();
+        assert_eq!(flat(&ours), flat(&theirs));
+        assert_eq!(flat(&ours), vec![1, 0, 0, 0]);
     }
 }

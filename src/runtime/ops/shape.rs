@@ -131,8 +131,77 @@ impl Op for Concat {
             .collect::<Result<_, _>>()?;
         let first = tensors.first().ok_or("Concat needs at least one input")?;
         let ax = axis(self.axis, first.rank())?;
+        let on_cpu = match first.dtype() {
+            DType::F32 => concat_on_cpu::<f32>(&tensors, ax),
+            DType::I64 => concat_on_cpu::<i64>(&tensors, ax),
+            _ => None,
+        };
+        if let Some(out) = on_cpu {
+            return Ok(vec![Value::Tensor(out?)]);
+        }
         Ok(vec![Value::Tensor(Tensor::cat(&tensors, ax).map_err(err)?)])
     }
+}
+
+/// Concatenation of contiguous CPU tensors of one type along `ax`, block
+/// by block: candle copies each input's block of every outer index with a
+/// call to memcpy, which for the usual [n, 1] + [n, 1] of a classifier's
+/// probabilities is a call per value. None where that does not apply
+/// (candle's path then checks the shapes and reports any mismatch).
+fn concat_on_cpu<T: candle_core::WithDType>(
+    tensors: &[&Tensor],
+    ax: usize,
+) -> Option<Result<Tensor, String>> {
+    let dims = tensors[0].dims();
+    let fits = tensors.iter().all(|t| {
+        t.dtype() == T::DTYPE
+            && matches!(t.device(), candle_core::Device::Cpu)
+            && t.is_contiguous()
+            && t.rank() == dims.len()
+            && t.dims()
+                .iter()
+                .zip(dims)
+                .enumerate()
+                .all(|(i, (a, b))| i == ax || a == b)
+    });
+    if !fits {
+        return None;
+    }
+    let outer: usize = dims[..ax].iter().product();
+    let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+    let mut parts: Vec<(&[T], usize)> = Vec::with_capacity(tensors.len());
+    for (storage, layout) in &guards {
+        let candle_core::Storage::Cpu(cpu) = &**storage else {
+            return None;
+        };
+        let (start, end) = layout.contiguous_offsets()?;
+        let values: &[T] = cpu.as_slice::<T>().ok()?;
+        let block = layout.dims()[ax..].iter().product::<usize>();
+        parts.push((&values[start..end], block));
+    }
+    // Each input fills its columns of every output row: short blocks as
+    // strided runs of single values, long ones by copies.
+    let row: usize = parts.iter().map(|(_, block)| block).sum();
+    let mut out: Vec<T> = vec![T::from_f64(0.0); outer * row];
+    let mut column = 0;
+    for &(values, block) in &parts {
+        if block < 8 {
+            for i in 0..block {
+                let to = out.iter_mut().skip(column + i).step_by(row.max(1));
+                for (o, v) in to.zip(values.iter().skip(i).step_by(block)) {
+                    *o = *v;
+                }
+            }
+        } else {
+            for (o, part) in out.chunks_exact_mut(row).zip(values.chunks_exact(block)) {
+                o[column..column + block].copy_from_slice(part);
+            }
+        }
+        column += block;
+    }
+    let mut out_dims = dims.to_vec();
+    out_dims[ax] = tensors.iter().map(|t| t.dims()[ax]).sum();
+    Some(Tensor::from_vec(out, out_dims, &candle_core::Device::Cpu).map_err(|e| e.to_string()))
 }
 
 pub struct Unsqueeze {
@@ -202,5 +271,59 @@ impl Op for Squeeze {
         Ok(vec![Value::Tensor(
             x.reshape(dims.as_slice()).map_err(err)?,
         )])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn concat_on_the_cpu_matches_candles_cat_for_short_and_long_blocks() {
+        // Blocks of 1 (a classifier's [n, 1] + [n, 1]), mixed short ones,
+        // and blocks of 8 and more, which are copied whole.
+        for (shapes, ax) in [
+            (vec![vec![5, 1], vec![5, 1]], 1),
+            (vec![vec![3, 2, 1], vec![3, 2, 3]], 2),
+            (vec![vec![2, 3, 4], vec![2, 1, 4], vec![2, 2, 4]], 1),
+            (vec![vec![4, 9], vec![4, 16]], 1),
+            (vec![vec![2, 5], vec![3, 5]], 0),
+            (vec![vec![0, 3], vec![0, 2]], 1),
+        ] {
+            let mut next = 0f32;
+            let tensors: Vec<Tensor> = shapes
+                .iter()
+                .map(|dims| {
+                    let n: usize = dims.iter().product();
+                    let v: Vec<f32> = (0..n).map(|i| next + i as f32).collect();
+                    next += 100.0;
+                    Tensor::from_vec(v, dims.as_slice(), &Device::Cpu).unwrap()
+                })
+                .collect();
+            let refs: Vec<&Tensor> = tensors.iter().collect();
+            let ours = concat_on_cpu::<f32>(&refs, ax).expect("applies").unwrap();
+            let theirs = Tensor::cat(&refs, ax).unwrap();
+            assert_eq!(ours.dims(), theirs.dims(), "{shapes:?} on {ax}");
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(flat(&ours), flat(&theirs), "{shapes:?} on {ax}");
+            let as_i64: Vec<Tensor> = tensors
+                .iter()
+                .map(|t| t.to_dtype(DType::I64).unwrap())
+                .collect();
+            let refs: Vec<&Tensor> = as_i64.iter().collect();
+            let ours = concat_on_cpu::<i64>(&refs, ax).expect("applies").unwrap();
+            let theirs = Tensor::cat(&refs, ax).unwrap();
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<i64>().unwrap();
+            assert_eq!(flat(&ours), flat(&theirs), "int64 {shapes:?} on {ax}");
+        }
+        // A view that is not contiguous is left to candle.
+        let t = Tensor::arange(0f32, 6., &Device::Cpu)
+            .unwrap()
+            .reshape((2, 3))
+            .unwrap()
+            .t()
+            .unwrap();
+        assert!(concat_on_cpu::<f32>(&[&t, &t], 1).is_none());
     }
 }
