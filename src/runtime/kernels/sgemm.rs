@@ -24,6 +24,24 @@ fn tile_shape(isa: Isa) -> (usize, usize) {
     }
 }
 
+/// The kernels for a product of `n` columns: at most 16 columns on
+/// AVX-512 go to the AVX2 kernels, whose tiles are 16 columns wide where
+/// AVX-512's are 32 (half their work thrown away: a small MLP's second
+/// layer). Both compute every value by the same multiply-adds in the same
+/// order, so the bits are the same.
+fn isa_for_columns(isa: Isa, n: usize) -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512Vnni
+        && n <= 16
+        && is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+    {
+        return Isa::Avx2;
+    }
+    let _ = n;
+    isa
+}
+
 /// B (k x n) in panels of `nr` columns, each panel k rows of `nr` values,
 /// zero-padded past column n.
 #[derive(Debug)]
@@ -38,7 +56,7 @@ impl PackedB {
     /// Packs B, element (p, j) at `b[p * row_stride + j * col_stride]` (so a
     /// transposed B packs without a copy first).
     pub fn pack(b: &[f32], k: usize, n: usize, row_stride: usize, col_stride: usize) -> PackedB {
-        Self::pack_for(isa(), b, k, n, row_stride, col_stride)
+        Self::pack_for(isa_for_columns(isa(), n), b, k, n, row_stride, col_stride)
     }
 
     pub fn pack_for(
@@ -813,6 +831,30 @@ mod tests {
                 for (i, (x, y)) in fused.iter().zip(&separate).enumerate() {
                     assert_eq!(x.to_bits(), y.to_bits(), "{isa:?} {m}x{n}x{k} [{i}]");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn narrow_products_give_the_same_bits_on_avx2_tiles_as_on_avx512() {
+        // At most 16 columns pack for the AVX2 kernels on an AVX-512
+        // machine; the values must be those of the AVX-512 kernels.
+        let isas = Isa::available();
+        if !(isas.contains(&Isa::Avx512Vnni) && isas.contains(&Isa::Avx2)) {
+            return;
+        }
+        for &(m, n, k) in &[(4096, 16, 32), (13, 5, 300), (1, 16, 600), (37, 9, 17)] {
+            let a = values(m * k, 21 + m as u64);
+            let b = values(k * n, 22 + n as u64);
+            let bias = values(n, 23);
+            let narrow = PackedB::pack(&b, k, n, n, 1);
+            assert_eq!(narrow.isa, Isa::Avx2);
+            let wide = PackedB::pack_for(Isa::Avx512Vnni, &b, k, n, n, 1);
+            let (mut x, mut y) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+            sgemm(m, &a, k, &narrow, Some(&bias), None, &mut x, true);
+            sgemm(m, &a, k, &wide, Some(&bias), None, &mut y, true);
+            for (i, (x, y)) in x.iter().zip(&y).enumerate() {
+                assert_eq!(x.to_bits(), y.to_bits(), "{m}x{n}x{k} [{i}]");
             }
         }
     }
