@@ -199,9 +199,14 @@ fn relu_on_cpu(x: &Tensor) -> Option<Result<Tensor, String>> {
         return None;
     }
     let out = kernels::with_slice::<f32, _>(x, |x| {
-        kernels::map_rows(x, 1, |_, run, out| {
-            out.extend(run.iter().map(|&v| if v < 0.0 { 0.0 } else { v }))
-        })
+        // SAFETY: the zip writes every value of `out` (as long as `run`).
+        unsafe {
+            kernels::map_rows(x, 1, |_, run, out| {
+                for (o, &v) in out.iter_mut().zip(run) {
+                    *o = if v < 0.0 { 0.0 } else { v };
+                }
+            })
+        }
     })?;
     Some(kernels::tensor_from(out, x.dims()))
 }
@@ -215,9 +220,14 @@ fn sigmoid_on_cpu(x: &Tensor) -> Option<Result<Tensor, String>> {
         return None;
     }
     let out = kernels::with_slice::<f32, _>(x, |x| {
-        kernels::map_rows(x, 1, |_, run, out| {
-            out.extend(run.iter().map(|&v| 1.0 / ((-v).exp() + 1.0)))
-        })
+        // SAFETY: the zip writes every value of `out` (as long as `run`).
+        unsafe {
+            kernels::map_rows(x, 1, |_, run, out| {
+                for (o, &v) in out.iter_mut().zip(run) {
+                    *o = 1.0 / ((-v).exp() + 1.0);
+                }
+            })
+        }
     })?;
     Some(kernels::tensor_from(out, x.dims()))
 }

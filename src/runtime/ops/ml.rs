@@ -52,22 +52,25 @@ impl Scaler {
         );
         let period = offset.len();
         let out = kernels::with_slice::<f32, _>(x, |x| {
-            kernels::map_rows(x, width, |_, run, out| {
-                out.resize(run.len(), 0.0);
-                let apply = |o: &mut [f32], v: &[f32]| {
-                    for (((o, v), off), s) in o.iter_mut().zip(v).zip(&offset).zip(&scale) {
-                        *o = (v - off) * s;
+            // SAFETY: the periods and the remainder cover `out` (as long as
+            // `run`, whole rows), and `apply` writes each of their values.
+            unsafe {
+                kernels::map_rows(x, width, |_, run, out| {
+                    let apply = |o: &mut [f32], v: &[f32]| {
+                        for (((o, v), off), s) in o.iter_mut().zip(v).zip(&offset).zip(&scale) {
+                            *o = (v - off) * s;
+                        }
+                    };
+                    let mut outs = out.chunks_exact_mut(period);
+                    let mut ins = run.chunks_exact(period);
+                    for (o, v) in (&mut outs).zip(&mut ins) {
+                        apply(o, v);
                     }
-                };
-                let mut outs = out.chunks_exact_mut(period);
-                let mut ins = run.chunks_exact(period);
-                for (o, v) in (&mut outs).zip(&mut ins) {
-                    apply(o, v);
-                }
-                // The last rows, fewer than a period (whole rows: the
-                // pattern starts over at each period).
-                apply(outs.into_remainder(), ins.remainder());
-            })
+                    // The last rows, fewer than a period (whole rows: the
+                    // pattern starts over at each period).
+                    apply(outs.into_remainder(), ins.remainder());
+                })
+            }
         })?;
         Some(kernels::tensor_from(out, x.dims()))
     }
