@@ -584,13 +584,17 @@ impl Model {
         // cost more than a small product itself (a quarter of a 16 x 384 x
         // 384 product's time here); and it keeps the other threads awake
         // between operators. A short one (the last run took under
-        // POOL_RUN_MICROS) stays where it is: the hop alone would cost more
-        // than it saves (a batch of one row through the sample MLP takes
-        // 15 us).
+        // POOL_RUN_MICROS) stays where it is, and its operators run on this
+        // thread alone: the hop would cost more than it saves (a batch of
+        // one row through the sample MLP takes 5-15 us).
         let long = self.last_run_micros.load(Ordering::Relaxed) >= POOL_RUN_MICROS;
         if long && rayon::current_thread_index().is_none() {
             return rayon::scope(|_| self.run_profiled(feeds, profile));
         }
+        // A short run called from outside the pool stays on this thread,
+        // its operators included.
+        let _serial =
+            (!long && rayon::current_thread_index().is_none()).then(kernels::Serial::start);
         let _awake = long.then(kernels::KeepAwake::start);
         let start = std::time::Instant::now();
         let result = self.run_inner(feeds, profile, None);
