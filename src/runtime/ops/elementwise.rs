@@ -192,9 +192,9 @@ struct UnaryOp {
     any_type: bool,
 }
 
-/// max(0, x) keeping NaN, in one pass over f32 on the CPU (candle's
-/// comparison and select take four passes).
-fn relu_on_cpu(x: &Tensor) -> Option<Result<Tensor, String>> {
+/// `f` of every value of a float32 CPU tensor, in one pass (its runs of
+/// values on the threads when there are enough); None elsewhere.
+fn map_on_cpu(x: &Tensor, f: impl Fn(f32) -> f32 + Sync) -> Option<Result<Tensor, String>> {
     if !kernels::on_cpu(x, DType::F32) {
         return None;
     }
@@ -203,7 +203,7 @@ fn relu_on_cpu(x: &Tensor) -> Option<Result<Tensor, String>> {
         unsafe {
             kernels::map_rows(x, 1, |_, run, out| {
                 for (o, &v) in out.iter_mut().zip(run) {
-                    *o = if v < 0.0 { 0.0 } else { v };
+                    *o = f(v);
                 }
             })
         }
@@ -211,25 +211,18 @@ fn relu_on_cpu(x: &Tensor) -> Option<Result<Tensor, String>> {
     Some(kernels::tensor_from(out, x.dims()))
 }
 
+/// max(0, x) keeping NaN, in one pass over f32 on the CPU (candle's
+/// comparison and select take four passes).
+fn relu_on_cpu(x: &Tensor) -> Option<Result<Tensor, String>> {
+    map_on_cpu(x, |v| if v < 0.0 { 0.0 } else { v })
+}
+
 /// 1 / (1 + e^-x) in one pass over f32 on the CPU, the same operations in
 /// the same order as the candle chain below (negate, exp, + 1, reciprocal)
 /// and so the same bits, without its four passes and buffers (a
 /// classifier's last step: a tenth of a small MLP's time).
 fn sigmoid_on_cpu(x: &Tensor) -> Option<Result<Tensor, String>> {
-    if !kernels::on_cpu(x, DType::F32) {
-        return None;
-    }
-    let out = kernels::with_slice::<f32, _>(x, |x| {
-        // SAFETY: the zip writes every value of `out` (as long as `run`).
-        unsafe {
-            kernels::map_rows(x, 1, |_, run, out| {
-                for (o, &v) in out.iter_mut().zip(run) {
-                    *o = 1.0 / ((-v).exp() + 1.0);
-                }
-            })
-        }
-    })?;
-    Some(kernels::tensor_from(out, x.dims()))
+    map_on_cpu(x, |v| 1.0 / ((-v).exp() + 1.0))
 }
 
 impl Op for UnaryOp {
