@@ -336,8 +336,8 @@ fn column_product(
     let (depth, bias) = (block_depth(k), bias.map(|b| b[0]));
     let rows = |first: usize, out: &mut [f32]| {
         // SAFETY: AVX2 and FMA are present (both ISAs that come here have
-        // them); rows
-        // first..first + out.len() of A lie inside `a` (sgemm's assertion).
+        // them); rows first..first + out.len() of A lie inside `a`
+        // (sgemm's assertion).
         unsafe { x86::column_rows(&a[first * lda..], lda, &column, depth, bias, out) };
         if let Some(f) = activation {
             f(out);
