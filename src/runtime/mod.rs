@@ -588,7 +588,9 @@ impl Model {
         // thread alone: the hop would cost more than it saves (a batch of
         // one row through the sample MLP takes 5-15 us).
         let long = self.last_run_micros.load(Ordering::Relaxed) >= POOL_RUN_MICROS;
-        if long && rayon::current_thread_index().is_none() {
+        // (With one thread in the pool there are no others to wake: the hop
+        // would only add two thread switches to every run.)
+        if long && rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1 {
             return rayon::scope(|_| self.run_profiled(feeds, profile));
         }
         // A short run called from outside the pool stays on this thread,
