@@ -588,15 +588,15 @@ impl Model {
         // thread alone: the hop would cost more than it saves (a batch of
         // one row through the sample MLP takes 5-15 us).
         let long = self.last_run_micros.load(Ordering::Relaxed) >= POOL_RUN_MICROS;
+        let outside_pool = rayon::current_thread_index().is_none();
         // (With one thread in the pool there are no others to wake: the hop
         // would only add two thread switches to every run.)
-        if long && rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1 {
+        if long && outside_pool && rayon::current_num_threads() > 1 {
             return rayon::scope(|_| self.run_profiled(feeds, profile));
         }
         // A short run called from outside the pool stays on this thread,
         // its operators included.
-        let _serial =
-            (!long && rayon::current_thread_index().is_none()).then(kernels::Serial::start);
+        let _serial = (!long && outside_pool).then(kernels::Serial::start);
         let _awake = long.then(kernels::KeepAwake::start);
         let start = std::time::Instant::now();
         let result = self.run_inner(feeds, profile, None);

@@ -1,12 +1,13 @@
 //! Replay: both models answer the logged rows, batch by batch, and the
 //! answers are compared range by range, in the log's order. The log is
 //! read in ranges that follow its row groups, a range ahead of the models:
-//! one thread decodes the next range while another lays out this one. Each batch of a range, for either model, is
-//! a job; one worker per thread takes the next job, whichever model it is
-//! for, so that no thread waits while another model still has batches to
-//! answer (two models pinned to a thread each left the faster one's thread
-//! idle, and the reader and the judge then slowed the slower one). Memory
-//! holds a few ranges whatever the log's size.
+//! one thread decodes the next range while another lays out this one.
+//! Each batch of a range, for either model, is a job; one worker per
+//! thread takes the next job, whichever model it is for, so that no
+//! thread waits while another model still has batches to answer (two
+//! models pinned to a thread each left the faster one's thread idle, and
+//! the reader and the judge then slowed the slower one). Memory holds a
+//! few ranges whatever the log's size.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -544,11 +545,12 @@ struct Reading<'a> {
 }
 
 impl Reading<'_> {
-    /// Decodes each range, lays out its feature matrices and reads its
-    /// labels and slices, then hands each of its batches to the workers,
-    /// once per side (a full queue holds the reader back: memory holds a
-    /// few ranges, whatever the log's size). Returns the slice names; stops
-    /// at the first error, or when the workers have gone (a side failed).
+    /// Decodes each range (on a thread of its own, a range ahead), lays out
+    /// its feature matrices and reads its labels and slices, then hands
+    /// each of its batches to the workers, once per side (a full queue
+    /// holds the reader back: memory holds a few ranges, whatever the log's
+    /// size). Returns the slice names; stops at the first error, or when
+    /// the workers have gone (a side failed).
     fn read_all(&self, jobs: SyncSender<Job>, batch_size: usize) -> Result<Vec<String>> {
         // Decoding runs a range ahead on a thread of its own: with small
         // models the reader is the slowest stage, and decoding and laying

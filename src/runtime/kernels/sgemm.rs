@@ -189,7 +189,7 @@ pub fn sgemm(
     let (mr, nr) = tile_shape(b.isa);
     #[cfg(target_arch = "x86_64")]
     if n == 1 && matches!(b.isa, Isa::Avx512Vnni | Isa::Avx2) {
-        column_product(m, a, lda, b, nr, bias, activation, c, parallel);
+        column_product(m, a, lda, b, bias, activation, c, parallel);
         return;
     }
     let mr = small_batch_rows(b.isa, m, mr);
@@ -325,13 +325,12 @@ fn column_product(
     a: &[f32],
     lda: usize,
     b: &PackedB,
-    nr: usize,
     bias: Option<&[f32]>,
     activation: Activation,
     c: &mut [f32],
     parallel: bool,
 ) {
-    let k = b.k;
+    let (k, nr) = (b.k, tile_shape(b.isa).1);
     let column: Vec<f32> = (0..k).map(|p| b.data[p * nr]).collect();
     let (depth, bias) = (block_depth(k), bias.map(|b| b[0]));
     let rows = |first: usize, out: &mut [f32]| {

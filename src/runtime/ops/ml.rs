@@ -34,13 +34,8 @@ impl Scaler {
         // 16 values, so that a run is one long vector loop instead of a
         // short loop per row (30 features: 16 + 8 + 6 values a row, and
         // the row's overhead, made the step a tenth of a small MLP).
-        let gcd = |mut a: usize, mut b: usize| {
-            while b != 0 {
-                (a, b) = (b, a % b);
-            }
-            a
-        };
-        let period_rows = 16 / gcd(width, 16);
+        // 16 over the largest power of two (at most 16) dividing the width.
+        let period_rows = 16 >> width.trailing_zeros().min(4);
         let period_rows = if width * period_rows <= 4096 {
             period_rows
         } else {
