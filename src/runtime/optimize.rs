@@ -1128,14 +1128,27 @@ impl Op for Attention {
                                 let start = |i: usize, base: usize, strides: &[usize]| {
                                     kernels::batch_start(i, base, batch_dims, strides)
                                 };
-                                // Scores and probabilities go to buffers made once per
-                                // thread's run of heads: both are written whole
-                                // before they are read, so one pair serves every head.
-                                let buffers = || (vec![0f32; m * n], vec![0f32; m * n]);
+                                // Scores, probabilities and the packed keys and values go
+                                // to buffers made once per thread's run of heads: each is
+                                // written whole before it is read, so one set serves every
+                                // head.
+                                let buffers = || {
+                                    (
+                                        vec![0f32; m * n],
+                                        vec![0f32; m * n],
+                                        PackedB::empty(),
+                                        PackedB::empty(),
+                                    )
+                                };
                                 let head =
-                            |(scores, probabilities): &mut (Vec<f32>, Vec<f32>),
+                            |(scores, probabilities, keys, values): &mut (
+                                Vec<f32>,
+                                Vec<f32>,
+                                PackedB,
+                                PackedB,
+                            ),
                              (i, o): (usize, &mut [f32])| {
-                                let keys = PackedB::pack(
+                                keys.repack(
                                     &kv[start(i, k0, ks)..],
                                     d,
                                     n,
@@ -1146,7 +1159,7 @@ impl Op for Attention {
                                     m,
                                     &qv[start(i, q0, qs)..],
                                     qs[r - 2],
-                                    &keys,
+                                    keys,
                                     None,
                                     None,
                                     scores,
@@ -1161,7 +1174,7 @@ impl Op for Attention {
                                     self.divisor,
                                     probabilities,
                                 );
-                                let values = PackedB::pack(
+                                values.repack(
                                     &vv[start(i, v0, vs)..],
                                     n,
                                     dv,
@@ -1172,7 +1185,7 @@ impl Op for Attention {
                                     m,
                                     probabilities,
                                     n,
-                                    &values,
+                                    values,
                                     None,
                                     None,
                                     o,

@@ -67,36 +67,84 @@ impl PackedB {
         row_stride: usize,
         col_stride: usize,
     ) -> PackedB {
-        let nr = tile_shape(isa).1;
+        let mut packed = PackedB {
+            k: 0,
+            n: 0,
+            isa,
+            data: Vec::new(),
+        };
+        packed.fill(b, k, n, row_stride, col_stride);
+        packed
+    }
+
+    /// An empty packing, for [`PackedB::repack`] to fill.
+    pub fn empty() -> PackedB {
+        PackedB {
+            k: 0,
+            n: 0,
+            isa: isa(),
+            data: Vec::new(),
+        }
+    }
+
+    /// Packs B as [`PackedB::pack`] does, into this packing's memory: an
+    /// attention packs every head's keys and values, and a fresh zeroed
+    /// buffer per head cost more than the copy.
+    pub fn repack(&mut self, b: &[f32], k: usize, n: usize, row_stride: usize, col_stride: usize) {
+        self.isa = isa_for_columns(isa(), n);
+        self.fill(b, k, n, row_stride, col_stride);
+    }
+
+    /// Writes every value of the panels (padding included), so that memory
+    /// left from an earlier packing is never read.
+    fn fill(&mut self, b: &[f32], k: usize, n: usize, row_stride: usize, col_stride: usize) {
+        let nr = tile_shape(self.isa).1;
         let panels = n.div_ceil(nr);
-        let mut data = vec![0f32; panels * k * nr];
+        let len = panels * k * nr;
+        if self.data.len() != len {
+            self.data.clear();
+            self.data.resize(len, 0.0);
+        }
+        (self.k, self.n) = (k, n);
         // (With k = 0 there is nothing to pack: no chunk of size 0.)
-        for (panel, out) in data
+        for (panel, out) in self
+            .data
             .chunks_mut((k * nr).max(1))
             .enumerate()
             .take(panels * (k > 0) as usize)
         {
             let j0 = panel * nr;
             let cols = nr.min(n - j0);
-            if row_stride == 1 && col_stride != 1 {
+            if col_stride == 1 {
+                // Rows of B where they lie (attention's V, weights).
+                for (p, row) in out.chunks_exact_mut(nr).enumerate() {
+                    let start = p * row_stride + j0;
+                    row[..cols].copy_from_slice(&b[start..start + cols]);
+                    row[cols..].fill(0.0);
+                }
+            } else if row_stride == 1 {
                 // A transposed B (attention's K^T): read each column where it
                 // lies, in order, and scatter it down the panel.
-                for c in 0..cols {
+                let first =
+                    pack_columns_by_eight(&b[j0 * col_stride..], k, col_stride, cols, out, nr);
+                for c in first..cols {
                     let column = &b[(j0 + c) * col_stride..];
                     for (p, v) in column[..k].iter().enumerate() {
                         out[p * nr + c] = *v;
                     }
                 }
+                for row in out.chunks_exact_mut(nr) {
+                    row[cols..].fill(0.0);
+                }
             } else {
-                for p in 0..k {
-                    let row = &mut out[p * nr..p * nr + cols];
-                    for (c, v) in row.iter_mut().enumerate() {
+                for (p, row) in out.chunks_exact_mut(nr).enumerate() {
+                    for (c, v) in row[..cols].iter_mut().enumerate() {
                         *v = b[p * row_stride + (j0 + c) * col_stride];
                     }
+                    row[cols..].fill(0.0);
                 }
             }
         }
-        PackedB { k, n, isa, data }
     }
 
     /// B again, row-major (k x n).
@@ -109,6 +157,43 @@ impl PackedB {
             }
         }
         b
+    }
+}
+
+/// Packs the first columns of a panel of a transposed B (column c's `k`
+/// values at `b[c * col_stride..]`) eight at a time, through a
+/// transposition in registers where AVX is; returns how many it packed.
+/// (One value stored at a time was most of packing an attention head's
+/// keys.)
+fn pack_columns_by_eight(
+    b: &[f32],
+    k: usize,
+    col_stride: usize,
+    cols: usize,
+    out: &mut [f32],
+    nr: usize,
+) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut first = 0;
+        if is_x86_feature_detected!("avx") {
+            assert!(out.len() >= k * nr);
+            while first + 8 <= cols {
+                let start = first * col_stride;
+                assert!(start + 7 * col_stride + k <= b.len());
+                // SAFETY: AVX is present; the eight columns lie within `b`
+                // (asserted), `out` holds k rows of nr (asserted) and
+                // first + 8 <= cols <= nr.
+                unsafe { x86::pack_columns8(&b[start..], col_stride, k, out, nr, first) };
+                first += 8;
+            }
+        }
+        first
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (b, k, col_stride, cols, out, nr);
+        0
     }
 }
 
@@ -526,6 +611,38 @@ mod x86 {
                 Some(b) => sum + b,
                 None => sum,
             };
+        }
+    }
+
+    /// Eight columns of a transposed B (column c's `k` values at
+    /// `b[c * stride..]`) into places `first..first + 8` of each of the
+    /// first `k` rows of a panel `nr` wide.
+    ///
+    /// # Safety
+    /// AVX must be present, `b` must hold `7 * stride + k` values and `out`
+    /// `k * nr`, with `first + 8 <= nr`.
+    #[target_feature(enable = "avx")]
+    pub unsafe fn pack_columns8(
+        b: &[f32],
+        stride: usize,
+        k: usize,
+        out: &mut [f32],
+        nr: usize,
+        first: usize,
+    ) {
+        let (b, out) = (b.as_ptr(), out.as_mut_ptr());
+        let mut p = 0;
+        while p + 8 <= k {
+            let columns = std::array::from_fn(|c| _mm256_loadu_ps(b.add(c * stride + p)));
+            for (q, values) in transpose8(columns).into_iter().enumerate() {
+                _mm256_storeu_ps(out.add((p + q) * nr + first), values);
+            }
+            p += 8;
+        }
+        for p in p..k {
+            for c in 0..8 {
+                *out.add(p * nr + first + c) = *b.add(c * stride + p);
+            }
         }
     }
 
@@ -976,6 +1093,59 @@ mod tests {
                     b,
                     "{isa:?} {k}x{n}"
                 );
+            }
+        }
+    }
+
+    /// B (k x n) laid out with the given strides, the gaps filled with
+    /// values that must not be packed.
+    fn strided(b: &[f32], k: usize, n: usize, row_stride: usize, col_stride: usize) -> Vec<f32> {
+        let len = (k.max(1) - 1) * row_stride + (n.max(1) - 1) * col_stride + 1;
+        let mut v = vec![f32::NAN; len];
+        for p in 0..k {
+            for j in 0..n {
+                v[p * row_stride + j * col_stride] = b[p * n + j];
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn every_layout_packs_b_and_a_reused_packing_equals_a_fresh_one() {
+        // One packing reused across shapes and layouts, as an attention's
+        // heads reuse theirs: every value (padding included) must be what a
+        // fresh packing holds, whatever was packed before.
+        let mut reused = PackedB::empty();
+        // Row-major with a gap after each row, transposed with a gap after
+        // each column (an attention head's keys among others'), and both
+        // strides above one.
+        let layouts: [fn(usize, usize) -> (usize, usize); 3] =
+            [|_, n| (n + 3, 1), |k, _| (1, k + 5), |_, n| (2 * n + 1, 2)];
+        for layout in layouts {
+            // (8 x 32 then 16 x 8: the same length, the second with padding
+            // where the first had values.)
+            for &(k, n) in &[
+                (37, 45),
+                (32, 128),
+                (5, 3),
+                (8, 32),
+                (16, 8),
+                (19, 8),
+                (0, 4),
+                (8, 0),
+            ] {
+                let b = values(k * n, (k * 100 + n) as u64);
+                let (rs, cs) = layout(k, n);
+                let laid = strided(&b, k, n, rs, cs);
+                let fresh = PackedB::pack(&laid, k, n, rs, cs);
+                assert_eq!(fresh.unpack(), b, "{k}x{n} strides {rs},{cs}");
+                reused.repack(&laid, k, n, rs, cs);
+                assert_eq!(
+                    reused.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    fresh.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{k}x{n} strides {rs},{cs}"
+                );
+                assert_eq!((reused.k, reused.n, reused.isa), (k, n, fresh.isa));
             }
         }
     }
