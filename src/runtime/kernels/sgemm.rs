@@ -1119,8 +1119,8 @@ mod tests {
         // Row-major with a gap after each row, transposed with a gap after
         // each column (an attention head's keys among others'), and both
         // strides above one.
-        let layouts: [fn(usize, usize) -> (usize, usize); 3] =
-            [|_, n| (n + 3, 1), |k, _| (1, k + 5), |_, n| (2 * n + 1, 2)];
+        type Strides = fn(usize, usize) -> (usize, usize);
+        let layouts: [Strides; 3] = [|_, n| (n + 3, 1), |k, _| (1, k + 5), |_, n| (2 * n + 1, 2)];
         for layout in layouts {
             // (8 x 32 then 16 x 8: the same length, the second with padding
             // where the first had values.)
