@@ -210,8 +210,11 @@ pub const SCORE_SAMPLE: usize = 1 << 21;
 /// A uniform sample of rows' paired scores, at most [`SCORE_SAMPLE`].
 #[derive(Debug, Clone, Default)]
 pub struct ScoreSample {
-    pub primary: Vec<f64>,
-    pub candidate: Vec<f64>,
+    /// (primary, candidate) of each sampled row, side by side: past the
+    /// sample's size a replacement lands anywhere in it, and one cache miss
+    /// a row is half of what two arrays cost (a third of comparing a 4M-row
+    /// log).
+    pairs: Vec<[f64; 2]>,
     /// Scored rows seen.
     pub seen: u64,
     state: u64,
@@ -220,9 +223,8 @@ pub struct ScoreSample {
 impl ScoreSample {
     fn add(&mut self, primary: f64, candidate: f64) {
         self.seen += 1;
-        if self.primary.len() < SCORE_SAMPLE {
-            self.primary.push(primary);
-            self.candidate.push(candidate);
+        if self.pairs.len() < SCORE_SAMPLE {
+            self.pairs.push([primary, candidate]);
             return;
         }
         // xorshift64*: a fixed seed keeps reports reproducible.
@@ -237,13 +239,31 @@ impl ScoreSample {
         // 64-bit division per row was a seventh of comparing a long log).
         let j = ((r as u128 * self.seen as u128) >> 64) as usize;
         if j < SCORE_SAMPLE {
-            self.primary[j] = primary;
-            self.candidate[j] = candidate;
+            self.pairs[j] = [primary, candidate];
         }
     }
 
+    /// Rows in the sample.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// The primary's sampled scores.
+    pub fn primary(&self) -> Vec<f64> {
+        self.pairs.iter().map(|p| p[0]).collect()
+    }
+
+    /// The candidate's sampled scores, in the same rows' order.
+    pub fn candidate(&self) -> Vec<f64> {
+        self.pairs.iter().map(|p| p[1]).collect()
+    }
+
     pub fn is_complete(&self) -> bool {
-        self.seen as usize == self.primary.len()
+        self.seen as usize == self.pairs.len()
     }
 }
 
@@ -437,8 +457,10 @@ mod tests {
         for i in 0..(SCORE_SAMPLE + 1000) {
             sample.add(i as f64, i as f64);
         }
-        assert_eq!(sample.primary.len(), SCORE_SAMPLE);
+        assert_eq!(sample.len(), SCORE_SAMPLE);
         assert!(!sample.is_complete());
-        assert!(sample.primary.iter().any(|&v| v >= SCORE_SAMPLE as f64));
+        assert!(sample.primary().iter().any(|&v| v >= SCORE_SAMPLE as f64));
+        // Each row's two scores stay together when it replaces another.
+        assert_eq!(sample.primary(), sample.candidate());
     }
 }

@@ -516,13 +516,13 @@ struct Distances {
 
 fn distances(cmp: &Comparison) -> Option<Distances> {
     let s = &cmp.scores;
-    if s.primary.is_empty() {
+    if s.is_empty() {
         return None;
     }
     // The two samples are counted or sorted at once.
     let (a, b) = rayon::join(
-        || Runs::from_values(s.primary.clone()),
-        || Runs::from_values(s.candidate.clone()),
+        || Runs::from_values(s.primary()),
+        || Runs::from_values(s.candidate()),
     );
     let mut binned = binning::bin_numeric(&a, &b, false);
     binning::fill_zeroes(&mut binned.reference);
@@ -925,7 +925,7 @@ fn judge(opts: &Options, compared: Compared) -> Result<Report> {
         if !cmp.scores.is_complete() {
             tests.notes.push(format!(
                 "KS and PSI on a uniform sample of {} of {} scored rows",
-                cmp.scores.primary.len(),
+                cmp.scores.len(),
                 cmp.scores.seen
             ));
         }
