@@ -867,6 +867,14 @@ impl Frame {
         &self.path
     }
 
+    /// Rows `offset..offset + len`, sharing this frame's buffers.
+    pub fn slice(&self, offset: usize, len: usize) -> Frame {
+        Frame {
+            path: self.path.clone(),
+            df: self.df.slice(offset as i64, len),
+        }
+    }
+
     pub fn height(&self) -> usize {
         self.df.height()
     }

@@ -260,8 +260,9 @@ fn without_timings(mut r: Value) -> Value {
 
 #[test]
 fn replay_in_many_short_ranges_is_the_same_on_one_thread_and_on_two() {
-    // Batches of 7 rows: the log is handed out in ranges of 224 rows, the
-    // last batch of each range and of the log is partial, and with two
+    // Batches of 7 rows: the log is handed out in ranges of 224 rows, laid
+    // out in parts of 28 (the last range, 208 rows, in parts of 28 and one
+    // of 12), the last batch of the log is partial, and with two
     // threads each model runs ahead on its own thread; the answers must
     // still pair up row by row, in order.
     let run = |threads: &str, batch: &str| {

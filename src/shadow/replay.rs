@@ -1,8 +1,9 @@
 //! Replay: both models answer the logged rows, batch by batch, and the
-//! answers are compared range by range, in the log's order. The log is
+//! answers are compared part by part, in the log's order. The log is
 //! read in ranges that follow its row groups, a range ahead of the models:
-//! one thread decodes the next range while another lays out this one.
-//! Each batch of a range, for either model, is a job; one worker per
+//! one thread decodes the next range while another lays out this one, in
+//! parts of a few batches handed to the workers as each is laid out.
+//! Each batch of a part, for either model, is a job; one worker per
 //! thread takes the next job, whichever model it is for, so that no
 //! thread waits while another model still has batches to answer (two
 //! models pinned to a thread each left the faster one's thread idle, and
@@ -31,6 +32,12 @@ const READ_ROWS: usize = 1 << 17;
 
 /// Batches in a range of a table already in memory.
 const BATCHES_PER_MEMORY_RANGE: usize = 32;
+
+/// Parts a decoded range is laid out and handed to the workers in (of
+/// whole batches): the workers start on a range's first part while the
+/// reader lays out the rest (16k rows of a 128k-row range at the usual
+/// batch size), and a part's matrix is still in cache when they read it.
+const PARTS_PER_RANGE: usize = 8;
 
 /// A range of the log, ready for the models.
 struct Prepared {
@@ -577,7 +584,8 @@ impl Reading<'_> {
         })
     }
 
-    /// Lays out each decoded range, in order, and queues its batches.
+    /// Lays out each decoded range, in order, part by part, and queues
+    /// each part's batches as soon as it is laid out.
     fn prepare_all(
         &self,
         decoded: Receiver<Result<Frame>>,
@@ -586,50 +594,71 @@ impl Reading<'_> {
     ) -> Result<Vec<String>> {
         let mut slices = SliceKeys::default();
         let mut labels = LabelReader::new(self.label.clone());
-        for (index, &(offset, len)) in self.ranges.iter().enumerate() {
+        let mut index = 0;
+        for &(offset, len) in self.ranges {
             let frame = decoded
                 .recv()
                 .expect("the decoding thread sends every range or an error")?;
-            let mut matrices: Vec<(Vec<String>, Tensor)> = Vec::new();
-            let mut nulls = 0;
-            for columns in self.matrix_columns {
-                matrix_feed(&frame, columns, &mut matrices, &mut nulls)?;
-            }
-            let labels = {
-                let mut codes = self.codes.lock().expect("class codes");
-                labels.read(&frame, &mut codes)?
-            };
-            let range = Arc::new(Prepared {
-                offset,
-                len,
-                matrices,
-                labels,
-                slices: slices.read(&frame, self.slice_by)?,
-                nulls,
-            });
-            for start in (0..len).step_by(batch_size) {
-                for side in 0..2 {
-                    let job = Job {
-                        range: range.clone(),
-                        index,
-                        side,
-                        start,
-                        n: batch_size.min(len - start),
-                    };
-                    if jobs.send(job).is_err() {
-                        return Ok(slices.names);
+            let part_rows = len
+                .div_ceil(PARTS_PER_RANGE)
+                .next_multiple_of(batch_size)
+                .max(batch_size);
+            for start in (0..len).step_by(part_rows) {
+                let part = frame.slice(start, part_rows.min(len - start));
+                let range = self.prepare(&part, offset + start, &mut labels, &mut slices)?;
+                for start in (0..range.len).step_by(batch_size) {
+                    for side in 0..2 {
+                        let job = Job {
+                            range: range.clone(),
+                            index,
+                            side,
+                            start,
+                            n: batch_size.min(range.len - start),
+                        };
+                        if jobs.send(job).is_err() {
+                            return Ok(slices.names);
+                        }
                     }
                 }
+                index += 1;
             }
         }
         Ok(slices.names)
+    }
+
+    /// Lays out rows `offset..` of the log (`frame`) for the models, with
+    /// their labels and slices.
+    fn prepare(
+        &self,
+        frame: &Frame,
+        offset: usize,
+        labels: &mut LabelReader,
+        slices: &mut SliceKeys,
+    ) -> Result<Arc<Prepared>> {
+        let mut matrices: Vec<(Vec<String>, Tensor)> = Vec::new();
+        let mut nulls = 0;
+        for columns in self.matrix_columns {
+            matrix_feed(frame, columns, &mut matrices, &mut nulls)?;
+        }
+        let labels = {
+            let mut codes = self.codes.lock().expect("class codes");
+            labels.read(frame, &mut codes)?
+        };
+        Ok(Arc::new(Prepared {
+            offset,
+            len: frame.height(),
+            matrices,
+            labels,
+            slices: slices.read(frame, self.slice_by)?,
+            nulls,
+        }))
     }
 }
 
 /// A batch for one side to answer: rows `start..start + n` of a range.
 struct Job {
     range: Arc<Prepared>,
-    /// The range's place in the log.
+    /// The part's place in the log (ranges are handed out in parts).
     index: usize,
     /// 0 for the primary, 1 for the candidate.
     side: usize,
