@@ -301,10 +301,10 @@ impl LabelReader {
             });
         };
         let (classes, numbers) = match frame.values(column)? {
-            Values::Int(v) => (
-                Some(v.clone()),
-                Some(v.iter().map(|x| x.map_or(f64::NAN, |x| x as f64)).collect()),
-            ),
+            Values::Int(v) => {
+                let numbers = v.iter().map(|x| x.map_or(f64::NAN, |x| x as f64)).collect();
+                (Some(v), Some(numbers))
+            }
             Values::Bool(v) => (Some(v.iter().map(|x| x.map(i64::from)).collect()), None),
             Values::Text(v) => (
                 Some(
