@@ -322,10 +322,85 @@ pub struct Model {
     /// How long the last run took, which decides where the next one runs
     /// (`run_profiled`); u64::MAX before the first.
     last_run_micros: AtomicU64,
+    /// Where runs called from outside the pool have been going.
+    placement: std::sync::Mutex<Placement>,
 }
 
 /// Runs at least this long move to the thread pool (`Model::run_profiled`).
 const POOL_RUN_MICROS: u64 = 250;
+
+/// Where a model's runs called from outside the pool go, and how long they
+/// took there as the caller saw them. A run of about POOL_RUN_MICROS
+/// flipped between the two places at every run, paying the hop each time
+/// (the sample MLP at 4,096 rows ran slower on two threads than on one):
+/// once in the pool, runs stay there while they are faster there than
+/// they were on the calling thread.
+#[derive(Debug, Default)]
+struct Placement {
+    pooled: bool,
+    /// Runs in the pool since the last on the calling thread.
+    pooled_runs: u32,
+    /// The last run in the pool, hop included (us).
+    pooled_micros: u64,
+    /// Runs on the calling thread, smoothed (us; None before the first):
+    /// three quarters of the old, a quarter of the new (at most twice the
+    /// old), so that one preempted run does not move the choice.
+    serial_micros: Option<u64>,
+    /// Runs left on the calling thread before the pool is tried again,
+    /// after it was found slower.
+    hold: u32,
+}
+
+impl Placement {
+    /// Runs on the calling thread before a pool found slower is tried again.
+    const HOLD_RUNS: u32 = 64;
+
+    /// Whether the next run goes to the pool, the last run having taken
+    /// `last_run` (us, where it ran). From the calling thread, runs go when
+    /// they take at least POOL_RUN_MICROS there (smoothed: one slow run
+    /// does not send them; the first run goes). In the pool, runs stay
+    /// while they take half of that or more and, once both places are
+    /// timed, while the pool is faster as the caller sees it (judged from
+    /// the second run there: the first wakes a sleeping pool); found
+    /// slower, they go back for HOLD_RUNS runs.
+    fn next_pooled(&mut self, last_run: u64) -> bool {
+        self.pooled = if self.pooled {
+            let slower = self
+                .serial_micros
+                .is_some_and(|serial| self.pooled_runs >= 2 && self.pooled_micros >= serial);
+            if slower {
+                self.hold = Self::HOLD_RUNS;
+            }
+            let long_enough = match self.serial_micros {
+                None => last_run >= POOL_RUN_MICROS,
+                Some(_) => last_run >= POOL_RUN_MICROS / 2,
+            };
+            long_enough && !slower
+        } else if self.hold > 0 {
+            self.hold -= 1;
+            false
+        } else {
+            self.serial_micros.unwrap_or(last_run) >= POOL_RUN_MICROS
+        };
+        self.pooled
+    }
+
+    /// Counts a run and how long the caller waited for it (us).
+    fn record(&mut self, pooled: bool, micros: u64) {
+        if pooled {
+            self.pooled_runs += 1;
+            self.pooled_micros = micros;
+        } else {
+            self.pooled_runs = 0;
+            // A run counts for at most twice the average so far: one
+            // preempted run must not make the pool look faster.
+            self.serial_micros = Some(match self.serial_micros {
+                Some(old) => (old.saturating_mul(3) + micros.min(old.saturating_mul(2))) / 4,
+                None => micros,
+            });
+        }
+    }
+}
 
 /// Marks the steps whose outputs depend on no fed value (`Memo`): in plan
 /// order, a plain node reading only weights and memo outputs, or a Shape.
@@ -552,6 +627,7 @@ impl Model {
             device: device.clone(),
             remembered,
             last_run_micros: AtomicU64::new(u64::MAX),
+            placement: Default::default(),
         })
     }
 
@@ -583,21 +659,45 @@ impl Model {
         // to sleep until it is done, two thread wake-ups per operator, which
         // cost more than a small product itself (a quarter of a 16 x 384 x
         // 384 product's time here); and it keeps the other threads awake
-        // between operators. A short one (the last run took under
-        // POOL_RUN_MICROS) stays where it is, and its operators run on this
-        // thread alone: the hop would cost more than it saves (a batch of
-        // one row through the sample MLP takes 5-15 us).
-        let long = self.last_run_micros.load(Ordering::Relaxed) >= POOL_RUN_MICROS;
+        // between operators. A short one stays where it is, and its
+        // operators run on this thread alone: the hop would cost more than
+        // it saves (a batch of one row through the sample MLP takes 5-15
+        // us). `Placement` decides which is which.
+        let last = self.last_run_micros.load(Ordering::Relaxed);
         let outside_pool = rayon::current_thread_index().is_none();
         // (With one thread in the pool there are no others to wake: the hop
         // would only add two thread switches to every run.)
-        if long && outside_pool && rayon::current_num_threads() > 1 {
-            return rayon::scope(|_| self.run_profiled(feeds, profile));
+        if outside_pool && rayon::current_num_threads() > 1 {
+            let placement = || self.placement.lock().unwrap_or_else(|e| e.into_inner());
+            let pooled = placement().next_pooled(last);
+            let start = std::time::Instant::now();
+            let result = if pooled {
+                rayon::scope(|_| {
+                    let _awake = kernels::KeepAwake::start();
+                    self.timed_run(feeds, profile)
+                })
+            } else {
+                let _serial = kernels::Serial::start();
+                self.timed_run(feeds, profile)
+            };
+            let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            placement().record(pooled, micros);
+            return result;
         }
-        // A short run called from outside the pool stays on this thread,
-        // its operators included.
+        // Already on a pool's thread (a caller's own pool), or a pool of
+        // one.
+        let long = last >= POOL_RUN_MICROS;
         let _serial = (!long && outside_pool).then(kernels::Serial::start);
         let _awake = long.then(kernels::KeepAwake::start);
+        self.timed_run(feeds, profile)
+    }
+
+    /// `run_inner`, keeping how long it took (`last_run_micros`).
+    fn timed_run(
+        &self,
+        feeds: Vec<(String, Tensor)>,
+        profile: Option<&mut HashMap<String, (usize, f64)>>,
+    ) -> Result<Vec<(String, Value)>, String> {
         let start = std::time::Instant::now();
         let result = self.run_inner(feeds, profile, None);
         let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -757,5 +857,76 @@ impl Model {
                 Ok((o.name.clone(), v))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where each of `runs` runs goes, for a model taking `serial` us on the
+    /// calling thread and `pooled` in the pool as the caller sees it, `hop`
+    /// of it the hand-over (the first run after others on the calling
+    /// thread waits `wake` more), the run at index `slow` taking 400 us
+    /// more.
+    fn places(
+        p: &mut Placement,
+        last: &mut u64,
+        (serial, pooled, hop, wake): (u64, u64, u64, u64),
+        runs: usize,
+        slow: Option<usize>,
+    ) -> Vec<bool> {
+        (0..runs)
+            .map(|i| {
+                let in_pool = p.next_pooled(*last);
+                let extra = if slow == Some(i) { 400 } else { 0 };
+                let waited = if in_pool {
+                    pooled + extra + if p.pooled_runs == 0 { wake } else { 0 }
+                } else {
+                    serial + extra
+                };
+                p.record(in_pool, waited);
+                *last = if in_pool { waited - hop } else { waited };
+                in_pool
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_run_goes_to_the_pool_where_it_is_faster_and_stays_there() {
+        let fresh = || (Placement::default(), u64::MAX);
+        // A transformer: every run in the pool, its first included.
+        let (mut p, mut last) = fresh();
+        assert!(places(&mut p, &mut last, (16000, 8000, 20, 200), 50, None)
+            .iter()
+            .all(|&pooled| pooled));
+        // A batch of one row: after the first run, all on the calling
+        // thread, a slow (preempted) one included.
+        let (mut p, mut last) = fresh();
+        let went = places(&mut p, &mut last, (6, 60, 20, 200), 50, Some(10));
+        assert!(
+            went[0] && went[1..].iter().all(|&pooled| !pooled),
+            "{went:?}"
+        );
+        // About POOL_RUN_MICROS here and faster in the pool: after a few
+        // runs (the smoothed time reaching the threshold), in the pool to
+        // stay, its waking first run there included.
+        let (mut p, mut last) = fresh();
+        let went = places(&mut p, &mut last, (260, 200, 20, 250), 50, None);
+        assert!(went[10..].iter().all(|&pooled| pooled), "{went:?}");
+        // Under the threshold here: after the first runs, on the calling
+        // thread, one slow run included.
+        let (mut p, mut last) = fresh();
+        let went = places(&mut p, &mut last, (150, 170, 20, 250), 50, Some(20));
+        assert!(went[2..].iter().all(|&pooled| !pooled), "{went:?}");
+        // Over the threshold but slower in the pool: tried, then left for
+        // HOLD_RUNS runs at a time, not every other run.
+        let (mut p, mut last) = fresh();
+        let went = places(&mut p, &mut last, (260, 300, 100, 250), 300, None);
+        let in_pool = went[1..].iter().filter(|&&pooled| pooled).count();
+        assert!(
+            in_pool > 0 && in_pool <= 3 * (300 / Placement::HOLD_RUNS as usize + 1),
+            "{in_pool}"
+        );
     }
 }
