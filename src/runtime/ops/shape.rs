@@ -5,6 +5,7 @@ use candle_core::{DType, Tensor};
 use candle_onnx::onnx::tensor_proto::DataType;
 
 use super::{axis, err, input, int_values, optional, Op, OpResult, Value};
+use crate::runtime::kernels;
 use crate::runtime::tensor::{dtype_of, type_name};
 
 pub struct Identity;
@@ -154,8 +155,7 @@ fn concat_on_cpu<T: candle_core::WithDType>(
 ) -> Option<Result<Tensor, String>> {
     let dims = tensors[0].dims();
     let fits = tensors.iter().all(|t| {
-        t.dtype() == T::DTYPE
-            && matches!(t.device(), candle_core::Device::Cpu)
+        kernels::on_cpu(t, T::DTYPE)
             && t.is_contiguous()
             && t.rank() == dims.len()
             && t.dims()
@@ -201,7 +201,7 @@ fn concat_on_cpu<T: candle_core::WithDType>(
     }
     let mut out_dims = dims.to_vec();
     out_dims[ax] = tensors.iter().map(|t| t.dims()[ax]).sum();
-    Some(Tensor::from_vec(out, out_dims, &candle_core::Device::Cpu).map_err(|e| e.to_string()))
+    Some(kernels::tensor_from(out, &out_dims))
 }
 
 pub struct Unsqueeze {
