@@ -10,6 +10,9 @@ use polars_core::query_result::QueryResult;
 
 use crate::error::{Error, Result};
 
+mod float_pages;
+pub use float_pages::FloatRows;
+
 /// The broad type of a column, as the commands need it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueType {
@@ -501,6 +504,14 @@ impl Table {
 
     /// Rows `offset..offset + len` of `columns` as an in-memory [`Frame`].
     pub fn read_frame(&self, columns: &[String], offset: usize, len: usize) -> Result<Frame> {
+        if columns.is_empty() {
+            // No query: a frame of no columns, `len` rows high.
+            let rows = self.row_count()?.saturating_sub(offset).min(len);
+            return Ok(Frame {
+                path: self.path.clone(),
+                df: DataFrame::new(rows, Vec::new()).map_err(|e| polars_error(&self.path, e))?,
+            });
+        }
         let exprs = columns.iter().map(|c| col(c.as_str())).collect();
         Ok(Frame {
             path: self.path.clone(),
@@ -879,6 +890,15 @@ impl Frame {
         self.df.height()
     }
 
+    /// The frame's column names, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.df
+            .get_column_names()
+            .into_iter()
+            .map(|n| n.to_string())
+            .collect()
+    }
+
     pub fn has(&self, column: &str) -> bool {
         self.df.column(column).is_ok()
     }
@@ -1051,7 +1071,7 @@ impl Frame {
         // from memory, and runs of 1024 rows (8 KB of float64 a column)
         // were too short for the prefetcher (30 columns x 128k rows: 5-6
         // ms with 1024-row blocks, 3.5-4.5 ms with 2048-4096).
-        let block = ((1 << 16) / width.max(1)).clamp(256, 4096) / 8 * 8;
+        let block = transpose_block_rows(width);
         let stride = block + 16;
         let mut scratch = vec![0f32; stride * width];
         let mut data: Vec<f32> = Vec::with_capacity(height * width);
@@ -1173,6 +1193,13 @@ impl Frame {
             .map_err(|e| Error::output(out, e))?;
         crate::fsio::write_atomic(out, &bytes)
     }
+}
+
+/// Rows of a block transposed at a time into rows of `width` floats: a
+/// column-major scratch of about 256 KB (it stays in L2), see
+/// [`Frame::f32_rows`].
+fn transpose_block_rows(width: usize) -> usize {
+    ((1 << 16) / width.max(1)).clamp(256, 4096) / 8 * 8
 }
 
 /// Appends `rows` rows of a column-major block to `out`, row by row:

@@ -297,6 +297,95 @@ fn replay_in_many_short_ranges_is_the_same_on_one_thread_and_on_two() {
 }
 
 #[test]
+fn a_log_read_from_disk_page_by_page_replays_as_the_same_log_held_in_memory() {
+    // The sample log's features, labels and regions 90 times over: once
+    // alone (a small file, decoded into memory when opened) and once with a
+    // column of random text besides (over 32 MB: read from disk range by
+    // range, its float features page by page by data::FloatRows). The two
+    // replays must agree on every figure.
+    use mlctl::data::{write_parquet, Frame, OutColumn, Values};
+    const TIMES: usize = 90;
+    let sample = Frame::read(
+        std::path::Path::new("sample_data/shadow_primary.parquet"),
+        None,
+    )
+    .expect("the sample log");
+    let mut columns = Vec::new();
+    for name in sample.names() {
+        if ["request_id", "timestamp", "prediction", "confidence"].contains(&name.as_str()) {
+            continue;
+        }
+        let column = match sample.values(&name).expect("values") {
+            Values::Float(v) => OutColumn::F64(
+                v.iter()
+                    .map(|x| x.expect("no nulls"))
+                    .cycle()
+                    .take(v.len() * TIMES)
+                    .collect(),
+            ),
+            Values::Int(v) => OutColumn::I64(
+                v.iter()
+                    .map(|x| x.expect("no nulls"))
+                    .cycle()
+                    .take(v.len() * TIMES)
+                    .collect(),
+            ),
+            Values::Text(v) => {
+                OutColumn::Text(v.iter().cloned().cycle().take(v.len() * TIMES).collect())
+            }
+            Values::Bool(_) => panic!("no boolean column in the sample log"),
+        };
+        columns.push((name, column));
+    }
+    let rows = 2000 * TIMES;
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("in_memory.parquet");
+    write_parquet(&small, columns.clone()).unwrap();
+    // 400 hexadecimal digits a row from a simple generator (200 bytes that
+    // do not compress).
+    let mut state = 0x9e3779b97f4a7c15u64;
+    let payload = (0..rows)
+        .map(|_| {
+            let text: String = (0..50)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    format!("{:08x}", state as u32)
+                })
+                .collect();
+            Some(text)
+        })
+        .collect();
+    columns.push(("payload".to_string(), OutColumn::Text(payload)));
+    let large = dir.path().join("from_disk.parquet");
+    write_parquet(&large, columns).unwrap();
+    assert!(std::fs::metadata(&large).unwrap().len() > 32 << 20);
+    let replay = |log: &std::path::Path| {
+        let (code, r) = json_report(&[
+            "shadow-compare",
+            "--primary",
+            "sample_data/model.onnx",
+            "--candidate",
+            "sample_data/model_v2.onnx",
+            "--inputs",
+            log.to_str().unwrap(),
+            "--slice-by",
+            "region",
+            "--exclude",
+            "payload",
+        ]);
+        assert_eq!(code, 0, "{r}");
+        r
+    };
+    let in_memory = without_timings(replay(&small));
+    let from_disk = without_timings(replay(&large));
+    assert_eq!(u(&from_disk["summary"]["rows"]), rows as u64);
+    assert_eq!(in_memory["summary"], from_disk["summary"]);
+    assert_eq!(in_memory["sections"], from_disk["sections"]);
+}
+
+#[test]
 fn the_sample_model_against_itself_has_no_flips_and_passes() {
     let (code, r) = json_report(&[
         "shadow-compare",

@@ -1,0 +1,768 @@
+//! Float and double columns of a parquet file read straight into a
+//! row-major float32 matrix, page by page, a block of rows at a time.
+//!
+//! Feeding a model from a log through polars decodes each column into a
+//! float64 array of the whole range (dictionary indices unpacked, then
+//! gathered), and the layout then reads those arrays again to write the
+//! float32 rows. Here the dictionary is converted to float32 once per
+//! column chunk, and each block of rows is unpacked, gathered and
+//! transposed while it is in cache: about a third of the reading's CPU of a
+//! replay of the sample log (see docs/shadow.md).
+//!
+//! Only what is common and simple is decoded here: top-level FLOAT or
+//! DOUBLE columns without a logical type, required or optional, whose
+//! pages are PLAIN or dictionary-encoded with RLE definition levels. A
+//! column of another kind makes [`FloatRows::open`] answer `None` (the
+//! caller reads through polars), and a row group with a page of another
+//! encoding is laid out through polars by this reader.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Cursor, Read, Seek, SeekFrom};
+
+use polars_buffer::Buffer;
+use polars_parquet::parquet::compression::{Compression, DecompressionContext};
+use polars_parquet::parquet::metadata::{ColumnChunkMetadata, FileMetadata};
+use polars_parquet::parquet::page::{
+    split_buffer, CompressedPage, DataPage, DataPageHeader, FormatEncoding, Page,
+};
+use polars_parquet::parquet::read::{decompress, read_metadata, PageReader};
+use polars_parquet::parquet::schema::types::PhysicalType;
+
+use super::{append_rows, transpose_block_rows, Table};
+use crate::error::{Error, Result};
+
+/// Reads the rows of a parquet file's float columns in order, as float32
+/// rows (nulls as NaN), across its row groups.
+pub struct FloatRows<'a> {
+    table: &'a Table,
+    names: Vec<String>,
+    file: File,
+    metadata: FileMetadata,
+    /// The next row group to open, and its first row.
+    next_group: usize,
+    next_offset: usize,
+    group: Group,
+    /// Rows of the row group being read that are still to be read.
+    left: usize,
+    /// A block of rows, column by column, `stride` apart.
+    scratch: Vec<f32>,
+    block: usize,
+    stride: usize,
+    /// Reused buffers: dictionary indices, definition levels, the values of
+    /// the rows that are not null.
+    indices: Vec<u32>,
+    levels: Vec<u32>,
+    present: Vec<f32>,
+}
+
+/// Where the rows of the row group being read come from.
+enum Group {
+    /// Page by page, one decoder per column.
+    Pages(Vec<ColumnPages>),
+    /// A row group with pages this reader does not decode, laid out through
+    /// polars: its rows, and the first one not yet read.
+    LaidOut { rows: Vec<f32>, next: usize },
+}
+
+impl<'a> FloatRows<'a> {
+    /// A reader of `names` in `table`'s parquet file, or None when one of
+    /// them is not a column this reader decodes.
+    pub fn open(table: &'a Table, names: &[String]) -> Result<Option<FloatRows<'a>>> {
+        let path = &table.path;
+        let mut file = File::open(path).map_err(|e| Error::input(path, e))?;
+        let metadata = read_metadata(&mut file).map_err(|e| Error::input(path, format!("{e}")))?;
+        if names.is_empty() {
+            return Ok(None);
+        }
+        for group in 0..metadata.row_groups.len() {
+            for name in names {
+                match column_chunk(&metadata, group, name) {
+                    Some(chunk) if decodable(chunk) => {}
+                    _ => return Ok(None),
+                }
+            }
+        }
+        let width = names.len();
+        let block = transpose_block_rows(width);
+        let stride = block + 16;
+        Ok(Some(FloatRows {
+            table,
+            names: names.to_vec(),
+            file,
+            metadata,
+            next_group: 0,
+            next_offset: 0,
+            group: Group::LaidOut {
+                rows: Vec::new(),
+                next: 0,
+            },
+            left: 0,
+            scratch: vec![0f32; stride * width],
+            block,
+            stride,
+            indices: Vec::new(),
+            levels: Vec::new(),
+            present: Vec::new(),
+        }))
+    }
+
+    /// Appends the next `rows` rows to `out`, row by row; returns how many
+    /// of their values were null (NaN in `out`).
+    pub fn read(&mut self, mut rows: usize, out: &mut Vec<f32>) -> Result<usize> {
+        let width = self.names.len();
+        out.reserve(rows * width);
+        let mut nulls = 0;
+        while rows > 0 {
+            if self.left == 0 {
+                nulls += self.open_group()?;
+                continue;
+            }
+            let n = rows.min(self.left);
+            match &mut self.group {
+                Group::LaidOut { rows, next } => {
+                    out.extend_from_slice(&rows[*next * width..(*next + n) * width]);
+                    *next += n;
+                }
+                Group::Pages(columns) => {
+                    for first in (0..n).step_by(self.block) {
+                        let len = self.block.min(n - first);
+                        let columns = self
+                            .scratch
+                            .chunks_exact_mut(self.stride)
+                            .zip(columns.iter_mut());
+                        for (column, pages) in columns {
+                            let buffers = Buffers {
+                                indices: &mut self.indices,
+                                levels: &mut self.levels,
+                                present: &mut self.present,
+                            };
+                            match pages.read(&mut column[..len], buffers) {
+                                Ok(n) => nulls += n,
+                                Err(e) => {
+                                    let name = pages.name.clone();
+                                    return Err(self.error(&name, e));
+                                }
+                            }
+                        }
+                        append_rows(&self.scratch, self.stride, width, len, out);
+                    }
+                }
+            }
+            self.left -= n;
+            rows -= n;
+        }
+        Ok(nulls)
+    }
+
+    fn error(&self, column: &str, message: impl std::fmt::Display) -> Error {
+        let row_group = self.next_group.saturating_sub(1);
+        Error::input(
+            &self.table.path,
+            format!("column '{column}', row group {row_group}: {message}"),
+        )
+    }
+
+    /// Opens the next row group; returns the nulls of a row group laid out
+    /// through polars (all counted when it is opened).
+    fn open_group(&mut self) -> Result<usize> {
+        let index = self.next_group;
+        let Some(group) = self.metadata.row_groups.get(index) else {
+            return Err(Error::input(
+                &self.table.path,
+                "has fewer rows than its metadata says",
+            ));
+        };
+        let offset = self.next_offset;
+        self.next_group += 1;
+        self.next_offset += group.num_rows();
+        self.left = group.num_rows();
+        let mut columns = Vec::with_capacity(self.names.len());
+        for name in &self.names {
+            let chunk = column_chunk(&self.metadata, index, name).expect("checked when opened");
+            let pages = read_pages(&mut self.file, chunk).map_err(|e| self.error(name, e))?;
+            if !pages.iter().all(decodable_page) {
+                // An encoding decoded by polars alone: this row group only.
+                let frame = self.table.read_frame(&self.names, offset, self.left)?;
+                let (rows, nulls) = frame.f32_rows(&self.names)?;
+                self.group = Group::LaidOut { rows, next: 0 };
+                return Ok(nulls);
+            }
+            let column = ColumnPages::new(name, chunk, pages).map_err(|e| self.error(name, e))?;
+            columns.push(column);
+        }
+        self.group = Group::Pages(columns);
+        Ok(0)
+    }
+}
+
+/// A column chunk's pages, still compressed.
+fn read_pages(
+    file: &mut File,
+    chunk: &ColumnChunkMetadata,
+) -> std::result::Result<VecDeque<CompressedPage>, String> {
+    let range = chunk.byte_range();
+    let len = usize::try_from(range.end.saturating_sub(range.start)).map_err(|e| e.to_string())?;
+    let mut bytes = vec![0u8; len];
+    file.seek(SeekFrom::Start(range.start))
+        .and_then(|_| file.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read its pages: {e}"))?;
+    let reader = PageReader::new(Cursor::new(Buffer::from(bytes)), chunk, Vec::new(), len);
+    reader
+        .collect::<std::result::Result<VecDeque<_>, _>>()
+        .map_err(|e| e.to_string())
+}
+
+/// The chunk of column `name` in row group `group`, when it is a single
+/// top-level column.
+fn column_chunk<'m>(
+    metadata: &'m FileMetadata,
+    group: usize,
+    name: &str,
+) -> Option<&'m ColumnChunkMetadata> {
+    let mut chunks = metadata.row_groups[group].columns_under_root_iter(name)?;
+    let chunk = chunks.next()?;
+    chunks.next().is_none().then_some(chunk)
+}
+
+/// Whether a column chunk is a flat float or double column without a
+/// logical type (a decimal or a float16 is left to polars).
+fn decodable(chunk: &ColumnChunkMetadata) -> bool {
+    let descriptor = &chunk.descriptor().descriptor;
+    let primitive = &descriptor.primitive_type;
+    matches!(
+        primitive.physical_type,
+        PhysicalType::Float | PhysicalType::Double
+    ) && primitive.logical_type.is_none()
+        && primitive.converted_type.is_none()
+        && descriptor.max_rep_level == 0
+        && descriptor.max_def_level <= 1
+        && chunk.descriptor().path_in_schema.len() == 1
+}
+
+/// Whether this reader decodes a page's encodings.
+fn decodable_page(page: &CompressedPage) -> bool {
+    match page {
+        CompressedPage::Dict(_) => true,
+        CompressedPage::Data(data) => {
+            let values = matches!(
+                data.header().encoding(),
+                FormatEncoding::PLAIN
+                    | FormatEncoding::PLAIN_DICTIONARY
+                    | FormatEncoding::RLE_DICTIONARY
+            );
+            let levels = match data.header() {
+                DataPageHeader::V1(h) => h.definition_level_encoding == FormatEncoding::RLE,
+                DataPageHeader::V2(_) => true,
+            };
+            values && levels
+        }
+    }
+}
+
+/// The reader's reused buffers, lent to a column for a block.
+struct Buffers<'b> {
+    indices: &'b mut Vec<u32>,
+    levels: &'b mut Vec<u32>,
+    present: &'b mut Vec<f32>,
+}
+
+/// One column chunk's pages and where its reading stands.
+struct ColumnPages {
+    name: String,
+    double: bool,
+    optional: bool,
+    /// Whether its pages are decompressed into a buffer of their own
+    /// (else they are read where they lie).
+    compressed: bool,
+    pages: VecDeque<CompressedPage>,
+    /// The dictionary, as float32.
+    dictionary: Vec<f32>,
+    page: Option<PageCursor>,
+    /// Decompression buffer, reused from page to page.
+    buffer: Vec<u8>,
+    context: DecompressionContext,
+}
+
+/// A decompressed data page and the next of its values.
+struct PageCursor {
+    page: DataPage,
+    levels: Option<Hybrid>,
+    values: Values,
+    /// Rows of the page not read yet.
+    left: usize,
+}
+
+enum Values {
+    Dictionary(Hybrid),
+    /// Byte offset of the next value and the end of the values.
+    Plain {
+        next: usize,
+        end: usize,
+    },
+}
+
+impl ColumnPages {
+    fn new(
+        name: &str,
+        chunk: &ColumnChunkMetadata,
+        mut pages: VecDeque<CompressedPage>,
+    ) -> std::result::Result<ColumnPages, String> {
+        let double = chunk.physical_type() == PhysicalType::Double;
+        let mut column = ColumnPages {
+            name: name.to_string(),
+            double,
+            optional: chunk.descriptor().descriptor.max_def_level == 1,
+            compressed: chunk.compression() != Compression::Uncompressed,
+            pages: VecDeque::new(),
+            dictionary: Vec::new(),
+            page: None,
+            buffer: Vec::new(),
+            context: DecompressionContext::Unset,
+        };
+        if matches!(pages.front(), Some(CompressedPage::Dict(_))) {
+            let page = pages.pop_front().expect("a first page");
+            let Page::Dict(dict) = decompress(page, &mut Vec::new(), &mut column.context)
+                .map_err(|e| e.to_string())?
+            else {
+                return Err("its dictionary page decoded as a data page".into());
+            };
+            column.dictionary =
+                plain_values(&dict.buffer, 0, dict.buffer.len(), dict.num_values, double)
+                    .ok_or_else(|| {
+                        format!(
+                            "its dictionary page holds fewer than {} values",
+                            dict.num_values
+                        )
+                    })?;
+        }
+        column.pages = pages;
+        Ok(column)
+    }
+
+    /// Fills `out` with the column's next rows; returns how many were null.
+    fn read(&mut self, out: &mut [f32], buffers: Buffers) -> std::result::Result<usize, String> {
+        let mut nulls = 0;
+        let mut done = 0;
+        while done < out.len() {
+            let cursor = match &mut self.page {
+                Some(cursor) if cursor.left > 0 => cursor,
+                _ => {
+                    self.next_page()?;
+                    continue;
+                }
+            };
+            let n = (out.len() - done).min(cursor.left);
+            let part = &mut out[done..done + n];
+            let data = cursor.page.buffer();
+            match &mut cursor.levels {
+                None => read_values(
+                    &mut cursor.values,
+                    data,
+                    &self.dictionary,
+                    self.double,
+                    part,
+                    buffers.indices,
+                )?,
+                Some(levels) => {
+                    buffers.levels.resize(n, 0);
+                    levels.read(data, buffers.levels)?;
+                    let present = buffers.levels.iter().filter(|&&l| l == 1).count();
+                    if buffers.levels.iter().any(|&l| l > 1) {
+                        return Err("a definition level is out of range".into());
+                    }
+                    if present == n {
+                        read_values(
+                            &mut cursor.values,
+                            data,
+                            &self.dictionary,
+                            self.double,
+                            part,
+                            buffers.indices,
+                        )?;
+                    } else {
+                        buffers.present.resize(present, 0.0);
+                        read_values(
+                            &mut cursor.values,
+                            data,
+                            &self.dictionary,
+                            self.double,
+                            buffers.present,
+                            buffers.indices,
+                        )?;
+                        let mut values = buffers.present.iter();
+                        for (out, &level) in part.iter_mut().zip(buffers.levels.iter()) {
+                            *out = if level == 1 {
+                                *values.next().expect("counted")
+                            } else {
+                                f32::NAN
+                            };
+                        }
+                        nulls += n - present;
+                    }
+                }
+            }
+            cursor.left -= n;
+            done += n;
+        }
+        Ok(nulls)
+    }
+
+    /// Decompresses the next data page and finds its levels and values.
+    fn next_page(&mut self) -> std::result::Result<(), String> {
+        if let Some(mut cursor) = self.page.take().filter(|_| self.compressed) {
+            // Its decompressed buffer serves the next page.
+            self.buffer = std::mem::take(cursor.page.buffer_mut());
+        }
+        let Some(page) = self.pages.pop_front() else {
+            return Err("its pages end before the row group's rows".into());
+        };
+        let Page::Data(page) =
+            decompress(page, &mut self.buffer, &mut self.context).map_err(|e| e.to_string())?
+        else {
+            return Err("a second dictionary page".into());
+        };
+        let split = split_buffer(&page).map_err(|e| e.to_string())?;
+        let data = page.buffer();
+        let offset = |part: &[u8]| part.as_ptr() as usize - data.as_ptr() as usize;
+        let rows = page.num_values();
+        let levels = if self.optional {
+            let start = offset(split.def);
+            Some(Hybrid::new(start, start + split.def.len(), 1))
+        } else {
+            None
+        };
+        let (start, end) = (
+            offset(split.values),
+            offset(split.values) + split.values.len(),
+        );
+        let values = match page.header().encoding() {
+            FormatEncoding::PLAIN => Values::Plain { next: start, end },
+            _ => {
+                let Some(&bits) = data.get(start) else {
+                    return Err("a dictionary-encoded page without values".into());
+                };
+                if bits > 32 {
+                    return Err(format!("indices of {bits} bits"));
+                }
+                Values::Dictionary(Hybrid::new(start + 1, end, u32::from(bits)))
+            }
+        };
+        self.page = Some(PageCursor {
+            page,
+            levels,
+            values,
+            left: rows,
+        });
+        Ok(())
+    }
+}
+
+/// Reads the next `out.len()` values of a page.
+fn read_values(
+    values: &mut Values,
+    data: &[u8],
+    dictionary: &[f32],
+    double: bool,
+    out: &mut [f32],
+    indices: &mut Vec<u32>,
+) -> std::result::Result<(), String> {
+    match values {
+        Values::Dictionary(hybrid) => {
+            indices.resize(out.len(), 0);
+            hybrid.read(data, indices)?;
+            for (out, &i) in out.iter_mut().zip(indices.iter()) {
+                *out = *dictionary.get(i as usize).ok_or_else(|| {
+                    format!(
+                        "index {i} past its dictionary of {} values",
+                        dictionary.len()
+                    )
+                })?;
+            }
+        }
+        Values::Plain { next, end } => {
+            let size = if double { 8 } else { 4 };
+            let bytes = out.len() * size;
+            if *next + bytes > *end {
+                return Err("a page holds fewer values than its rows".into());
+            }
+            let from = &data[*next..*next + bytes];
+            if double {
+                for (out, v) in out.iter_mut().zip(from.chunks_exact(8)) {
+                    *out = f64::from_le_bytes(v.try_into().expect("8 bytes")) as f32;
+                }
+            } else {
+                for (out, v) in out.iter_mut().zip(from.chunks_exact(4)) {
+                    *out = f32::from_le_bytes(v.try_into().expect("4 bytes"));
+                }
+            }
+            *next += bytes;
+        }
+    }
+    Ok(())
+}
+
+/// `count` PLAIN floats or doubles at `data[start..end]`, as float32.
+fn plain_values(
+    data: &[u8],
+    start: usize,
+    end: usize,
+    count: usize,
+    double: bool,
+) -> Option<Vec<f32>> {
+    let mut out = vec![0f32; count];
+    let mut values = Values::Plain { next: start, end };
+    read_values(&mut values, data, &[], double, &mut out, &mut Vec::new()).ok()?;
+    Some(out)
+}
+
+/// A stream of the RLE / bit-packed hybrid encoding (definition levels,
+/// dictionary indices) at `data[next..end]` of a page.
+#[derive(Debug)]
+struct Hybrid {
+    next: usize,
+    end: usize,
+    bits: u32,
+    run: Run,
+}
+
+#[derive(Debug)]
+enum Run {
+    /// A value repeated `left` more times.
+    Repeat { value: u32, left: usize },
+    /// `left` more bit-packed values, the next at bit `bit` of the page.
+    Packed { bit: usize, left: usize },
+}
+
+impl Hybrid {
+    fn new(next: usize, end: usize, bits: u32) -> Hybrid {
+        Hybrid {
+            next,
+            end,
+            bits,
+            run: Run::Repeat { value: 0, left: 0 },
+        }
+    }
+
+    /// Fills `out` with the stream's next values.
+    fn read(&mut self, data: &[u8], out: &mut [u32]) -> std::result::Result<(), String> {
+        let mut done = 0;
+        while done < out.len() {
+            match &mut self.run {
+                Run::Repeat { value, left } if *left > 0 => {
+                    let n = (*left).min(out.len() - done);
+                    out[done..done + n].fill(*value);
+                    *left -= n;
+                    done += n;
+                }
+                Run::Packed { bit, left } if *left > 0 => {
+                    let n = (*left).min(out.len() - done);
+                    unpack(data, *bit, self.bits, &mut out[done..done + n]);
+                    *bit += n * self.bits as usize;
+                    *left -= n;
+                    done += n;
+                }
+                _ => self.next_run(data)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn next_run(&mut self, data: &[u8]) -> std::result::Result<(), String> {
+        let (header, len) = uleb128(&data[self.next.min(self.end)..self.end])
+            .ok_or("its runs end before its values")?;
+        self.next += len;
+        let bits = self.bits as usize;
+        if header & 1 == 1 {
+            // Groups of eight values, `bits` bytes each; a last group cut
+            // short by the writer holds what its bytes hold.
+            let groups = (header >> 1) as usize;
+            let bytes = groups.saturating_mul(bits).min(self.end - self.next);
+            let values = groups.saturating_mul(8);
+            let left = (bytes * 8)
+                .checked_div(bits)
+                .map_or(values, |fit| values.min(fit));
+            self.run = Run::Packed {
+                bit: self.next * 8,
+                left,
+            };
+            self.next += bytes;
+        } else {
+            let width = bits.div_ceil(8);
+            if self.next + width > self.end {
+                return Err("a run is cut short".into());
+            }
+            let mut value = [0u8; 4];
+            value[..width].copy_from_slice(&data[self.next..self.next + width]);
+            self.run = Run::Repeat {
+                value: u32::from_le_bytes(value),
+                left: (header >> 1) as usize,
+            };
+            self.next += width;
+        }
+        if matches!(
+            self.run,
+            Run::Repeat { left: 0, .. } | Run::Packed { left: 0, .. }
+        ) {
+            return Err("an empty run".into());
+        }
+        Ok(())
+    }
+}
+
+/// Unpacks `out.len()` values of `bits` bits from `data`, the first at bit
+/// `bit` (least significant bits first).
+fn unpack(data: &[u8], bit: usize, bits: u32, out: &mut [u32]) {
+    if bits == 0 {
+        out.fill(0);
+        return;
+    }
+    let mask = (1u64 << bits) - 1;
+    let bits = bits as usize;
+    // Values whose eight bytes from their first lie inside `data` are read
+    // as one word; the last few from a zero-padded copy.
+    let whole = (data.len().saturating_sub(8) * 8).saturating_sub(bit) / bits;
+    let whole = whole.min(out.len());
+    for (j, out) in out[..whole].iter_mut().enumerate() {
+        let at = bit + j * bits;
+        let word = u64::from_le_bytes(data[at / 8..at / 8 + 8].try_into().expect("8 bytes"));
+        *out = ((word >> (at % 8)) & mask) as u32;
+    }
+    for (j, out) in out.iter_mut().enumerate().skip(whole) {
+        let at = bit + j * bits;
+        let mut word = [0u8; 8];
+        let tail = &data[(at / 8).min(data.len())..data.len().min(at / 8 + 8)];
+        word[..tail.len()].copy_from_slice(tail);
+        *out = ((u64::from_le_bytes(word) >> (at % 8)) & mask) as u32;
+    }
+}
+
+/// An unsigned LEB128 integer at the start of `data`, and its length.
+fn uleb128(data: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, &byte) in data.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::data::Frame;
+
+    const FLOATS: [&str; 7] = [
+        "dict_nulls",
+        "dict_f32",
+        "wide_dict",
+        "fallback",
+        "plain_nulls",
+        "required",
+        "all_null",
+    ];
+
+    /// Reads `names` of a fixture in reads of uneven sizes (crossing
+    /// pages, blocks and row groups) and checks every value, bit for bit,
+    /// and the null count against polars' reading laid out by
+    /// `Frame::f32_rows`.
+    fn reads_as_polars_does(file: &str, names: &[&str]) {
+        let path = Path::new("tests/fixtures/float_pages").join(file);
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let (expected, expected_nulls) = Frame::read(&path, Some(&names))
+            .and_then(|f| f.f32_rows(&names))
+            .expect("polars reads the fixture");
+        let table = Table::open(&path).expect("opened");
+        let mut reader = FloatRows::open(&table, &names)
+            .expect("metadata read")
+            .expect("float columns");
+        let (mut rows, mut nulls) = (Vec::new(), 0);
+        let total = expected.len() / names.len();
+        let mut done = 0;
+        for n in [1, 7, 300, 4096, 999].iter().cycle() {
+            let n = (*n).min(total - done);
+            nulls += reader.read(n, &mut rows).expect("read");
+            done += n;
+            if done == total {
+                break;
+            }
+        }
+        assert_eq!(total, 5000);
+        assert_eq!(nulls, expected_nulls, "{file}");
+        assert!(nulls > 0, "{file}: the fixture has nulls");
+        assert_eq!(rows.len(), expected.len());
+        for (i, (a, b)) in rows.iter().zip(&expected).enumerate() {
+            assert_eq!(
+                a.to_bits(),
+                b.to_bits(),
+                "{file}: row {}, column {}",
+                i / names.len(),
+                names[i % names.len()]
+            );
+        }
+        // Past the last row: a clear error, not a panic.
+        let err = reader.read(1, &mut rows).expect_err("no more rows");
+        assert!(err.to_string().contains("fewer rows"), "{err}");
+    }
+
+    #[test]
+    fn dictionary_and_plain_pages_read_as_polars_reads_them() {
+        for file in ["v1_snappy.parquet", "v2_zstd.parquet", "v1_none.parquet"] {
+            reads_as_polars_does(file, &FLOATS);
+        }
+    }
+
+    #[test]
+    fn row_groups_with_pages_of_other_encodings_are_laid_out_through_polars() {
+        let mut names = FLOATS.to_vec();
+        names.insert(2, "split");
+        for file in ["v1_snappy.parquet", "v2_zstd.parquet"] {
+            reads_as_polars_does(file, &names);
+        }
+    }
+
+    #[test]
+    fn a_column_that_is_not_floats_is_declined() {
+        let path = Path::new("tests/fixtures/float_pages/v1_snappy.parquet");
+        let table = Table::open(path).expect("opened");
+        let names = ["dict_nulls", "count"].map(String::from);
+        assert!(FloatRows::open(&table, &names).expect("read").is_none());
+        let missing = ["dict_nulls", "no_such_column"].map(String::from);
+        assert!(FloatRows::open(&table, &missing).expect("read").is_none());
+    }
+
+    #[test]
+    fn hybrid_runs_of_repeats_and_packed_values_unpack_in_order() {
+        // A run of 5 x 3 (header 5 << 1), then two groups of eight
+        // bit-packed 3-bit values 0..16 (header 2 << 1 | 1), read in
+        // reads that cut both runs.
+        let values: Vec<u32> = (0..16).map(|v| v % 8).collect();
+        let mut packed = vec![0u8; 6];
+        for (i, v) in values.iter().enumerate() {
+            for b in 0..3 {
+                if v >> b & 1 == 1 {
+                    let at = i * 3 + b;
+                    packed[at / 8] |= 1 << (at % 8);
+                }
+            }
+        }
+        let mut data = vec![5 << 1, 3, 2 << 1 | 1];
+        data.extend(&packed);
+        let mut hybrid = Hybrid::new(0, data.len(), 3);
+        let mut out = Vec::new();
+        for n in [2, 4, 9, 6] {
+            let mut part = vec![0u32; n];
+            hybrid.read(&data, &mut part).expect("decoded");
+            out.extend(part);
+        }
+        let mut expected = vec![3; 5];
+        expected.extend(values);
+        assert_eq!(out, expected);
+        // Past the last run: an error.
+        assert!(hybrid.read(&data, &mut [0]).is_err());
+    }
+}
