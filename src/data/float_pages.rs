@@ -355,52 +355,48 @@ impl ColumnPages {
             let n = (out.len() - done).min(cursor.left);
             let part = &mut out[done..done + n];
             let data = cursor.page.buffer();
-            match &mut cursor.levels {
-                None => read_values(
+            // Present all through the block when there are no levels or
+            // they are a run of "present" covering it (the usual case: a
+            // column without nulls but declared nullable).
+            let all_present = match &mut cursor.levels {
+                None => true,
+                Some(levels) => levels.take_repeat(data, 1, n)?,
+            };
+            if all_present {
+                read_values(
                     &mut cursor.values,
                     data,
                     &self.dictionary,
                     self.double,
                     part,
                     buffers.indices,
-                )?,
-                Some(levels) => {
-                    buffers.levels.resize(n, 0);
-                    levels.read(data, buffers.levels)?;
-                    let present = buffers.levels.iter().filter(|&&l| l == 1).count();
-                    if buffers.levels.iter().any(|&l| l > 1) {
-                        return Err("a definition level is out of range".into());
-                    }
-                    if present == n {
-                        read_values(
-                            &mut cursor.values,
-                            data,
-                            &self.dictionary,
-                            self.double,
-                            part,
-                            buffers.indices,
-                        )?;
-                    } else {
-                        buffers.present.resize(present, 0.0);
-                        read_values(
-                            &mut cursor.values,
-                            data,
-                            &self.dictionary,
-                            self.double,
-                            buffers.present,
-                            buffers.indices,
-                        )?;
-                        let mut values = buffers.present.iter();
-                        for (out, &level) in part.iter_mut().zip(buffers.levels.iter()) {
-                            *out = if level == 1 {
-                                *values.next().expect("counted")
-                            } else {
-                                f32::NAN
-                            };
-                        }
-                        nulls += n - present;
-                    }
+                )?;
+            } else {
+                let levels = cursor.levels.as_mut().expect("a column with levels");
+                buffers.levels.resize(n, 0);
+                levels.read(data, buffers.levels)?;
+                let present = buffers.levels.iter().filter(|&&l| l == 1).count();
+                if buffers.levels.iter().any(|&l| l > 1) {
+                    return Err("a definition level is out of range".into());
                 }
+                buffers.present.resize(present, 0.0);
+                read_values(
+                    &mut cursor.values,
+                    data,
+                    &self.dictionary,
+                    self.double,
+                    buffers.present,
+                    buffers.indices,
+                )?;
+                let mut values = buffers.present.iter();
+                for (out, &level) in part.iter_mut().zip(buffers.levels.iter()) {
+                    *out = if level == 1 {
+                        *values.next().expect("counted")
+                    } else {
+                        f32::NAN
+                    };
+                }
+                nulls += n - present;
             }
             cursor.left -= n;
             done += n;
@@ -471,13 +467,19 @@ fn read_values(
         Values::Dictionary(hybrid) => {
             indices.resize(out.len(), 0);
             hybrid.read(data, indices)?;
+            // One check of the largest index (a vectorized pass), then a
+            // gather without a check a value.
+            let largest = indices.iter().copied().max().unwrap_or(0);
+            if largest as usize >= dictionary.len() {
+                return Err(format!(
+                    "index {largest} past its dictionary of {} values",
+                    dictionary.len()
+                ));
+            }
             for (out, &i) in out.iter_mut().zip(indices.iter()) {
-                *out = *dictionary.get(i as usize).ok_or_else(|| {
-                    format!(
-                        "index {i} past its dictionary of {} values",
-                        dictionary.len()
-                    )
-                })?;
+                // SAFETY: every index is below the dictionary's length
+                // (checked above).
+                *out = unsafe { *dictionary.get_unchecked(i as usize) };
             }
         }
         Values::Plain { next, end } => {
@@ -568,6 +570,29 @@ impl Hybrid {
         Ok(())
     }
 
+    /// Whether the next `n` values are `value` repeated in a single run,
+    /// which they are then taken from (else nothing is taken).
+    fn take_repeat(
+        &mut self,
+        data: &[u8],
+        value: u32,
+        n: usize,
+    ) -> std::result::Result<bool, String> {
+        if matches!(
+            self.run,
+            Run::Repeat { left: 0, .. } | Run::Packed { left: 0, .. }
+        ) {
+            self.next_run(data)?;
+        }
+        match &mut self.run {
+            Run::Repeat { value: v, left } if *v == value && *left >= n => {
+                *left -= n;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     fn next_run(&mut self, data: &[u8]) -> std::result::Result<(), String> {
         let (header, len) = uleb128(&data[self.next.min(self.end)..self.end])
             .ok_or("its runs end before its values")?;
@@ -623,10 +648,13 @@ fn unpack(data: &[u8], bit: usize, bits: u32, out: &mut [u32]) {
     // as one word; the last few from a zero-padded copy.
     let whole = (data.len().saturating_sub(8) * 8).saturating_sub(bit) / bits;
     let whole = whole.min(out.len());
-    for (j, out) in out[..whole].iter_mut().enumerate() {
-        let at = bit + j * bits;
-        let word = u64::from_le_bytes(data[at / 8..at / 8 + 8].try_into().expect("8 bytes"));
-        *out = ((word >> (at % 8)) & mask) as u32;
+    let mut at = bit;
+    for out in &mut out[..whole] {
+        // SAFETY: for each of the first `whole` values, `at / 8 + 8 <=
+        // data.len()` (see `whole`).
+        let word = unsafe { data.as_ptr().add(at / 8).cast::<u64>().read_unaligned() };
+        *out = ((u64::from_le(word) >> (at % 8)) & mask) as u32;
+        at += bits;
     }
     for (j, out) in out.iter_mut().enumerate().skip(whole) {
         let at = bit + j * bits;
