@@ -49,9 +49,8 @@ pub struct FloatRows<'a> {
     scratch: Vec<f32>,
     block: usize,
     stride: usize,
-    /// Reused buffers: dictionary indices, definition levels, the values of
-    /// the rows that are not null.
-    indices: Vec<u32>,
+    /// Reused buffers: definition levels, the values of the rows that are
+    /// not null.
     levels: Vec<u32>,
     present: Vec<f32>,
 }
@@ -101,7 +100,6 @@ impl<'a> FloatRows<'a> {
             scratch: vec![0f32; stride * width],
             block,
             stride,
-            indices: Vec::new(),
             levels: Vec::new(),
             present: Vec::new(),
         }))
@@ -133,7 +131,6 @@ impl<'a> FloatRows<'a> {
                             .zip(columns.iter_mut());
                         for (column, pages) in columns {
                             let buffers = Buffers {
-                                indices: &mut self.indices,
                                 levels: &mut self.levels,
                                 present: &mut self.present,
                             };
@@ -262,7 +259,6 @@ fn decodable_page(page: &CompressedPage) -> bool {
 
 /// The reader's reused buffers, lent to a column for a block.
 struct Buffers<'b> {
-    indices: &'b mut Vec<u32>,
     levels: &'b mut Vec<u32>,
     present: &'b mut Vec<f32>,
 }
@@ -369,7 +365,6 @@ impl ColumnPages {
                     &self.dictionary,
                     self.double,
                     part,
-                    buffers.indices,
                 )?;
             } else {
                 let levels = cursor.levels.as_mut().expect("a column with levels");
@@ -386,7 +381,6 @@ impl ColumnPages {
                     &self.dictionary,
                     self.double,
                     buffers.present,
-                    buffers.indices,
                 )?;
                 let mut values = buffers.present.iter();
                 for (out, &level) in part.iter_mut().zip(buffers.levels.iter()) {
@@ -461,27 +455,9 @@ fn read_values(
     dictionary: &[f32],
     double: bool,
     out: &mut [f32],
-    indices: &mut Vec<u32>,
 ) -> std::result::Result<(), String> {
     match values {
-        Values::Dictionary(hybrid) => {
-            indices.resize(out.len(), 0);
-            hybrid.read(data, indices)?;
-            // One check of the largest index (a vectorized pass), then a
-            // gather without a check a value.
-            let largest = indices.iter().copied().max().unwrap_or(0);
-            if largest as usize >= dictionary.len() {
-                return Err(format!(
-                    "index {largest} past its dictionary of {} values",
-                    dictionary.len()
-                ));
-            }
-            for (out, &i) in out.iter_mut().zip(indices.iter()) {
-                // SAFETY: every index is below the dictionary's length
-                // (checked above).
-                *out = unsafe { *dictionary.get_unchecked(i as usize) };
-            }
-        }
+        Values::Dictionary(hybrid) => hybrid.read_gathered(data, dictionary, out)?,
         Values::Plain { next, end } => {
             let size = if double { 8 } else { 4 };
             let bytes = out.len() * size;
@@ -514,7 +490,7 @@ fn plain_values(
 ) -> Option<Vec<f32>> {
     let mut out = vec![0f32; count];
     let mut values = Values::Plain { next: start, end };
-    read_values(&mut values, data, &[], double, &mut out, &mut Vec::new()).ok()?;
+    read_values(&mut values, data, &[], double, &mut out).ok()?;
     Some(out)
 }
 
@@ -532,8 +508,14 @@ struct Hybrid {
 enum Run {
     /// A value repeated `left` more times.
     Repeat { value: u32, left: usize },
-    /// `left` more bit-packed values, the next at bit `bit` of the page.
-    Packed { bit: usize, left: usize },
+    /// `left` more bit-packed values, the next at bit `bit` of the page
+    /// and `taken` from the run's first (runs are groups of eight values,
+    /// each group starting on a byte).
+    Packed {
+        bit: usize,
+        left: usize,
+        taken: usize,
+    },
 }
 
 impl Hybrid {
@@ -557,11 +539,83 @@ impl Hybrid {
                     *left -= n;
                     done += n;
                 }
-                Run::Packed { bit, left } if *left > 0 => {
+                Run::Packed { bit, left, taken } if *left > 0 => {
                     let n = (*left).min(out.len() - done);
                     unpack(data, *bit, self.bits, &mut out[done..done + n]);
                     *bit += n * self.bits as usize;
                     *left -= n;
+                    *taken += n;
+                    done += n;
+                }
+                _ => self.next_run(data)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills `out` with the dictionary's values at the stream's next
+    /// indices: whole groups of eight packed indices are unpacked and
+    /// gathered at once (`gather_groups`), without an index buffer.
+    fn read_gathered(
+        &mut self,
+        data: &[u8],
+        dictionary: &[f32],
+        out: &mut [f32],
+    ) -> std::result::Result<(), String> {
+        let past = |i: u32| {
+            format!(
+                "index {i} past its dictionary of {} values",
+                dictionary.len()
+            )
+        };
+        let mut done = 0;
+        while done < out.len() {
+            match &mut self.run {
+                Run::Repeat { value, left } if *left > 0 => {
+                    let n = (*left).min(out.len() - done);
+                    let v = *dictionary
+                        .get(*value as usize)
+                        .ok_or_else(|| past(*value))?;
+                    out[done..done + n].fill(v);
+                    *left -= n;
+                    done += n;
+                }
+                Run::Packed { bit, left, taken } if *left > 0 => {
+                    let n = (*left).min(out.len() - done);
+                    let bits = self.bits as usize;
+                    // Up to the next group's first value one by one, then
+                    // whole groups (their bytes all inside the page), then
+                    // the rest one by one.
+                    let head = ((8 - *taken % 8) % 8).min(n);
+                    let groups = if bits == 0 {
+                        0
+                    } else {
+                        let from = (*bit + head * bits) / 8;
+                        ((n - head) / 8).min(data.len().saturating_sub(from) / bits)
+                    };
+                    let body = head + groups * 8;
+                    let out = &mut out[done..done + n];
+                    gather_each(data, *bit, self.bits, dictionary, &mut out[..head])
+                        .map_err(past)?;
+                    let first = *bit + head * bits;
+                    let packed = &data[first / 8..first / 8 + groups * bits];
+                    if groups > 0 && !gather_groups(bits, packed, dictionary, &mut out[head..body])
+                    {
+                        // Find the index past the dictionary to name it.
+                        gather_each(data, first, self.bits, dictionary, &mut out[head..body])
+                            .map_err(past)?;
+                    }
+                    gather_each(
+                        data,
+                        *bit + body * bits,
+                        self.bits,
+                        dictionary,
+                        &mut out[body..],
+                    )
+                    .map_err(past)?;
+                    *bit += n * bits;
+                    *left -= n;
+                    *taken += n;
                     done += n;
                 }
                 _ => self.next_run(data)?,
@@ -610,6 +664,7 @@ impl Hybrid {
             self.run = Run::Packed {
                 bit: self.next * 8,
                 left,
+                taken: 0,
             };
             self.next += bytes;
         } else {
@@ -633,6 +688,81 @@ impl Hybrid {
         }
         Ok(())
     }
+}
+
+/// Gathers `dictionary[i]` into `out` for the indices of `bits` bits packed
+/// in `data` from bit `bit`, eight at a time; the first index past the
+/// dictionary is the error.
+fn gather_each(
+    data: &[u8],
+    bit: usize,
+    bits: u32,
+    dictionary: &[f32],
+    out: &mut [f32],
+) -> std::result::Result<(), u32> {
+    let mut indices = [0u32; 8];
+    for (chunk, out) in out.chunks_mut(8).enumerate() {
+        let indices = &mut indices[..out.len()];
+        unpack(data, bit + chunk * 8 * bits as usize, bits, indices);
+        for (out, &i) in out.iter_mut().zip(indices.iter()) {
+            *out = *dictionary.get(i as usize).ok_or(i)?;
+        }
+    }
+    Ok(())
+}
+
+/// Gathers `dictionary[i]` into `out` for the indices of `bits` bits packed
+/// in `packed`, whole groups of eight (`bits` bytes each); false when an
+/// index lies past the dictionary (`out` is then partly written). The
+/// width is a constant in each instance, so that every shift and mask is.
+fn gather_groups(bits: usize, packed: &[u8], dictionary: &[f32], out: &mut [f32]) -> bool {
+    macro_rules! widths {
+        ($($w:literal)*) => {
+            match bits {
+                $($w => gather_groups_of::<$w>(packed, dictionary, out),)*
+                _ => unreachable!("indices of 1 to 32 bits"),
+            }
+        };
+    }
+    widths!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32)
+}
+
+fn gather_groups_of<const BITS: usize>(packed: &[u8], dictionary: &[f32], out: &mut [f32]) -> bool {
+    let Some(last) = dictionary.len().checked_sub(1) else {
+        return false;
+    };
+    let mask = (1u64 << BITS) - 1;
+    let mut in_range = true;
+    let mut gather = |bytes: &[u8], out: &mut [f32]| {
+        for (j, out) in out.iter_mut().enumerate() {
+            let at = j * BITS;
+            let word = u64::from_le_bytes(bytes[at / 8..at / 8 + 8].try_into().expect("8 bytes"));
+            let i = ((word >> (at % 8)) & mask) as usize;
+            in_range &= i <= last;
+            // SAFETY: `i.min(last)` is below the dictionary's length.
+            *out = unsafe { *dictionary.get_unchecked(i.min(last)) };
+        }
+    };
+    let groups = packed.len() / BITS;
+    // Groups followed by at least eight bytes are read where they lie (a
+    // value's word may reach into the next group); the last few from a
+    // padded copy (a copy for every group cost a stalled load a value:
+    // the words straddle the copy's stores).
+    let direct = (packed.len().saturating_sub(8) / BITS).min(groups);
+    for (g, out) in out.chunks_exact_mut(8).enumerate().take(direct) {
+        gather(&packed[g * BITS..g * BITS + BITS + 8], out);
+    }
+    for (g, out) in out
+        .chunks_exact_mut(8)
+        .enumerate()
+        .take(groups)
+        .skip(direct)
+    {
+        let mut bytes = [0u8; 40];
+        bytes[..BITS].copy_from_slice(&packed[g * BITS..g * BITS + BITS]);
+        gather(&bytes, out);
+    }
+    in_range
 }
 
 /// Unpacks `out.len()` values of `bits` bits from `data`, the first at bit
@@ -788,9 +918,58 @@ mod tests {
             out.extend(part);
         }
         let mut expected = vec![3; 5];
-        expected.extend(values);
+        expected.extend(values.iter().copied());
         assert_eq!(out, expected);
         // Past the last run: an error.
         assert!(hybrid.read(&data, &mut [0]).is_err());
+
+        // The same stream gathered from a dictionary: in reads that take
+        // values one by one up to a group, a whole group, and one by one
+        // after it; every width of the whole-group path.
+        let dictionary: Vec<f32> = (0..8).map(|i| i as f32 * 1.5).collect();
+        let mut gathered = Vec::new();
+        let mut hybrid = Hybrid::new(0, data.len(), 3);
+        for n in [2, 6, 13] {
+            let mut part = vec![0f32; n];
+            hybrid
+                .read_gathered(&data, &dictionary, &mut part)
+                .expect("gathered");
+            gathered.extend(part);
+        }
+        let expected: Vec<f32> = expected.iter().map(|&i| dictionary[i as usize]).collect();
+        assert_eq!(gathered, expected);
+        for bits in 1..=32usize {
+            let values = 1u64 << bits.min(3);
+            let indices: Vec<u32> = (0..24u64).map(|i| ((i * 5 + 1) % values) as u32).collect();
+            let mut packed = vec![0u8; 3 * bits];
+            for (i, v) in indices.iter().enumerate() {
+                for b in 0..bits {
+                    if v >> b & 1 == 1 {
+                        let at = i * bits + b;
+                        packed[at / 8] |= 1 << (at % 8);
+                    }
+                }
+            }
+            let mut out = vec![0f32; 24];
+            assert!(
+                gather_groups(bits, &packed, &dictionary, &mut out),
+                "{bits} bits"
+            );
+            let expected: Vec<f32> = indices.iter().map(|&i| dictionary[i as usize]).collect();
+            assert_eq!(out, expected, "{bits} bits");
+            // Index 1 (and more) past a dictionary of one value.
+            assert!(
+                !gather_groups(bits, &packed, &dictionary[..1], &mut out),
+                "{bits} bits"
+            );
+        }
+        // An index past the dictionary is named, on either path.
+        for n in [16, 21] {
+            let mut hybrid = Hybrid::new(0, data.len(), 3);
+            let err = hybrid
+                .read_gathered(&data, &dictionary[..6], &mut vec![0f32; n])
+                .expect_err("index 6 and 7 are past the dictionary");
+            assert_eq!(err, "index 6 past its dictionary of 6 values");
+        }
     }
 }
