@@ -200,10 +200,14 @@ fn read_pages(
 ) -> std::result::Result<VecDeque<CompressedPage>, String> {
     let range = chunk.byte_range();
     let len = usize::try_from(range.end.saturating_sub(range.start)).map_err(|e| e.to_string())?;
-    let mut bytes = vec![0u8; len];
+    // Read into fresh capacity (`read_to_end` does not zero it first).
+    let mut bytes = Vec::with_capacity(len);
     file.seek(SeekFrom::Start(range.start))
-        .and_then(|_| file.read_exact(&mut bytes))
+        .and_then(|_| file.take(len as u64).read_to_end(&mut bytes))
         .map_err(|e| format!("cannot read its pages: {e}"))?;
+    if bytes.len() != len {
+        return Err("the file ends inside its pages".into());
+    }
     let reader = PageReader::new(Cursor::new(Buffer::from(bytes)), chunk, Vec::new(), len);
     reader
         .collect::<std::result::Result<VecDeque<_>, _>>()
