@@ -720,6 +720,33 @@ fn gather_each(
 /// index lies past the dictionary (`out` is then partly written). The
 /// width is a constant in each instance, so that every shift and mask is.
 fn gather_groups(bits: usize, packed: &[u8], dictionary: &[f32], out: &mut [f32]) -> bool {
+    // Indices of up to 16 bits (dictionaries of up to 65,536 values) with
+    // AVX2 where the machine has it, the groups followed by 16 bytes.
+    #[cfg(target_arch = "x86_64")]
+    let (packed, out, simd_in_range) = {
+        let groups = if bits <= 16 && std::arch::is_x86_feature_detected!("avx2") {
+            (packed.len().saturating_sub(16) / bits.max(1)).min(packed.len() / bits.max(1))
+        } else {
+            0
+        };
+        let in_range = groups == 0
+            || {
+                let (head, _) = out.split_at_mut(groups * 8);
+                macro_rules! simd_widths {
+                ($($w:literal)*) => {
+                    match bits {
+                        // SAFETY: AVX2 is present (checked above).
+                        $($w => unsafe { x86::gather_groups::<$w>(&packed[..groups * bits + 16], dictionary, head) },)*
+                        _ => unreachable!("indices of 1 to 16 bits"),
+                    }
+                };
+            }
+                simd_widths!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+            };
+        (&packed[groups * bits..], &mut out[groups * 8..], in_range)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd_in_range = true;
     macro_rules! widths {
         ($($w:literal)*) => {
             match bits {
@@ -728,7 +755,74 @@ fn gather_groups(bits: usize, packed: &[u8], dictionary: &[f32], out: &mut [f32]
             }
         };
     }
-    widths!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32)
+    let rest_in_range = out.is_empty()
+        || widths!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32);
+    simd_in_range && rest_in_range
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// `vpshufb` selectors that put the bytes of value `j` of a group of
+    /// eight `bits`-bit values (a group of `bits` bytes, in both 128-bit
+    /// halves) at the low bytes of 32-bit lane `j`; the other bytes zero.
+    fn selectors(bits: usize) -> [i8; 32] {
+        let mut m = [-128i8; 32];
+        for j in 0..8 {
+            let (first, last) = (j * bits / 8, (j * bits + bits - 1) / 8);
+            for (k, byte) in (first..=last).enumerate() {
+                m[4 * j + k] = byte as i8;
+            }
+        }
+        m
+    }
+
+    /// Whole groups of eight `BITS`-bit indices in `packed` (followed by at
+    /// least 16 bytes) gathered from `dictionary` into `out` (8 a group):
+    /// each group is shuffled into eight lanes, shifted and masked, then
+    /// gathered in one instruction. False when an index lies past the
+    /// dictionary (the gather is clamped to its last value meanwhile).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn gather_groups<const BITS: usize>(
+        packed: &[u8],
+        dictionary: &[f32],
+        out: &mut [f32],
+    ) -> bool {
+        let Some(last) = dictionary.len().checked_sub(1) else {
+            return false;
+        };
+        let groups = out.len() / 8;
+        assert!(BITS <= 16 && packed.len() >= groups * BITS + 16 && last <= i32::MAX as usize);
+        let selectors = selectors(BITS);
+        let shifts: [i32; 8] = std::array::from_fn(|j| (j * BITS % 8) as i32);
+        // SAFETY: AVX2 is present (the caller's contract); every load reads
+        // 16 bytes at a group's first byte, inside `packed` (asserted); the
+        // gathers read clamped indices, below the dictionary's length; the
+        // stores write the group's 8 values of `out`.
+        unsafe {
+            let selectors = _mm256_loadu_si256(selectors.as_ptr() as *const __m256i);
+            let shifts = _mm256_loadu_si256(shifts.as_ptr() as *const __m256i);
+            let mask = _mm256_set1_epi32(((1u32 << BITS) - 1) as i32);
+            let last_index = _mm256_set1_epi32(last as i32);
+            let mut largest = _mm256_setzero_si256();
+            for g in 0..groups {
+                let bytes = _mm_loadu_si128(packed.as_ptr().add(g * BITS) as *const __m128i);
+                let lanes = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(bytes), selectors);
+                let indices = _mm256_and_si256(_mm256_srlv_epi32(lanes, shifts), mask);
+                largest = _mm256_max_epu32(largest, indices);
+                let clamped = _mm256_min_epu32(indices, last_index);
+                let values = _mm256_i32gather_ps::<4>(dictionary.as_ptr(), clamped);
+                _mm256_storeu_ps(out.as_mut_ptr().add(g * 8), values);
+            }
+            let mut lanes = [0u32; 8];
+            _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, largest);
+            lanes.iter().all(|&i| i as usize <= last)
+        }
+    }
 }
 
 fn gather_groups_of<const BITS: usize>(packed: &[u8], dictionary: &[f32], out: &mut [f32]) -> bool {
@@ -944,8 +1038,11 @@ mod tests {
         assert_eq!(gathered, expected);
         for bits in 1..=32usize {
             let values = 1u64 << bits.min(3);
-            let indices: Vec<u32> = (0..24u64).map(|i| ((i * 5 + 1) % values) as u32).collect();
-            let mut packed = vec![0u8; 3 * bits];
+            // Ten groups: with AVX2 the first ones (up to 16 bits) take the
+            // vector path, the last ones (within 16 bytes of the end) the
+            // scalar one.
+            let indices: Vec<u32> = (0..80u64).map(|i| ((i * 5 + 1) % values) as u32).collect();
+            let mut packed = vec![0u8; 10 * bits];
             for (i, v) in indices.iter().enumerate() {
                 for b in 0..bits {
                     if v >> b & 1 == 1 {
@@ -954,7 +1051,7 @@ mod tests {
                     }
                 }
             }
-            let mut out = vec![0f32; 24];
+            let mut out = vec![0f32; 80];
             assert!(
                 gather_groups(bits, &packed, &dictionary, &mut out),
                 "{bits} bits"
