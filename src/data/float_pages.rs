@@ -19,6 +19,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 
 use polars_buffer::Buffer;
 use polars_parquet::parquet::compression::{Compression, DecompressionContext};
@@ -35,7 +36,10 @@ use crate::error::{Error, Result};
 /// Reads the rows of a parquet file's float columns in order, as float32
 /// rows (nulls as NaN), across its row groups.
 pub struct FloatRows<'a> {
-    table: &'a Table,
+    path: PathBuf,
+    /// Lays out row groups with pages of other encodings (absent: such a
+    /// row group is an error).
+    table: Option<&'a Table>,
     names: Vec<String>,
     file: File,
     metadata: FileMetadata,
@@ -68,7 +72,14 @@ impl<'a> FloatRows<'a> {
     /// A reader of `names` in `table`'s parquet file, or None when one of
     /// them is not a column this reader decodes.
     pub fn open(table: &'a Table, names: &[String]) -> Result<Option<FloatRows<'a>>> {
-        let path = &table.path;
+        Self::open_file(&table.path, names, Some(table))
+    }
+
+    fn open_file(
+        path: &Path,
+        names: &[String],
+        table: Option<&'a Table>,
+    ) -> Result<Option<FloatRows<'a>>> {
         let mut file = File::open(path).map_err(|e| Error::input(path, e))?;
         let metadata = read_metadata(&mut file).map_err(|e| Error::input(path, format!("{e}")))?;
         if names.is_empty() {
@@ -86,6 +97,7 @@ impl<'a> FloatRows<'a> {
         let block = transpose_block_rows(width);
         let stride = block + 16;
         Ok(Some(FloatRows {
+            path: path.to_path_buf(),
             table,
             names: names.to_vec(),
             file,
@@ -155,7 +167,7 @@ impl<'a> FloatRows<'a> {
     fn error(&self, column: &str, message: impl std::fmt::Display) -> Error {
         let row_group = self.next_group.saturating_sub(1);
         Error::input(
-            &self.table.path,
+            &self.path,
             format!("column '{column}', row group {row_group}: {message}"),
         )
     }
@@ -166,7 +178,7 @@ impl<'a> FloatRows<'a> {
         let index = self.next_group;
         let Some(group) = self.metadata.row_groups.get(index) else {
             return Err(Error::input(
-                &self.table.path,
+                &self.path,
                 "has fewer rows than its metadata says",
             ));
         };
@@ -178,10 +190,16 @@ impl<'a> FloatRows<'a> {
         for name in &self.names {
             let chunk = column_chunk(&self.metadata, index, name).expect("checked when opened");
             let pages = read_pages(&mut self.file, chunk).map_err(|e| self.error(name, e))?;
-            if !pages.iter().all(decodable_page) {
+            if !pages.iter().all(|page| decodable_page(page, self.left)) {
                 // An encoding decoded by polars alone: this row group only.
-                let frame = self.table.read_frame(&self.names, offset, self.left)?;
+                let Some(table) = self.table else {
+                    return Err(self.error(name, "pages of an encoding read through polars alone"));
+                };
+                let frame = table.read_frame(&self.names, offset, self.left)?;
                 let (rows, nulls) = frame.f32_rows(&self.names)?;
+                if rows.len() != self.left * self.names.len() {
+                    return Err(self.error(name, "fewer rows than its row group's metadata says"));
+                }
                 self.group = Group::LaidOut { rows, next: 0 };
                 return Ok(nulls);
             }
@@ -242,10 +260,17 @@ fn decodable(chunk: &ColumnChunkMetadata) -> bool {
 }
 
 /// Whether this reader decodes a page's encodings.
-fn decodable_page(page: &CompressedPage) -> bool {
+fn decodable_page(page: &CompressedPage, rows: usize) -> bool {
     match page {
         CompressedPage::Dict(_) => true,
         CompressedPage::Data(data) => {
+            // Sizes beyond what the row group's rows can hold (a damaged
+            // header) are left to polars, not allocated here: at most 8
+            // bytes a value and its level, with room for run headers.
+            let values = data.num_values();
+            if values > rows || data.uncompressed_size() > values * 10 + 4096 {
+                return false;
+            }
             let values = matches!(
                 data.header().encoding(),
                 FormatEncoding::PLAIN
@@ -492,6 +517,12 @@ fn plain_values(
     count: usize,
     double: bool,
 ) -> Option<Vec<f32>> {
+    // The count comes from the page's header: checked against its bytes
+    // before anything is allocated for it.
+    let size = if double { 8 } else { 4 };
+    if count.checked_mul(size)? > end.checked_sub(start)? {
+        return None;
+    }
     let mut out = vec![0f32; count];
     let mut values = Values::Plain { next: start, end };
     read_values(&mut values, data, &[], double, &mut out).ok()?;
@@ -979,6 +1010,51 @@ mod tests {
         for file in ["v1_snappy.parquet", "v2_zstd.parquet"] {
             reads_as_polars_does(file, &names);
         }
+    }
+
+    #[test]
+    fn damaged_pages_are_errors_naming_the_file_never_panics() {
+        // One byte changed at a time across the pages (the footer is the
+        // metadata reader's: kept), in a compressed and an uncompressed
+        // file; each damaged file is read whole.
+        let names: Vec<String> = FLOATS.iter().map(|n| n.to_string()).collect();
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("damaged.parquet");
+        let mut errors = 0;
+        for file in ["v1_snappy.parquet", "v1_none.parquet"] {
+            let original = std::fs::read(Path::new("tests/fixtures/float_pages").join(file))
+                .expect("the fixture");
+            let footer = original.len() - 8;
+            let metadata_len =
+                u32::from_le_bytes(original[footer..footer + 4].try_into().unwrap()) as usize;
+            let pages_end = footer - metadata_len;
+            for (k, at) in (4..pages_end).step_by(251).enumerate() {
+                let mut bytes = original.clone();
+                bytes[at] ^= 1 << (k % 8);
+                std::fs::write(&path, &bytes).expect("written");
+                let read = std::panic::catch_unwind(|| -> Result<()> {
+                    let Some(mut reader) = FloatRows::open_file(&path, &names, None)? else {
+                        return Ok(());
+                    };
+                    let mut rows = Vec::new();
+                    for _ in 0..5 {
+                        reader.read(1000, &mut rows)?;
+                    }
+                    Ok(())
+                });
+                match read {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        errors += 1;
+                        let message = e.to_string();
+                        assert!(message.contains("damaged.parquet"), "{message}");
+                        assert!(!message.contains('\n'), "{message}");
+                    }
+                    Err(_) => panic!("{file}: a panic with byte {at} changed"),
+                }
+            }
+        }
+        assert!(errors > 40, "{errors} damaged files refused");
     }
 
     #[test]
