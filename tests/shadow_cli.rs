@@ -315,24 +315,16 @@ fn a_log_read_from_disk_page_by_page_replays_as_the_same_log_held_in_memory() {
         if ["request_id", "timestamp", "prediction", "confidence"].contains(&name.as_str()) {
             continue;
         }
+        fn repeated<T: Clone>(v: &[T]) -> Vec<T> {
+            v.iter().cloned().cycle().take(v.len() * TIMES).collect()
+        }
+        fn present<T>(v: Vec<Option<T>>) -> Vec<T> {
+            v.into_iter().map(|x| x.expect("no nulls")).collect()
+        }
         let column = match sample.values(&name).expect("values") {
-            Values::Float(v) => OutColumn::F64(
-                v.iter()
-                    .map(|x| x.expect("no nulls"))
-                    .cycle()
-                    .take(v.len() * TIMES)
-                    .collect(),
-            ),
-            Values::Int(v) => OutColumn::I64(
-                v.iter()
-                    .map(|x| x.expect("no nulls"))
-                    .cycle()
-                    .take(v.len() * TIMES)
-                    .collect(),
-            ),
-            Values::Text(v) => {
-                OutColumn::Text(v.iter().cloned().cycle().take(v.len() * TIMES).collect())
-            }
+            Values::Float(v) => OutColumn::F64(repeated(&present(v))),
+            Values::Int(v) => OutColumn::I64(repeated(&present(v))),
+            Values::Text(v) => OutColumn::Text(repeated(&v)),
             Values::Bool(_) => panic!("no boolean column in the sample log"),
         };
         columns.push((name, column));
