@@ -354,19 +354,12 @@ fn a_log_read_from_disk_page_by_page_replays_as_the_same_log_held_in_memory() {
     write_parquet(&large, columns).unwrap();
     assert!(std::fs::metadata(&large).unwrap().len() > 32 << 20);
     let replay = |log: &std::path::Path| {
-        let (code, r) = json_report(&[
-            "shadow-compare",
-            "--primary",
-            "sample_data/model.onnx",
-            "--candidate",
-            "sample_data/model_v2.onnx",
-            "--inputs",
-            log.to_str().unwrap(),
-            "--slice-by",
-            "region",
-            "--exclude",
-            "payload",
-        ]);
+        // The sample replay's arguments on this log.
+        let mut args = REPLAY.to_vec();
+        let inputs = args.iter().position(|a| *a == "--inputs").unwrap() + 1;
+        args[inputs] = log.to_str().unwrap();
+        args.extend(["--exclude", "payload"]);
+        let (code, r) = json_report(&args);
         assert_eq!(code, 0, "{r}");
         r
     };
