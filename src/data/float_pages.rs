@@ -193,7 +193,11 @@ impl<'a> FloatRows<'a> {
         for name in &self.names {
             let chunk = column_chunk(&self.metadata, index, name).expect("checked when opened");
             let pages = read_pages(&mut self.file, chunk).map_err(|e| self.error(name, e))?;
-            if !pages.iter().all(|page| decodable_page(page, self.left)) {
+            let optional = chunk.descriptor().descriptor.max_def_level == 1;
+            if !pages
+                .iter()
+                .all(|page| decodable_page(page, self.left, optional))
+            {
                 // An encoding decoded by polars alone: this row group only.
                 let Some(table) = self.table else {
                     return Err(self.error(name, "pages of an encoding read through polars alone"));
@@ -220,7 +224,13 @@ fn read_pages(
     chunk: &ColumnChunkMetadata,
 ) -> std::result::Result<VecDeque<CompressedPage>, String> {
     let range = chunk.byte_range();
-    let len = usize::try_from(range.end.saturating_sub(range.start)).map_err(|e| e.to_string())?;
+    // The range comes from the metadata: checked against the file before
+    // anything is allocated for it.
+    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
+    if range.end > file_len || range.start > range.end {
+        return Err("its pages lie past the file's end".into());
+    }
+    let len = usize::try_from(range.end - range.start).map_err(|e| e.to_string())?;
     // Read into fresh capacity (`read_to_end` does not zero it first).
     let mut bytes = Vec::with_capacity(len);
     file.seek(SeekFrom::Start(range.start))
@@ -323,16 +333,17 @@ impl Kind {
     }
 }
 
-/// Whether this reader decodes a page's encodings.
-fn decodable_page(page: &CompressedPage, rows: usize) -> bool {
+/// Whether this reader decodes a page of a row group of `rows` rows (of a
+/// column with definition levels when `optional`).
+fn decodable_page(page: &CompressedPage, rows: usize, optional: bool) -> bool {
     match page {
         CompressedPage::Dict(_) => true,
         CompressedPage::Data(data) => {
             // Sizes beyond what the row group's rows can hold (a damaged
             // header) are left to polars, not allocated here: at most 8
             // bytes a value and its level, with room for run headers.
-            let values = data.num_values();
-            if values > rows || data.uncompressed_size() > values * 10 + 4096 {
+            let count = data.num_values();
+            if count > rows || data.uncompressed_size() > count * 10 + 4096 {
                 return false;
             }
             let values = matches!(
@@ -341,8 +352,12 @@ fn decodable_page(page: &CompressedPage, rows: usize) -> bool {
                     | FormatEncoding::PLAIN_DICTIONARY
                     | FormatEncoding::RLE_DICTIONARY
             );
+            // A required column's pages have no levels, whatever their
+            // header says they would be encoded with.
             let levels = match data.header() {
-                DataPageHeader::V1(h) => h.definition_level_encoding == FormatEncoding::RLE,
+                DataPageHeader::V1(h) => {
+                    !optional || h.definition_level_encoding == FormatEncoding::RLE
+                }
                 DataPageHeader::V2(_) => true,
             };
             values && levels
@@ -501,18 +516,22 @@ impl ColumnPages {
         };
         let split = split_buffer(&page).map_err(|e| e.to_string())?;
         let data = page.buffer();
-        let offset = |part: &[u8]| part.as_ptr() as usize - data.as_ptr() as usize;
+        // Where a part of the page lies in it (the parts are slices of it).
+        let bounds = |part: &[u8]| {
+            let start = (part.as_ptr() as usize).checked_sub(data.as_ptr() as usize);
+            start
+                .filter(|start| start + part.len() <= data.len())
+                .map(|start| (start, start + part.len()))
+                .ok_or("its levels and values do not lie inside it")
+        };
         let rows = page.num_values();
         let levels = if self.optional {
-            let start = offset(split.def);
-            Some(Hybrid::new(start, start + split.def.len(), 1))
+            let (start, end) = bounds(split.def)?;
+            Some(Hybrid::new(start, end, 1))
         } else {
             None
         };
-        let (start, end) = (
-            offset(split.values),
-            offset(split.values) + split.values.len(),
-        );
+        let (start, end) = bounds(split.values)?;
         let values = match page.header().encoding() {
             FormatEncoding::PLAIN => Values::Plain { next: start, end },
             _ => {
