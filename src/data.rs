@@ -122,6 +122,45 @@ enum Format {
     Csv,
 }
 
+/// Refuses a parquet file with a top-level column of a type this build of
+/// polars does not read (decimals and 16-bit floats stopped it with an
+/// internal error, 8- and 16-bit unsigned integers with "cannot create
+/// series"): one line naming the column and what to write instead. A
+/// footer that does not decode is left for polars to report.
+fn refuse_unread_types(path: &Path, file: &mut std::fs::File) -> Result<()> {
+    use polars_parquet::parquet::schema::types::{
+        IntegerType, ParquetType, PrimitiveConvertedType, PrimitiveLogicalType,
+    };
+    let Ok(metadata) = polars_parquet::parquet::read::read_metadata(file) else {
+        return Ok(());
+    };
+    for field in metadata.schema().fields() {
+        let ParquetType::PrimitiveType(column) = field else {
+            continue;
+        };
+        let holds = match (column.logical_type, column.converted_type) {
+            (Some(PrimitiveLogicalType::Decimal(digits, scale)), _)
+            | (None, Some(PrimitiveConvertedType::Decimal(digits, scale))) => {
+                format!("decimals ({digits} digits, {scale} after the point)")
+            }
+            (Some(PrimitiveLogicalType::Float16), _) => "16-bit floats".to_string(),
+            (Some(PrimitiveLogicalType::Integer(IntegerType::UInt8 | IntegerType::UInt16)), _)
+            | (None, Some(PrimitiveConvertedType::Uint8 | PrimitiveConvertedType::Uint16)) => {
+                "8- or 16-bit unsigned integers".to_string()
+            }
+            _ => continue,
+        };
+        return Err(Error::input(
+            path,
+            format!(
+                "column '{}' holds {holds}, which mlctl does not read: write it as float64, or as a 32- or 64-bit integer",
+                column.field_info.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn detect_format(path: &Path) -> Result<Format> {
     let mut head = [0u8; 4];
     let mut file = std::fs::File::open(path).map_err(|e| Error::input(path, e))?;
@@ -142,6 +181,7 @@ fn detect_format(path: &Path) -> Result<Format> {
         .unwrap_or("")
         .to_ascii_lowercase();
     if n == 4 && &head == b"PAR1" {
+        refuse_unread_types(path, &mut file)?;
         return Ok(Format::Parquet);
     }
     match ext.as_str() {

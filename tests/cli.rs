@@ -370,6 +370,41 @@ fn whole_data_figures_without_windows() {
 }
 
 #[test]
+fn columns_of_types_mlctl_does_not_read_are_named_in_one_line() {
+    // Decimals and 16-bit floats stopped polars with an internal error,
+    // 16-bit unsigned integers with a message that named no column.
+    for (file, needle) in [
+        (
+            "price",
+            "column 'price' holds decimals (9 digits, 2 after the point)",
+        ),
+        ("half", "column 'half' holds 16-bit floats"),
+        (
+            "flags",
+            "column 'flags' holds 8- or 16-bit unsigned integers",
+        ),
+    ] {
+        let path = format!("tests/fixtures/unread_types/{file}.parquet");
+        fails_cleanly(
+            &["drift", &path, "--baseline", "sample_data/train.parquet"],
+            needle,
+        );
+        fails_cleanly(
+            &[
+                "shadow-compare",
+                "--primary",
+                "sample_data/model.onnx",
+                "--candidate",
+                "sample_data/model_v2.onnx",
+                "--inputs",
+                &path,
+            ],
+            needle,
+        );
+    }
+}
+
+#[test]
 fn bad_input_gets_one_line_and_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("fake.parquet");
