@@ -605,6 +605,15 @@ struct Hybrid {
     run: Run,
 }
 
+/// A stretch of one run, as `Hybrid::walk` hands it over.
+enum Stretch {
+    /// The run's value.
+    Repeat(u32),
+    /// Bit-packed values, the first at bit `bit` of the page and `taken`
+    /// values into its run.
+    Packed { bit: usize, taken: usize },
+}
+
 #[derive(Debug)]
 enum Run {
     /// A value repeated `left` more times.
@@ -629,29 +638,52 @@ impl Hybrid {
         }
     }
 
-    /// Fills `out` with the stream's next values.
-    fn read(&mut self, data: &[u8], out: &mut [u32]) -> std::result::Result<(), String> {
+    /// Takes the stream's next `n` values run by run, handing each stretch
+    /// of a run to `take` with its positions among the `n`: one place
+    /// moves through the runs for every reading of them.
+    fn walk(
+        &mut self,
+        data: &[u8],
+        n: usize,
+        mut take: impl FnMut(Stretch, std::ops::Range<usize>) -> std::result::Result<(), String>,
+    ) -> std::result::Result<(), String> {
         let mut done = 0;
-        while done < out.len() {
+        while done < n {
             match &mut self.run {
                 Run::Repeat { value, left } if *left > 0 => {
-                    let n = (*left).min(out.len() - done);
-                    out[done..done + n].fill(*value);
-                    *left -= n;
-                    done += n;
+                    let k = (*left).min(n - done);
+                    take(Stretch::Repeat(*value), done..done + k)?;
+                    *left -= k;
+                    done += k;
                 }
                 Run::Packed { bit, left, taken } if *left > 0 => {
-                    let n = (*left).min(out.len() - done);
-                    unpack(data, *bit, self.bits, &mut out[done..done + n]);
-                    *bit += n * self.bits as usize;
-                    *left -= n;
-                    *taken += n;
-                    done += n;
+                    let k = (*left).min(n - done);
+                    let stretch = Stretch::Packed {
+                        bit: *bit,
+                        taken: *taken,
+                    };
+                    take(stretch, done..done + k)?;
+                    *bit += k * self.bits as usize;
+                    *left -= k;
+                    *taken += k;
+                    done += k;
                 }
                 _ => self.next_run(data)?,
             }
         }
         Ok(())
+    }
+
+    /// Fills `out` with the stream's next values.
+    fn read(&mut self, data: &[u8], out: &mut [u32]) -> std::result::Result<(), String> {
+        let bits = self.bits;
+        self.walk(data, out.len(), |stretch, at| {
+            match stretch {
+                Stretch::Repeat(value) => out[at].fill(value),
+                Stretch::Packed { bit, .. } => unpack(data, bit, bits, &mut out[at]),
+            }
+            Ok(())
+        })
     }
 
     /// Fills `out` with the dictionary's values at the stream's next
@@ -669,60 +701,43 @@ impl Hybrid {
                 dictionary.len()
             )
         };
-        let mut done = 0;
-        while done < out.len() {
-            match &mut self.run {
-                Run::Repeat { value, left } if *left > 0 => {
-                    let n = (*left).min(out.len() - done);
-                    let v = *dictionary
-                        .get(*value as usize)
-                        .ok_or_else(|| past(*value))?;
-                    out[done..done + n].fill(v);
-                    *left -= n;
-                    done += n;
+        let width = self.bits;
+        let bits = width as usize;
+        self.walk(data, out.len(), |stretch, at| {
+            let out = &mut out[at];
+            match stretch {
+                Stretch::Repeat(value) => {
+                    let v = *dictionary.get(value as usize).ok_or_else(|| past(value))?;
+                    out.fill(v);
                 }
-                Run::Packed { bit, left, taken } if *left > 0 => {
-                    let n = (*left).min(out.len() - done);
-                    let bits = self.bits as usize;
+                Stretch::Packed { bit, taken } => {
+                    let n = out.len();
                     // Up to the next group's first value one by one, then
                     // whole groups (their bytes all inside the page), then
                     // the rest one by one.
-                    let head = ((8 - *taken % 8) % 8).min(n);
+                    let head = ((8 - taken % 8) % 8).min(n);
                     let groups = if bits == 0 {
                         0
                     } else {
-                        let from = (*bit + head * bits) / 8;
+                        let from = (bit + head * bits) / 8;
                         ((n - head) / 8).min(data.len().saturating_sub(from) / bits)
                     };
                     let body = head + groups * 8;
-                    let out = &mut out[done..done + n];
-                    gather_each(data, *bit, self.bits, dictionary, &mut out[..head])
-                        .map_err(past)?;
-                    let first = *bit + head * bits;
+                    gather_each(data, bit, width, dictionary, &mut out[..head]).map_err(past)?;
+                    let first = bit + head * bits;
                     let packed = &data[first / 8..first / 8 + groups * bits];
                     if groups > 0 && !gather_groups(bits, packed, dictionary, &mut out[head..body])
                     {
                         // Find the index past the dictionary to name it.
-                        gather_each(data, first, self.bits, dictionary, &mut out[head..body])
+                        gather_each(data, first, width, dictionary, &mut out[head..body])
                             .map_err(past)?;
                     }
-                    gather_each(
-                        data,
-                        *bit + body * bits,
-                        self.bits,
-                        dictionary,
-                        &mut out[body..],
-                    )
-                    .map_err(past)?;
-                    *bit += n * bits;
-                    *left -= n;
-                    *taken += n;
-                    done += n;
+                    gather_each(data, bit + body * bits, width, dictionary, &mut out[body..])
+                        .map_err(past)?;
                 }
-                _ => self.next_run(data)?,
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Whether the next `n` values are `value` repeated in a single run,
