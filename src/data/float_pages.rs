@@ -49,6 +49,8 @@ pub struct FloatRows<'a> {
     /// The next row group to open, and its first row.
     next_group: usize,
     next_offset: usize,
+    /// Each row group's first row.
+    group_starts: Vec<usize>,
     group: Group,
     /// Rows of the row group being read that are still to be read.
     left: usize,
@@ -99,6 +101,15 @@ impl<'a> FloatRows<'a> {
         let width = names.len();
         let block = transpose_block_rows(width);
         let stride = block + 16;
+        let group_starts = metadata
+            .row_groups
+            .iter()
+            .scan(0, |start, group| {
+                let first = *start;
+                *start += group.num_rows();
+                Some(first)
+            })
+            .collect();
         Ok(Some(FloatRows {
             path: path.to_path_buf(),
             table,
@@ -107,6 +118,7 @@ impl<'a> FloatRows<'a> {
             metadata,
             next_group: 0,
             next_offset: 0,
+            group_starts,
             group: Group::LaidOut {
                 rows: Vec::new(),
                 next: 0,
@@ -165,6 +177,20 @@ impl<'a> FloatRows<'a> {
             rows -= n;
         }
         Ok(nulls)
+    }
+
+    /// Makes `row`, the first row of a row group, the next row read.
+    pub fn seek(&mut self, row: usize) -> Result<()> {
+        let Ok(group) = self.group_starts.binary_search(&row) else {
+            return Err(Error::input(
+                &self.path,
+                format!("no row group starts at row {row}"),
+            ));
+        };
+        self.next_group = group;
+        self.next_offset = row;
+        self.left = 0;
+        Ok(())
     }
 
     fn error(&self, column: &str, message: impl std::fmt::Display) -> Error {
@@ -1090,6 +1116,37 @@ mod tests {
         for file in ["v1_snappy.parquet", "v2_zstd.parquet", "v1_none.parquet"] {
             reads_as_polars_does(file, &NUMBERS);
         }
+    }
+
+    #[test]
+    fn a_reader_seeks_to_any_row_group_and_reads_on_from_there() {
+        // Row groups of 1,700 rows (make_float_pages.py): the third, then
+        // back to the second, in the middle of reading another.
+        let path = Path::new("tests/fixtures/float_pages/v1_snappy.parquet");
+        let names: Vec<String> = NUMBERS.iter().map(|n| n.to_string()).collect();
+        let (expected, _) = Frame::read(path, Some(&names))
+            .and_then(|f| f.f32_rows(&names))
+            .expect("polars reads the fixture");
+        let table = Table::open(path).expect("opened");
+        let mut reader = FloatRows::open(&table, &names)
+            .expect("metadata read")
+            .expect("float columns");
+        let width = names.len();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let mut rows = Vec::new();
+        reader.read(10, &mut rows).expect("read");
+        for (start, n) in [(3400, 1600), (1700, 2000)] {
+            reader.seek(start).expect("a row group's first row");
+            rows.clear();
+            reader.read(n, &mut rows).expect("read");
+            assert_eq!(
+                bits(&rows),
+                bits(&expected[start * width..(start + n) * width]),
+                "from row {start}"
+            );
+        }
+        let err = reader.seek(1701).expect_err("not a row group's first row");
+        assert!(err.to_string().contains("row 1701"), "{err}");
     }
 
     #[test]

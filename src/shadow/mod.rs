@@ -250,6 +250,15 @@ pub(crate) struct LabelValues {
 }
 
 impl LabelValues {
+    /// No label column.
+    fn none() -> Self {
+        LabelValues {
+            column: None,
+            classes: None,
+            numbers: None,
+        }
+    }
+
     fn for_task(&self, task: Task, start: usize, n: usize, path: &Path) -> Result<Labels<'_>> {
         let Some(column) = &self.column else {
             return Ok(Labels::None);
@@ -294,11 +303,7 @@ impl LabelReader {
 
     fn read(&mut self, frame: &Frame, codes: &mut ClassCodes) -> Result<LabelValues> {
         let Some(column) = &self.column else {
-            return Ok(LabelValues {
-                column: None,
-                classes: None,
-                numbers: None,
-            });
+            return Ok(LabelValues::none());
         };
         let (classes, numbers) = match frame.values(column)? {
             Values::Int(v) => {

@@ -1,18 +1,19 @@
 //! Replay: both models answer the logged rows, batch by batch, and the
-//! answers are compared part by part, in the log's order. The log is
-//! read in ranges that follow its row groups, a range ahead of the models:
-//! one thread decodes the next range while another lays out this one, in
-//! parts of a few batches handed to the workers as each is laid out.
-//! Each batch of a part, for either model, is a job; one worker per
-//! thread takes the next job, whichever model it is for, so that no
-//! thread waits while another model still has batches to answer (two
-//! models pinned to a thread each left the faster one's thread idle, and
-//! the reader and the judge then slowed the slower one). Memory holds a
-//! few ranges whatever the log's size.
+//! answers are compared range by range, in the log's order. The log is cut
+//! in ranges that follow its row groups. Each worker (one per thread)
+//! takes the next range and, batch by batch, lays out the batch's features
+//! and has both models answer them while they are in its cache; a thread
+//! of its own reads the ranges' labels and slices, in order, for the judge.
+//! The workers take ranges a few ahead of the judge at most, so memory
+//! holds a few ranges whatever the log's size.
+//!
+//! (A reader thread laying out ranges for the workers, as replays did
+//! before, handed each batch over from another core's cache, and three
+//! busy threads then shared two cores; see docs/shadow.md.)
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -33,21 +34,13 @@ const READ_ROWS: usize = 1 << 17;
 /// Batches in a range of a table already in memory.
 const BATCHES_PER_MEMORY_RANGE: usize = 32;
 
-/// Parts a decoded range is laid out and handed to the workers in (of
-/// whole batches): the workers start on a range's first part while the
-/// reader lays out the rest (16k rows of a 128k-row range at the usual
-/// batch size), and a part's matrix is still in cache when they read it.
-const PARTS_PER_RANGE: usize = 8;
-
-/// A range of the log, ready for the models.
-struct Prepared {
+/// Rows of the log for both models to answer, with their feature
+/// matrices (one per distinct column list, as `Answering::matrix_columns`).
+struct Batch {
+    /// The batch's first row in the log.
     offset: usize,
-    len: usize,
-    /// Feature matrices, one per distinct column list.
-    matrices: Vec<(Vec<String>, Tensor)>,
-    labels: LabelValues,
-    slices: Option<Vec<u32>>,
-    nulls: usize,
+    n: usize,
+    matrices: Vec<Tensor>,
 }
 
 /// One single-threaded rayon pool per worker, a worker per thread: a
@@ -137,19 +130,14 @@ impl Side<'_> {
         Ok((classes, scores))
     }
 
-    /// Answers rows `start..start + n` of a range; with `noise`, a second
-    /// time in two halves (what serving itself varies: batch composition
-    /// changes the order of float sums).
-    fn answer_batch(
-        &self,
-        range: &Prepared,
-        start: usize,
-        n: usize,
-        answering: &Answering,
-    ) -> Result<BatchAnswers> {
-        let rows = range.offset + start..range.offset + start + n;
+    /// Answers a batch; with `noise`, a second time in two halves (what
+    /// serving itself varies: batch composition changes the order of float
+    /// sums).
+    fn answer_batch(&self, batch: &Batch, answering: &Answering) -> Result<BatchAnswers> {
+        let n = batch.n;
+        let rows = batch.offset..batch.offset + n;
         let mut nulls = 0;
-        let feeds = self.feeds(range, start, n, answering, &mut nulls)?;
+        let feeds = self.feeds(batch, 0, n, answering, &mut nulls)?;
         let started = Instant::now();
         let out = self.call(feeds, &rows)?;
         let seconds = started.elapsed().as_secs_f64();
@@ -162,7 +150,7 @@ impl Side<'_> {
                 if a == b {
                     continue;
                 }
-                let feeds = self.feeds(range, start + a, b - a, answering, &mut 0)?;
+                let feeds = self.feeds(batch, a, b - a, answering, &mut 0)?;
                 let part = rows.start + a..rows.start + b;
                 let out = self.call(feeds, &part)?;
                 let (c, s) = self.read(&out, answering, &part)?;
@@ -181,26 +169,7 @@ impl Side<'_> {
     }
 }
 
-/// The feature matrix of a range as one CPU tensor `[rows, columns]`,
-/// read once for every model fed by the same columns; batches are views
-/// of it.
-fn matrix_feed(
-    frame: &Frame,
-    columns: &[String],
-    cache: &mut Vec<(Vec<String>, Tensor)>,
-    nulls: &mut usize,
-) -> Result<()> {
-    if !cache.iter().any(|(c, _)| c == columns) {
-        let (data, n) = frame.f32_rows(columns)?;
-        *nulls += n;
-        let t = Tensor::from_vec(data, (frame.height(), columns.len()), &Device::Cpu)
-            .map_err(|e| Error::input(frame.path(), e))?;
-        cache.push((columns.to_vec(), t));
-    }
-    Ok(())
-}
-
-/// Rows `start..start + n` of a range's matrix, as the model's input
+/// Rows `start..start + n` of a batch's matrix, as the model's input
 /// declares it (element type, device).
 fn batch_tensor(
     matrix: &Tensor,
@@ -303,35 +272,7 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
             noise: false,
         },
     ];
-    // The columns each range is read with.
-    let mut needed: Vec<String> = Vec::new();
-    for side in &sides {
-        if let Feeding::Matrix { columns, .. } = &side.feeding {
-            needed.extend(columns.iter().cloned());
-        }
-    }
-    needed.extend(label.iter().cloned());
-    needed.extend(opts.slice_by.iter().cloned());
-    needed.sort();
-    needed.dedup();
-
-    // A table already in memory is handed out in shorter ranges (32
-    // batches): nothing to decode, and the models start sooner.
-    let range_rows = if table.is_in_memory() {
-        replay
-            .batch_size
-            .saturating_mul(BATCHES_PER_MEMORY_RANGE)
-            .min(READ_ROWS)
-    } else {
-        READ_ROWS
-    };
-    let ranges = table.chunks(range_rows)?;
-    let progress = if opts.show_progress {
-        indicatif::ProgressBar::new(total_rows as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let codes = Mutex::new(ClassCodes::default());
+    // The feature matrices' column lists (one per distinct list).
     let mut matrix_columns: Vec<Vec<String>> = Vec::new();
     for side in &sides {
         if let Feeding::Matrix { columns, .. } = &side.feeding {
@@ -340,6 +281,32 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
             }
         }
     }
+    let mut features = matrix_columns.concat();
+    features.sort();
+    features.dedup();
+    let mut truth_columns: Vec<String> = label.iter().chain(&opts.slice_by).cloned().collect();
+    truth_columns.sort();
+    truth_columns.dedup();
+
+    // A table already in memory is handed out in shorter ranges (32
+    // batches): nothing to decode, and the workers share the last ones
+    // more evenly.
+    let range_rows = if table.is_in_memory() {
+        replay
+            .batch_size
+            .saturating_mul(BATCHES_PER_MEMORY_RANGE)
+            .min(READ_ROWS)
+    } else {
+        READ_ROWS
+    };
+    let mut ranges = table.chunks(range_rows)?;
+    ranges.retain(|&(_, len)| len > 0);
+    let progress = if opts.show_progress {
+        indicatif::ProgressBar::new(total_rows as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let codes = Mutex::new(ClassCodes::default());
     let answering = Answering {
         batch_size: replay.batch_size,
         table: &table,
@@ -347,6 +314,7 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
         inputs: &replay.inputs,
         task: opts.task,
         codes: &codes,
+        matrix_columns: &matrix_columns,
     };
     let mut judge = Judge {
         comparison: None,
@@ -360,16 +328,16 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
     };
     let reading = Reading {
         table: &table,
-        needed: &needed,
         ranges: &ranges,
-        matrix_columns: &matrix_columns,
+        features: &features,
+        truth_columns: &truth_columns,
         slice_by: &opts.slice_by,
         label: label.clone(),
         codes: &codes,
     };
     let pools = worker_pools()?;
     let started = Instant::now();
-    let slice_names = replay_jobs(&sides, pools, &reading, &answering, &mut judge, &progress)?;
+    let slice_names = replay_ranges(&sides, pools, &reading, &answering, &mut judge, &progress)?;
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let comparison = judge.comparison.expect("at least one row was compared");
@@ -413,7 +381,7 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
     Ok(compared)
 }
 
-/// What every side needs to answer a range.
+/// What every side needs to answer a batch.
 struct Answering<'a> {
     batch_size: usize,
     table: &'a Table,
@@ -421,6 +389,9 @@ struct Answering<'a> {
     inputs: &'a Path,
     task: Option<Task>,
     codes: &'a Mutex<ClassCodes>,
+    /// The feature matrices' column lists, in the order of a batch's
+    /// matrices.
+    matrix_columns: &'a [Vec<String>],
 }
 
 /// One side's answers to a whole range.
@@ -457,10 +428,10 @@ impl RangeAnswers {
 }
 
 impl Side<'_> {
-    /// The model's feeds for rows `start..start + n` of a range.
+    /// The model's feeds for rows `start..start + n` of a batch.
     fn feeds(
         &self,
-        range: &Prepared,
+        batch: &Batch,
         start: usize,
         n: usize,
         answering: &Answering,
@@ -468,11 +439,12 @@ impl Side<'_> {
     ) -> Result<Vec<(String, Tensor)>> {
         match &self.feeding {
             Feeding::Matrix { input, columns } => {
-                let (_, matrix) = range
-                    .matrices
+                let matrix = answering
+                    .matrix_columns
                     .iter()
-                    .find(|(c, _)| c == columns)
-                    .expect("read for every matrix feeding");
+                    .position(|c| c == columns)
+                    .map(|i| &batch.matrices[i])
+                    .expect("laid out for every matrix feeding");
                 let t = batch_tensor(matrix, start, n, input, answering.device)?;
                 Ok(vec![(input.name.clone(), t)])
             }
@@ -480,7 +452,7 @@ impl Side<'_> {
                 let (feeds, null_count) = predict::batch_feeds(
                     answering.table,
                     &self.feeding,
-                    range.offset + start,
+                    batch.offset + start,
                     n,
                     answering.device,
                     answering.inputs,
@@ -503,9 +475,13 @@ struct Judge<'a> {
 }
 
 impl Judge<'_> {
+    /// Counts a range of `len` rows; `nulls` of its feature values were
+    /// null.
     fn add(
         &mut self,
-        range: &Prepared,
+        len: usize,
+        truth: &Truth,
+        nulls: usize,
         primary: RangeAnswers,
         candidate: RangeAnswers,
     ) -> Result<()> {
@@ -516,7 +492,7 @@ impl Judge<'_> {
                 candidate.task.name()
             )));
         }
-        self.nulls += range.nulls + primary.nulls + candidate.nulls;
+        self.nulls += nulls + primary.nulls + candidate.nulls;
         let task = primary.task;
         let cmp = self
             .comparison
@@ -534,212 +510,194 @@ impl Judge<'_> {
                 .noise
                 .as_ref()
                 .map(|(classes, scores)| Answers { classes, scores }),
-            labels: range.labels.for_task(task, 0, range.len, self.inputs)?,
-            slices: range.slices.as_deref(),
+            labels: truth.labels.for_task(task, 0, len, self.inputs)?,
+            slices: truth.slices.as_deref(),
         });
         Ok(())
     }
 }
 
-/// What the reader needs to prepare the log's ranges.
+/// A range's labels and slices.
+struct Truth {
+    labels: LabelValues,
+    slices: Option<Vec<u32>>,
+}
+
+/// What the workers and the label reader need to read the log's ranges.
 struct Reading<'a> {
     table: &'a Table,
-    needed: &'a [String],
     ranges: &'a [(usize, usize)],
-    matrix_columns: &'a [Vec<String>],
+    /// Every column of the feature matrices.
+    features: &'a [String],
+    /// The label and slice columns.
+    truth_columns: &'a [String],
     slice_by: &'a [String],
     label: Option<String>,
     codes: &'a Mutex<ClassCodes>,
 }
 
 impl Reading<'_> {
-    /// Decodes each range (on a thread of its own, a range ahead), lays out
-    /// its feature matrices and reads its labels and slices, then hands
-    /// each of its batches to the workers, once per side (a full queue
-    /// holds the reader back: memory holds a few ranges, whatever the log's
-    /// size). Returns the slice names; stops at the first error, or when
-    /// the workers have gone (a side failed).
-    fn read_all(&self, jobs: SyncSender<Job>, batch_size: usize) -> Result<Vec<String>> {
-        // Decoding runs a range ahead on a thread of its own: with small
-        // models the reader is the slowest stage, and decoding and laying
-        // out a range take about as long as each other. A decoded range is
-        // handed over when the reader takes it (memory holds one more
-        // range; a queue of one more held two: 1M-row replay peak 137 ->
-        // 184 MiB, 212 with the queue, for the same speed).
-        //
-        // A log on disk whose feature columns are plain numbers has them
-        // read page by page straight into each part's matrix
-        // (data::FloatRows: a 1M-row replay of the sample log 1.3x faster);
-        // polars then decodes only the labels and slices.
-        let mut direct = self.direct_readers()?;
-        let frame_columns: Vec<String> = match &direct {
-            Some(_) => self
-                .needed
-                .iter()
-                .filter(|c| !self.matrix_columns.iter().any(|m| m.contains(c)))
-                .cloned()
-                .collect(),
-            None => self.needed.to_vec(),
+    /// Reads each range's labels and slices, in order, for the judge (a
+    /// full queue holds it back); returns the slice names. Stops after the
+    /// first error, sent in its range's place, or when the judge has gone.
+    fn read_truths(&self, to_judge: SyncSender<Result<Truth>>) -> Vec<String> {
+        let mut slices = SliceKeys::default();
+        let mut labels = LabelReader::new(self.label.clone());
+        for &(offset, len) in self.ranges {
+            let truth = self.truth(offset, len, &mut labels, &mut slices);
+            let failed = truth.is_err();
+            if to_judge.send(truth).is_err() || failed {
+                break;
+            }
+        }
+        slices.names
+    }
+
+    fn truth(
+        &self,
+        offset: usize,
+        len: usize,
+        labels: &mut LabelReader,
+        slices: &mut SliceKeys,
+    ) -> Result<Truth> {
+        if self.truth_columns.is_empty() {
+            return Ok(Truth {
+                labels: LabelValues::none(),
+                slices: None,
+            });
+        }
+        let frame = self.read_range(self.truth_columns, offset, len)?;
+        let labels = {
+            let mut codes = self.codes.lock().expect("class codes");
+            labels.read(&frame, &mut codes)?
         };
-        let frame_columns = &frame_columns;
-        let (to_reader, decoded) = sync_channel::<Result<Frame>>(0);
-        std::thread::scope(|scope| {
-            std::thread::Builder::new()
-                .name("mlctl-decoder".into())
-                .spawn_scoped(scope, move || {
-                    for &(offset, len) in self.ranges {
-                        let frame = self.table.read_frame(frame_columns, offset, len);
-                        let failed = frame.is_err();
-                        // The reader has stopped, or this range failed.
-                        if to_reader.send(frame).is_err() || failed {
-                            return;
-                        }
-                    }
-                })
-                .map_err(|e| Error::usage(format!("cannot start the decoding thread: {e}")))?;
-            self.prepare_all(decoded, jobs, batch_size, direct.as_deref_mut())
+        Ok(Truth {
+            labels,
+            slices: slices.read(&frame, self.slice_by)?,
         })
     }
 
-    /// A page-level reader per matrix of features, when the log is read
-    /// from disk and every one of their columns is a plain numeric one.
-    fn direct_readers(&self) -> Result<Option<Vec<FloatRows<'_>>>> {
-        if self.table.is_in_memory() || self.matrix_columns.is_empty() {
-            return Ok(None);
+    /// Rows `offset..offset + len` of `columns`, all of them.
+    fn read_range(&self, columns: &[String], offset: usize, len: usize) -> Result<Frame> {
+        let frame = self.table.read_frame(columns, offset, len)?;
+        if frame.height() != len {
+            return Err(Error::input(
+                frame.path(),
+                format!(
+                    "gave {} of rows {offset}..{} (fewer rows than its metadata says)",
+                    frame.height(),
+                    offset + len
+                ),
+            ));
+        }
+        Ok(frame)
+    }
+
+    /// Where a worker lays out its batches' features from: page by page
+    /// when the log is read from disk and every feature column is a plain
+    /// numeric one (data::FloatRows: no polars frame, and a batch's
+    /// matrix is written while its pages are in cache), else from each
+    /// range decoded by polars (or sliced from a table in memory).
+    fn source(&self, matrix_columns: &[Vec<String>]) -> Result<Source<'_>> {
+        if self.table.is_in_memory() || matrix_columns.is_empty() {
+            return Ok(Source::Frame(None));
         }
         let mut readers = Vec::new();
-        for columns in self.matrix_columns {
+        for columns in matrix_columns {
             match FloatRows::open(self.table, columns)? {
                 Some(reader) => readers.push(reader),
-                None => return Ok(None),
+                None => return Ok(Source::Frame(None)),
             }
         }
-        Ok(Some(readers))
+        Ok(Source::Pages(readers))
     }
+}
 
-    /// Lays out each decoded range, in order, part by part, and queues
-    /// each part's batches as soon as it is laid out.
-    fn prepare_all(
-        &self,
-        decoded: Receiver<Result<Frame>>,
-        jobs: SyncSender<Job>,
-        batch_size: usize,
-        mut direct: Option<&mut [FloatRows]>,
-    ) -> Result<Vec<String>> {
-        let mut slices = SliceKeys::default();
-        let mut labels = LabelReader::new(self.label.clone());
-        let mut index = 0;
-        for &(offset, len) in self.ranges {
-            let frame = decoded
-                .recv()
-                .expect("the decoding thread sends every range or an error")?;
-            let part_rows = len
-                .div_ceil(PARTS_PER_RANGE)
-                .next_multiple_of(batch_size)
-                .max(batch_size);
-            for start in (0..len).step_by(part_rows) {
-                let part = frame.slice(start, part_rows.min(len - start));
-                let range = self.prepare(
-                    &part,
-                    offset + start,
-                    &mut labels,
-                    &mut slices,
-                    direct.as_deref_mut(),
-                )?;
-                for start in (0..range.len).step_by(batch_size) {
-                    for side in 0..2 {
-                        let job = Job {
-                            range: range.clone(),
-                            index,
-                            side,
-                            start,
-                            n: batch_size.min(range.len - start),
-                        };
-                        if jobs.send(job).is_err() {
-                            return Ok(slices.names);
-                        }
-                    }
+/// Where a worker lays out its batches' feature matrices from.
+enum Source<'a> {
+    /// The log on disk, page by page: a reader per feature matrix.
+    Pages(Vec<FloatRows<'a>>),
+    /// The range being answered, decoded by polars or sliced from a table
+    /// in memory (none without feature matrices).
+    Frame(Option<Frame>),
+}
+
+impl Source<'_> {
+    /// Readies rows `offset..offset + len` of the log.
+    fn start(&mut self, reading: &Reading, offset: usize, len: usize) -> Result<()> {
+        match self {
+            Source::Pages(readers) => readers.iter_mut().try_for_each(|r| r.seek(offset)),
+            Source::Frame(frame) => {
+                // The last range's frame goes before the next is decoded.
+                *frame = None;
+                if !reading.features.is_empty() {
+                    *frame = Some(reading.read_range(reading.features, offset, len)?);
                 }
-                index += 1;
+                Ok(())
             }
         }
-        Ok(slices.names)
     }
 
-    /// Lays out rows `offset..` of the log (`frame`) for the models, with
-    /// their labels and slices: the feature matrices are the next rows of
-    /// the `direct` readers, or else laid out from `frame`.
-    fn prepare(
-        &self,
-        frame: &Frame,
-        offset: usize,
-        labels: &mut LabelReader,
-        slices: &mut SliceKeys,
-        direct: Option<&mut [FloatRows]>,
-    ) -> Result<Arc<Prepared>> {
-        let mut matrices: Vec<(Vec<String>, Tensor)> = Vec::new();
+    /// The feature matrices of rows `start..start + n` of the range, and
+    /// how many of their values were null.
+    fn matrices(
+        &mut self,
+        answering: &Answering,
+        start: usize,
+        n: usize,
+    ) -> Result<(Vec<Tensor>, usize)> {
         let mut nulls = 0;
-        match direct {
-            Some(readers) => {
-                for (columns, reader) in self.matrix_columns.iter().zip(readers) {
+        let mut matrices = Vec::with_capacity(answering.matrix_columns.len());
+        for (i, columns) in answering.matrix_columns.iter().enumerate() {
+            let data = match self {
+                Source::Pages(readers) => {
                     let mut data = Vec::new();
-                    nulls += reader.read(frame.height(), &mut data)?;
-                    let t = Tensor::from_vec(data, (frame.height(), columns.len()), &Device::Cpu)
-                        .map_err(|e| Error::input(frame.path(), e))?;
-                    matrices.push((columns.clone(), t));
+                    nulls += readers[i].read(n, &mut data)?;
+                    data
                 }
-            }
-            None => {
-                for columns in self.matrix_columns {
-                    matrix_feed(frame, columns, &mut matrices, &mut nulls)?;
+                Source::Frame(frame) => {
+                    let frame = frame.as_ref().expect("decoded for the feature matrices");
+                    let (data, k) = frame.slice(start, n).f32_rows(columns)?;
+                    nulls += k;
+                    data
                 }
-            }
+            };
+            let t = Tensor::from_vec(data, (n, columns.len()), &Device::Cpu)
+                .map_err(|e| Error::input(answering.inputs, e))?;
+            matrices.push(t);
         }
-        let labels = {
-            let mut codes = self.codes.lock().expect("class codes");
-            labels.read(frame, &mut codes)?
-        };
-        Ok(Arc::new(Prepared {
-            offset,
-            len: frame.height(),
-            matrices,
-            labels,
-            slices: slices.read(frame, self.slice_by)?,
-            nulls,
-        }))
+        Ok((matrices, nulls))
     }
 }
 
-/// A batch for one side to answer: rows `start..start + n` of a range.
-struct Job {
-    range: Arc<Prepared>,
-    /// The part's place in the log (ranges are handed out in parts).
-    index: usize,
-    /// 0 for the primary, 1 for the candidate.
-    side: usize,
-    start: usize,
+/// Both sides' answers to a batch.
+struct PairAnswers {
     n: usize,
+    sides: [BatchAnswers; 2],
+    /// Null feature values.
+    nulls: usize,
 }
 
-/// A job, answered (or failed).
+/// Batch `batch` of range `range`, answered (or failed).
 struct Answered {
-    job: Job,
-    answers: Result<BatchAnswers>,
+    range: usize,
+    batch: usize,
+    answers: Result<PairAnswers>,
 }
 
 /// A range whose batches are being answered: the answers so far, in
-/// batch order, per side.
+/// batch order.
 struct Collecting {
-    range: Arc<Prepared>,
-    batches: [Vec<Option<BatchAnswers>>; 2],
+    batches: Vec<Option<PairAnswers>>,
     missing: usize,
 }
 
-/// Answers the log's batches on a worker per pool, each worker taking the
-/// next batch whichever side it is for, while the reader prepares ranges
-/// ahead; the answers are judged range by range in the log's order
-/// (whatever order the batches finish in, the report is the same).
-fn replay_jobs(
+/// Answers the log's ranges on a worker per pool, each worker taking the
+/// next range, while a thread of its own reads their labels and slices;
+/// the answers are judged range by range in the log's order (whatever
+/// order the ranges finish in, the report is the same). Returns the slice
+/// names.
+fn replay_ranges(
     sides: &[Side; 2],
     pools: Vec<rayon::ThreadPool>,
     reading: &Reading,
@@ -747,116 +705,211 @@ fn replay_jobs(
     judge: &mut Judge,
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<String>> {
-    let batch_size = answering.batch_size;
-    let batches_of = |len: usize| len.div_ceil(batch_size);
-    // One range's batches queued: the workers answer one range while the
-    // next waits and the reader prepares the one after.
-    let largest = reading.ranges.iter().map(|r| r.1).max().unwrap_or(0);
-    let (to_workers, jobs) = sync_channel::<Job>(2 * batches_of(largest).max(1));
-    // Shared by the workers alone: once they have all stopped (a failure),
-    // the queue closes and a reader waiting on a full queue stops too.
-    let jobs = Arc::new(Mutex::new(jobs));
-    let stop = AtomicBool::new(false);
+    let ranges = reading.ranges;
+    let batches_of = |len: usize| len.div_ceil(answering.batch_size);
+    // Ranges handed to the workers ahead of the judge: two per worker, so
+    // that none waits for the next range while memory holds a few ranges'
+    // answers whatever the log's length.
+    let ahead = 2 * pools.len().max(1);
+    let sources = (0..pools.len())
+        .map(|_| reading.source(answering.matrix_columns))
+        .collect::<Result<Vec<_>>>()?;
+    let (to_workers, claims) = sync_channel::<usize>(ahead);
+    let claims = Arc::new(Mutex::new(claims));
+    // Ranges past the first failed one are not answered.
+    let stop = AtomicUsize::new(usize::MAX);
     std::thread::scope(|scope| {
-        let reader = std::thread::Builder::new()
-            .name("mlctl-reader".into())
-            .spawn_scoped(scope, move || reading.read_all(to_workers, batch_size))
-            .map_err(|e| Error::usage(format!("cannot start the reader thread: {e}")))?;
+        // Made here, so that the label thread's queue closes when this
+        // returns, before the scope waits for the thread (an early error
+        // leaves it waiting on a full queue).
+        let (to_judge_truths, truths) = sync_channel::<Result<Truth>>(ahead);
+        let labels = std::thread::Builder::new()
+            .name("mlctl-labels".into())
+            .spawn_scoped(scope, move || reading.read_truths(to_judge_truths))
+            .map_err(|e| Error::usage(format!("cannot start the label thread: {e}")))?;
         let (to_judge, answered) = channel::<Answered>();
-        for (i, pool) in pools.into_iter().enumerate() {
-            let (jobs, to_judge, stop) = (jobs.clone(), to_judge.clone(), &stop);
+        for (i, (pool, source)) in pools.into_iter().zip(sources).enumerate() {
+            let (claims, to_judge, stop) = (claims.clone(), to_judge.clone(), &stop);
+            let worker = Worker {
+                sides,
+                reading,
+                answering,
+                source,
+            };
             std::thread::Builder::new()
                 .name(format!("mlctl-worker-{i}"))
-                .spawn_scoped(scope, move || {
-                    work(sides, pool, jobs, to_judge, stop, answering)
-                })
+                .spawn_scoped(scope, move || worker.work(pool, claims, to_judge, stop))
                 .map_err(|e| Error::usage(format!("cannot start a worker thread: {e}")))?;
         }
-        drop((to_judge, jobs));
+        drop((to_judge, claims));
+        // The workers wait on the queue until it closes: when every range
+        // has been handed out, or after a failure.
+        let mut handed = 0;
+        let mut to_workers = Some(to_workers);
+        let mut hand_out = |to_workers: &mut Option<SyncSender<usize>>| {
+            if let Some(queue) = to_workers {
+                if handed < ranges.len() && queue.send(handed).is_ok() {
+                    handed += 1;
+                }
+                if handed == ranges.len() {
+                    *to_workers = None;
+                }
+            }
+        };
+        for _ in 0..ahead {
+            hand_out(&mut to_workers);
+        }
         let mut collecting: BTreeMap<usize, Collecting> = BTreeMap::new();
         let mut next = 0;
-        // The first failed batch in the queue's order: after a failure the
-        // workers take no new batch, and the ones under way are waited for,
-        // so that every batch queued before the first failure has been
-        // answered and the error reported does not depend on the timing.
-        let mut failed: Option<((usize, usize, usize), Error)> = None;
-        for Answered { job, answers } in answered {
+        // The first failed batch in the log's order: after a failure no
+        // range past it is answered, and the ranges before it are, so that
+        // the error reported does not depend on the timing.
+        let mut failed: Option<((usize, usize), Error)> = None;
+        for Answered {
+            range,
+            batch,
+            answers,
+        } in answered
+        {
             let answers = match answers {
-                Ok(answers) if failed.is_none() => answers,
-                Ok(_) => continue,
+                Ok(answers) => answers,
                 Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
-                    let order = (job.index, job.start, job.side);
-                    if failed.as_ref().is_none_or(|(first, _)| order < *first) {
-                        failed = Some((order, e));
+                    stop.fetch_min(range, Ordering::Relaxed);
+                    to_workers = None;
+                    if failed
+                        .as_ref()
+                        .is_none_or(|(first, _)| (range, batch) < *first)
+                    {
+                        failed = Some(((range, batch), e));
                     }
                     continue;
                 }
             };
-            judge.timings[job.side].add(answers.seconds, job.n);
-            let entry = collecting.entry(job.index).or_insert_with(|| {
-                let batches = batches_of(job.range.len);
+            if range >= stop.load(Ordering::Relaxed) {
+                continue;
+            }
+            for (timing, side) in judge.timings.iter_mut().zip(&answers.sides) {
+                timing.add(side.seconds, answers.n);
+            }
+            let entry = collecting.entry(range).or_insert_with(|| {
+                let batches = batches_of(ranges[range].1);
                 Collecting {
-                    range: job.range.clone(),
-                    batches: [
-                        (0..batches).map(|_| None).collect(),
-                        (0..batches).map(|_| None).collect(),
-                    ],
-                    missing: 2 * batches,
+                    batches: (0..batches).map(|_| None).collect(),
+                    missing: batches,
                 }
             });
-            entry.batches[job.side][job.start / batch_size] = Some(answers);
+            entry.batches[batch] = Some(answers);
             entry.missing -= 1;
             while let Some(done) = collecting
                 .first_entry()
                 .filter(|e| *e.key() == next && e.get().missing == 0)
             {
-                let Collecting { range, batches, .. } = done.remove();
-                let [primary, candidate] =
-                    batches.map(|b| b.into_iter().flatten().collect::<Vec<_>>());
-                let task = |side: &Side| side.roles.get().map_or(Task::Classification, |r| r.task);
-                let judged = judge.add(
-                    &range,
-                    RangeAnswers::join(task(&sides[0]), primary, range.len, sides[0].noise),
-                    RangeAnswers::join(task(&sides[1]), candidate, range.len, false),
-                );
-                if judged.is_err() {
-                    stop.store(true, Ordering::Relaxed);
+                let batches = done.remove().batches.into_iter().flatten();
+                let (mut primary, mut candidate) = (Vec::new(), Vec::new());
+                let mut nulls = 0;
+                for PairAnswers {
+                    sides: [p, c],
+                    nulls: n,
+                    ..
+                } in batches
+                {
+                    primary.push(p);
+                    candidate.push(c);
+                    nulls += n;
                 }
-                judged?;
-                progress.set_position((range.offset + range.len) as u64);
+                let truth = truths
+                    .recv()
+                    .expect("the label thread sends every range or an error")?;
+                let (offset, len) = ranges[next];
+                let task = |side: &Side| side.roles.get().map_or(Task::Classification, |r| r.task);
+                judge.add(
+                    len,
+                    &truth,
+                    nulls,
+                    RangeAnswers::join(task(&sides[0]), primary, len, sides[0].noise),
+                    RangeAnswers::join(task(&sides[1]), candidate, len, false),
+                )?;
+                progress.set_position((offset + len) as u64);
                 next += 1;
+                hand_out(&mut to_workers);
             }
         }
-        if let Some((_, e)) = failed {
+        if let Some(((range, _), e)) = failed {
+            // Every range before the failed one was judged; its labels and
+            // slices were read before it was answered.
+            if next == range {
+                if let Ok(Err(labels_failed)) = truths.recv() {
+                    return Err(labels_failed);
+                }
+            }
             return Err(e);
         }
-        // Every batch was answered, or the reader stopped at an error.
-        reader.join().expect("the reader's thread ends")
+        Ok(labels.join().expect("the label thread ends"))
     })
 }
 
-/// A worker: answers jobs on its pool until there are no more, or a
-/// batch has failed (`stop`), or the judge has stopped. The whole loop
-/// runs on the pool's thread: handing each batch to it and waiting for
-/// the answer cost two thread switches a batch.
-fn work(
-    sides: &[Side; 2],
-    pool: rayon::ThreadPool,
-    jobs: Arc<Mutex<Receiver<Job>>>,
-    to_judge: Sender<Answered>,
-    stop: &AtomicBool,
-    answering: &Answering,
-) {
-    pool.install(|| loop {
-        let job = match jobs.lock().expect("the job queue").recv() {
-            Ok(job) if !stop.load(Ordering::Relaxed) => job,
-            _ => return,
+/// A worker: answers whole ranges, batch by batch, on its pool's thread.
+struct Worker<'a> {
+    sides: &'a [Side<'a>; 2],
+    reading: &'a Reading<'a>,
+    answering: &'a Answering<'a>,
+    source: Source<'a>,
+}
+
+impl Worker<'_> {
+    /// Takes the next range until there are no more, a range before it
+    /// has failed (`stop`), or the judge has stopped. The whole loop runs
+    /// on the pool's thread: handing each batch to it and waiting for the
+    /// answer cost two thread switches a batch.
+    fn work(
+        mut self,
+        pool: rayon::ThreadPool,
+        claims: Arc<Mutex<Receiver<usize>>>,
+        to_judge: Sender<Answered>,
+        stop: &AtomicUsize,
+    ) {
+        let batch_size = self.answering.batch_size;
+        pool.install(|| loop {
+            let range = match claims.lock().expect("the range queue").recv() {
+                Ok(range) => range,
+                Err(_) => return,
+            };
+            let (offset, len) = self.reading.ranges[range];
+            let mut started = self.source.start(self.reading, offset, len);
+            for (batch, start) in (0..len).step_by(batch_size).enumerate() {
+                if range > stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let answers = std::mem::replace(&mut started, Ok(()))
+                    .and_then(|()| self.answer(offset, start, batch_size.min(len - start)));
+                let failed = answers.is_err();
+                let answered = Answered {
+                    range,
+                    batch,
+                    answers,
+                };
+                if to_judge.send(answered).is_err() || failed {
+                    return;
+                }
+            }
+        })
+    }
+
+    /// Both sides' answers to rows `start..start + n` of the range at
+    /// `offset`.
+    fn answer(&mut self, offset: usize, start: usize, n: usize) -> Result<PairAnswers> {
+        let (matrices, nulls) = self.source.matrices(self.answering, start, n)?;
+        let batch = Batch {
+            offset: offset + start,
+            n,
+            matrices,
         };
-        let answers = sides[job.side].answer_batch(&job.range, job.start, job.n, answering);
-        let failed = answers.is_err();
-        if to_judge.send(Answered { job, answers }).is_err() || failed {
-            return;
-        }
-    })
+        let primary = self.sides[0].answer_batch(&batch, self.answering)?;
+        let candidate = self.sides[1].answer_batch(&batch, self.answering)?;
+        Ok(PairAnswers {
+            n,
+            sides: [primary, candidate],
+            nulls,
+        })
+    }
 }
