@@ -585,10 +585,11 @@ fn compare_part(
     let slices = totals.slice_keys.read(primary, &opts.slice_by)?;
     let slices = slices.map(|s| pick(&s, &rows_p));
     // The labels in compared order.
-    let picked_labels = super::LabelValues {
+    let mut picked_labels = super::LabelValues {
         column: label_values.column.clone(),
         classes: label_values.classes.as_ref().map(|v| pick(v, &rows_p)),
         numbers: label_values.numbers.as_ref().map(|v| pick(v, &rows_p)),
+        integers: label_values.integers,
     };
     let n = rows_p.len();
     totals.comparison.add(&Paired {

@@ -247,6 +247,9 @@ pub(crate) struct LabelValues {
     column: Option<String>,
     classes: Option<Vec<Option<i64>>>,
     numbers: Option<Vec<f64>>,
+    /// The classes are the column's integers: their numbers are made from
+    /// them when a regression asks (most replays are classifications).
+    integers: bool,
 }
 
 impl LabelValues {
@@ -256,13 +259,20 @@ impl LabelValues {
             column: None,
             classes: None,
             numbers: None,
+            integers: false,
         }
     }
 
-    fn for_task(&self, task: Task, start: usize, n: usize, path: &Path) -> Result<Labels<'_>> {
+    fn for_task(&mut self, task: Task, start: usize, n: usize, path: &Path) -> Result<Labels<'_>> {
         let Some(column) = &self.column else {
             return Ok(Labels::None);
         };
+        if let (Task::Regression, None, true, Some(classes)) =
+            (task, &self.numbers, self.integers, &self.classes)
+        {
+            let numbers = classes.iter().map(|x| x.map_or(f64::NAN, |x| x as f64));
+            self.numbers = Some(numbers.collect());
+        }
         match task {
             Task::Classification => match &self.classes {
                 Some(c) => Ok(Labels::Classes(&c[start..start + n])),
@@ -305,12 +315,13 @@ impl LabelReader {
         let Some(column) = &self.column else {
             return Ok(LabelValues::none());
         };
-        let (classes, numbers) = match frame.values(column)? {
-            Values::Int(v) => {
-                let numbers = v.iter().map(|x| x.map_or(f64::NAN, |x| x as f64)).collect();
-                (Some(v), Some(numbers))
-            }
-            Values::Bool(v) => (Some(v.iter().map(|x| x.map(i64::from)).collect()), None),
+        let (classes, numbers, integers) = match frame.values(column)? {
+            Values::Int(v) => (Some(v), None, true),
+            Values::Bool(v) => (
+                Some(v.iter().map(|x| x.map(i64::from)).collect()),
+                None,
+                false,
+            ),
             Values::Text(v) => (
                 Some(
                     v.iter()
@@ -318,6 +329,7 @@ impl LabelReader {
                         .collect(),
                 ),
                 None,
+                false,
             ),
             Values::Float(v) => {
                 let numbers: Vec<f64> = v.iter().map(|x| x.unwrap_or(f64::NAN)).collect();
@@ -330,13 +342,14 @@ impl LabelReader {
                         .map(|x| ClassCodes::number(*x))
                         .collect::<Vec<_>>()
                 });
-                (classes, Some(numbers))
+                (classes, Some(numbers), false)
             }
         };
         Ok(LabelValues {
             column: Some(column.clone()),
             classes,
             numbers,
+            integers,
         })
     }
 }
@@ -1234,6 +1247,28 @@ fn slice_section(opts: &Options, compared: &Compared, results: &[SliceResult]) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integer_labels_read_as_classes_and_as_numbers_for_a_regression() {
+        use crate::data::{write_parquet, OutColumn};
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("labels.parquet");
+        let column = ("label".to_string(), OutColumn::I64(vec![3, -1, 7]));
+        write_parquet(&path, vec![column]).expect("written");
+        let frame = Frame::read(&path, None).expect("read");
+        let mut reader = LabelReader::new(Some("label".into()));
+        let mut labels = reader
+            .read(&frame, &mut ClassCodes::default())
+            .expect("labels");
+        match labels.for_task(Task::Classification, 1, 2, &path) {
+            Ok(Labels::Classes(c)) => assert_eq!(c, &[Some(-1), Some(7)]),
+            _ => panic!("classes"),
+        }
+        match labels.for_task(Task::Regression, 0, 3, &path) {
+            Ok(Labels::Values(v)) => assert_eq!(v, &[3.0, -1.0, 7.0]),
+            _ => panic!("numbers"),
+        }
+    }
 
     #[test]
     fn the_score_chart_counts_every_score_into_equal_width_bins() {

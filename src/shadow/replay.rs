@@ -394,39 +394,6 @@ struct Answering<'a> {
     matrix_columns: &'a [Vec<String>],
 }
 
-/// One side's answers to a whole range.
-struct RangeAnswers {
-    task: Task,
-    classes: Vec<i64>,
-    scores: Vec<f64>,
-    /// The primary's second answers to the same rows (`--baseline-noise`).
-    noise: Option<(Vec<i64>, Vec<f64>)>,
-    nulls: usize,
-}
-
-impl RangeAnswers {
-    /// The batches' answers, in the range's order.
-    fn join(task: Task, batches: Vec<BatchAnswers>, len: usize, noise: bool) -> Self {
-        let mut answers = RangeAnswers {
-            task,
-            classes: Vec::with_capacity(len),
-            scores: Vec::with_capacity(len),
-            noise: noise.then(|| (Vec::with_capacity(len), Vec::with_capacity(len))),
-            nulls: 0,
-        };
-        for batch in batches {
-            answers.classes.extend(batch.classes);
-            answers.scores.extend(batch.scores);
-            if let (Some((classes, scores)), Some((c, s))) = (&mut answers.noise, batch.noise) {
-                classes.extend(c);
-                scores.extend(s);
-            }
-            answers.nulls += batch.nulls;
-        }
-        answers
-    }
-}
-
 impl Side<'_> {
     /// The model's feeds for rows `start..start + n` of a batch.
     fn feeds(
@@ -475,25 +442,25 @@ struct Judge<'a> {
 }
 
 impl Judge<'_> {
-    /// Counts a range of `len` rows; `nulls` of its feature values were
-    /// null.
+    /// Counts a batch, rows `start..` of a range whose labels and slices
+    /// are `truth`; `tasks` are what each side's outputs read as.
     fn add(
         &mut self,
-        len: usize,
-        truth: &Truth,
-        nulls: usize,
-        primary: RangeAnswers,
-        candidate: RangeAnswers,
+        truth: &mut Truth,
+        start: usize,
+        batch: &PairAnswers,
+        tasks: [Task; 2],
     ) -> Result<()> {
-        if primary.task != candidate.task {
+        if tasks[0] != tasks[1] {
             return Err(Error::usage(format!(
                 "the primary's outputs read as a {} and the candidate's as a {}: they cannot be compared (force one with --task)",
-                primary.task.name(),
-                candidate.task.name()
+                tasks[0].name(),
+                tasks[1].name()
             )));
         }
-        self.nulls += nulls + primary.nulls + candidate.nulls;
-        let task = primary.task;
+        let [primary, candidate] = &batch.sides;
+        self.nulls += batch.nulls + primary.nulls + candidate.nulls;
+        let task = tasks[0];
         let cmp = self
             .comparison
             .get_or_insert_with(|| Comparison::new(task, self.baseline_noise));
@@ -510,8 +477,11 @@ impl Judge<'_> {
                 .noise
                 .as_ref()
                 .map(|(classes, scores)| Answers { classes, scores }),
-            labels: truth.labels.for_task(task, 0, len, self.inputs)?,
-            slices: truth.slices.as_deref(),
+            labels: truth.labels.for_task(task, start, batch.n, self.inputs)?,
+            slices: truth
+                .slices
+                .as_deref()
+                .map(|slices| &slices[start..start + batch.n]),
         });
         Ok(())
     }
@@ -804,31 +774,16 @@ fn replay_ranges(
                 .first_entry()
                 .filter(|e| *e.key() == next && e.get().missing == 0)
             {
-                let batches = done.remove().batches.into_iter().flatten();
-                let (mut primary, mut candidate) = (Vec::new(), Vec::new());
-                let mut nulls = 0;
-                for PairAnswers {
-                    sides: [p, c],
-                    nulls: n,
-                    ..
-                } in batches
-                {
-                    primary.push(p);
-                    candidate.push(c);
-                    nulls += n;
-                }
-                let truth = truths
+                let mut truth = truths
                     .recv()
                     .expect("the label thread sends every range or an error")?;
-                let (offset, len) = ranges[next];
                 let task = |side: &Side| side.roles.get().map_or(Task::Classification, |r| r.task);
-                judge.add(
-                    len,
-                    &truth,
-                    nulls,
-                    RangeAnswers::join(task(&sides[0]), primary, len, sides[0].noise),
-                    RangeAnswers::join(task(&sides[1]), candidate, len, false),
-                )?;
+                let tasks = [task(&sides[0]), task(&sides[1])];
+                let batches = done.remove().batches.into_iter().flatten();
+                for (i, batch) in batches.enumerate() {
+                    judge.add(&mut truth, i * answering.batch_size, &batch, tasks)?;
+                }
+                let (offset, len) = ranges[next];
                 progress.set_position((offset + len) as u64);
                 next += 1;
                 hand_out(&mut to_workers);
