@@ -10,7 +10,9 @@ use polars_core::query_result::QueryResult;
 
 use crate::error::{Error, Result};
 
+mod dictionary_codes;
 mod float_pages;
+pub use dictionary_codes::{DictionaryCodes, Entries, GroupCodes, NULL};
 pub use float_pages::FloatRows;
 
 /// The broad type of a column, as the commands need it.

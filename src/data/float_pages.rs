@@ -245,7 +245,7 @@ impl<'a> FloatRows<'a> {
 }
 
 /// A column chunk's pages, still compressed.
-fn read_pages(
+pub(super) fn read_pages(
     file: &mut File,
     chunk: &ColumnChunkMetadata,
 ) -> std::result::Result<VecDeque<CompressedPage>, String> {
@@ -273,7 +273,7 @@ fn read_pages(
 
 /// The chunk of column `name` in row group `group`, when it is a single
 /// top-level column.
-fn column_chunk<'m>(
+pub(super) fn column_chunk<'m>(
     metadata: &'m FileMetadata,
     group: usize,
     name: &str,
@@ -285,7 +285,7 @@ fn column_chunk<'m>(
 
 /// How a column's values are stored, when this reader decodes them.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
+pub(super) enum Kind {
     Float,
     Double,
     Int32 { signed: bool },
@@ -296,7 +296,7 @@ impl Kind {
     /// The kind of a flat column chunk: floats and doubles without a
     /// logical type, integers without one or with an integer one (a
     /// decimal, a date, a time or a float16 is left to polars).
-    fn of(chunk: &ColumnChunkMetadata) -> Option<Kind> {
+    pub(super) fn of(chunk: &ColumnChunkMetadata) -> Option<Kind> {
         let descriptor = &chunk.descriptor().descriptor;
         let primitive = &descriptor.primitive_type;
         let flat = descriptor.max_rep_level == 0
@@ -624,7 +624,7 @@ fn plain_values(
 /// A stream of the RLE / bit-packed hybrid encoding (definition levels,
 /// dictionary indices) at `data[next..end]` of a page.
 #[derive(Debug)]
-struct Hybrid {
+pub(super) struct Hybrid {
     next: usize,
     end: usize,
     bits: u32,
@@ -655,7 +655,7 @@ enum Run {
 }
 
 impl Hybrid {
-    fn new(next: usize, end: usize, bits: u32) -> Hybrid {
+    pub(super) fn new(next: usize, end: usize, bits: u32) -> Hybrid {
         Hybrid {
             next,
             end,
@@ -701,7 +701,7 @@ impl Hybrid {
     }
 
     /// Fills `out` with the stream's next values.
-    fn read(&mut self, data: &[u8], out: &mut [u32]) -> std::result::Result<(), String> {
+    pub(super) fn read(&mut self, data: &[u8], out: &mut [u32]) -> std::result::Result<(), String> {
         let bits = self.bits;
         self.walk(data, out.len(), |stretch, at| {
             match stretch {

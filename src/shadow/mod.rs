@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use compare::{Comparison, Labels, Tally, Task};
 use outputs::ClassCodes;
 
-use crate::data::{Frame, Values};
+use crate::data::{Entries, Frame, GroupCodes, Values, NULL};
 use crate::error::{Error, Result};
 use crate::report::{Cell, Chart, Gate, Outcome, Report, Section, Series, Status};
 use crate::stats::paired::{self, Moments};
@@ -202,6 +202,41 @@ impl SliceKeys {
         i
     }
 
+    /// Each row's slice, from a single slice column read as dictionary
+    /// codes: each entry keyed on its first row, in the rows' order (the
+    /// slices are numbered as `read` numbers them).
+    pub(crate) fn read_codes(&mut self, groups: &[GroupCodes]) -> Vec<u32> {
+        let mut out = Vec::with_capacity(groups.iter().map(|g| g.indices.len()).sum());
+        for group in groups {
+            let mut keyed: Vec<Option<u32>> = vec![None; group.entries.len()];
+            let mut null = None;
+            for &i in &group.indices {
+                let slot = match i {
+                    NULL => &mut null,
+                    i => &mut keyed[i as usize],
+                };
+                let slice = match *slot {
+                    Some(slice) => slice,
+                    None => {
+                        let text = match (&group.entries, i) {
+                            (_, NULL) => "(null)".to_string(),
+                            (Entries::Text(v), i) => v[i as usize].clone(),
+                            (Entries::Int(v), i) => v[i as usize].to_string(),
+                        };
+                        let slice = match self.index.get(&text) {
+                            Some(&slice) => slice,
+                            None => self.key(text),
+                        };
+                        *slot = Some(slice);
+                        slice
+                    }
+                };
+                out.push(slice);
+            }
+        }
+        out
+    }
+
     /// Each row's slice, or None without `--slice-by`.
     pub(crate) fn read(&mut self, frame: &Frame, columns: &[String]) -> Result<Option<Vec<u32>>> {
         if columns.is_empty() {
@@ -309,6 +344,39 @@ impl LabelReader {
 
     fn new(column: Option<String>) -> Self {
         LabelReader { column }
+    }
+
+    /// The labels of a label column read as dictionary codes: integers
+    /// as they are, texts as class codes (each entry's code made on its
+    /// first row, in the rows' order, as `read` makes them).
+    fn read_codes(&self, groups: &[GroupCodes], codes: &mut ClassCodes) -> LabelValues {
+        let mut classes = Vec::with_capacity(groups.iter().map(|g| g.indices.len()).sum());
+        let mut integers = true;
+        for group in groups {
+            match &group.entries {
+                Entries::Int(values) => classes.extend(
+                    group
+                        .indices
+                        .iter()
+                        .map(|&i| (i != NULL).then(|| values[i as usize])),
+                ),
+                Entries::Text(texts) => {
+                    integers = false;
+                    let mut coded: Vec<Option<i64>> = vec![None; texts.len()];
+                    for &i in &group.indices {
+                        classes.push((i != NULL).then(|| {
+                            *coded[i as usize].get_or_insert_with(|| codes.code(&texts[i as usize]))
+                        }));
+                    }
+                }
+            }
+        }
+        LabelValues {
+            column: self.column.clone(),
+            classes: Some(classes),
+            numbers: None,
+            integers,
+        }
     }
 
     fn read(&mut self, frame: &Frame, codes: &mut ClassCodes) -> Result<LabelValues> {
@@ -1247,6 +1315,57 @@ fn slice_section(opts: &Options, compared: &Compared, results: &[SliceResult]) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_and_slices_from_dictionary_codes_are_those_read_from_a_frame() {
+        use crate::data::{write_parquet, OutColumn};
+        // Two row groups' codes of a text column, and the same rows in a
+        // frame: the same slice numbers and class codes, in the same order.
+        let texts = ["b", "a", "", "b", "c", "a"];
+        let rows = [
+            Some("b"),
+            None,
+            Some("a"),
+            Some("c"),
+            Some("b"),
+            None,
+            Some("a"),
+        ];
+        let groups = [
+            GroupCodes {
+                entries: Entries::Text(texts[..3].iter().map(|t| t.to_string()).collect()),
+                indices: vec![0, NULL, 1],
+            },
+            GroupCodes {
+                entries: Entries::Text(texts[3..].iter().map(|t| t.to_string()).collect()),
+                indices: vec![1, 0, NULL, 2],
+            },
+        ];
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("rows.parquet");
+        let column = rows.iter().map(|r| r.map(str::to_string)).collect();
+        write_parquet(&path, vec![("key".to_string(), OutColumn::Text(column))]).expect("written");
+        let frame = Frame::read(&path, None).expect("read");
+        let key = ["key".to_string()];
+        let (mut from_codes, mut from_frame) = (SliceKeys::default(), SliceKeys::default());
+        assert_eq!(
+            Some(from_codes.read_codes(&groups)),
+            from_frame.read(&frame, &key).expect("slices")
+        );
+        assert_eq!(from_codes.names, from_frame.names);
+        assert_eq!(from_codes.names, ["b", "(null)", "a", "c"]);
+        let mut reader = LabelReader::new(Some("key".into()));
+        let (mut a, mut b) = (ClassCodes::default(), ClassCodes::default());
+        let classes =
+            |mut labels: LabelValues| match labels.for_task(Task::Classification, 0, 7, &path) {
+                Ok(Labels::Classes(c)) => c.to_vec(),
+                _ => panic!("classes"),
+            };
+        assert_eq!(
+            classes(reader.read_codes(&groups, &mut a)),
+            classes(reader.read(&frame, &mut b).expect("labels"))
+        );
+    }
 
     #[test]
     fn integer_labels_read_as_classes_and_as_numbers_for_a_regression() {

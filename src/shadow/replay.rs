@@ -23,7 +23,7 @@ use candle_core::{DType, Device, Tensor};
 use super::compare::{Answers, Comparison, Paired, Task};
 use super::outputs::{self, ClassCodes, Roles};
 use super::{Compared, LabelReader, LabelValues, Options, ReplayOptions, SliceKeys, Timing};
-use crate::data::{FloatRows, Frame, Table};
+use crate::data::{DictionaryCodes, FloatRows, Frame, Table};
 use crate::error::{Error, Result};
 use crate::predict::{self, Features, Feeding};
 use crate::runtime::{self, tensor, Model, Value};
@@ -284,9 +284,6 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
     let mut features = matrix_columns.concat();
     features.sort();
     features.dedup();
-    let mut truth_columns: Vec<String> = label.iter().chain(&opts.slice_by).cloned().collect();
-    truth_columns.sort();
-    truth_columns.dedup();
 
     // A table already in memory is handed out in shorter ranges (32
     // batches): nothing to decode, and the workers share the last ones
@@ -330,7 +327,6 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
         table: &table,
         ranges: &ranges,
         features: &features,
-        truth_columns: &truth_columns,
         slice_by: &opts.slice_by,
         label: label.clone(),
         codes: &codes,
@@ -499,8 +495,6 @@ struct Reading<'a> {
     ranges: &'a [(usize, usize)],
     /// Every column of the feature matrices.
     features: &'a [String],
-    /// The label and slice columns.
-    truth_columns: &'a [String],
     slice_by: &'a [String],
     label: Option<String>,
     codes: &'a Mutex<ClassCodes>,
@@ -513,8 +507,15 @@ impl Reading<'_> {
     fn read_truths(&self, to_judge: SyncSender<Result<Truth>>) -> Vec<String> {
         let mut slices = SliceKeys::default();
         let mut labels = LabelReader::new(self.label.clone());
+        let mut codes = match self.code_readers() {
+            Ok(codes) => codes,
+            Err(e) => {
+                let _ = to_judge.send(Err(e));
+                return slices.names;
+            }
+        };
         for &(offset, len) in self.ranges {
-            let truth = self.truth(offset, len, &mut labels, &mut slices);
+            let truth = self.truth(offset, len, &mut labels, &mut slices, &mut codes);
             let failed = truth.is_err();
             if to_judge.send(truth).is_err() || failed {
                 break;
@@ -523,28 +524,64 @@ impl Reading<'_> {
         slices.names
     }
 
+    /// Readers of the label column and the slice column (a single one) as
+    /// dictionary codes, where the log is on disk and they are text or
+    /// integers.
+    fn code_readers(&self) -> Result<[Option<DictionaryCodes>; 2]> {
+        let open = |column: Option<&String>| match column {
+            Some(column) => DictionaryCodes::open(self.table, column),
+            None => Ok(None),
+        };
+        let slice = match self.slice_by {
+            [column] => Some(column),
+            _ => None,
+        };
+        Ok([open(self.label.as_ref())?, open(slice)?])
+    }
+
+    /// A range's labels and slices: read as dictionary codes where their
+    /// pages allow, else through polars.
     fn truth(
         &self,
         offset: usize,
         len: usize,
         labels: &mut LabelReader,
         slices: &mut SliceKeys,
+        [label_codes, slice_codes]: &mut [Option<DictionaryCodes>; 2],
     ) -> Result<Truth> {
-        if self.truth_columns.is_empty() {
-            return Ok(Truth {
-                labels: LabelValues::none(),
-                slices: None,
-            });
+        let read = |codes: &mut Option<DictionaryCodes>| match codes {
+            Some(reader) => reader.read(offset, len),
+            None => Ok(None),
+        };
+        let (label_groups, slice_groups) = (read(label_codes)?, read(slice_codes)?);
+        // The columns left to polars.
+        let mut columns: Vec<String> = Vec::new();
+        if label_groups.is_none() {
+            columns.extend(self.label.iter().cloned());
         }
-        let frame = self.read_range(self.truth_columns, offset, len)?;
+        if slice_groups.is_none() {
+            columns.extend(self.slice_by.iter().cloned());
+        }
+        columns.sort();
+        columns.dedup();
+        let frame = match columns.is_empty() {
+            true => None,
+            false => Some(self.read_range(&columns, offset, len)?),
+        };
         let labels = {
             let mut codes = self.codes.lock().expect("class codes");
-            labels.read(&frame, &mut codes)?
+            match (&label_groups, &frame) {
+                (Some(groups), _) => labels.read_codes(groups, &mut codes),
+                (None, Some(frame)) => labels.read(frame, &mut codes)?,
+                (None, None) => LabelValues::none(),
+            }
         };
-        Ok(Truth {
-            labels,
-            slices: slices.read(&frame, self.slice_by)?,
-        })
+        let slices = match (&slice_groups, &frame) {
+            (Some(groups), _) => Some(slices.read_codes(groups)),
+            (None, Some(frame)) => slices.read(frame, self.slice_by)?,
+            (None, None) => None,
+        };
+        Ok(Truth { labels, slices })
     }
 
     /// Rows `offset..offset + len` of `columns`, all of them.
