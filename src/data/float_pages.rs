@@ -101,15 +101,7 @@ impl<'a> FloatRows<'a> {
         let width = names.len();
         let block = transpose_block_rows(width);
         let stride = block + 16;
-        let group_starts = metadata
-            .row_groups
-            .iter()
-            .scan(0, |start, group| {
-                let first = *start;
-                *start += group.num_rows();
-                Some(first)
-            })
-            .collect();
+        let group_starts = group_starts(&metadata);
         Ok(Some(FloatRows {
             path: path.to_path_buf(),
             table,
@@ -242,6 +234,28 @@ impl<'a> FloatRows<'a> {
         self.group = Group::Pages(columns);
         Ok(0)
     }
+}
+
+/// Each row group's first row.
+pub(super) fn group_starts(metadata: &FileMetadata) -> Vec<usize> {
+    metadata
+        .row_groups
+        .iter()
+        .scan(0, |start, group| {
+            let first = *start;
+            *start += group.num_rows();
+            Some(first)
+        })
+        .collect()
+}
+
+/// Where `part`, a slice of a page's `data`, lies in it.
+pub(super) fn part_bounds(data: &[u8], part: &[u8]) -> std::result::Result<(usize, usize), String> {
+    let start = (part.as_ptr() as usize).checked_sub(data.as_ptr() as usize);
+    start
+        .filter(|start| start + part.len() <= data.len())
+        .map(|start| (start, start + part.len()))
+        .ok_or_else(|| "its levels and values do not lie inside it".to_string())
 }
 
 /// A column chunk's pages, still compressed.
@@ -542,14 +556,7 @@ impl ColumnPages {
         };
         let split = split_buffer(&page).map_err(|e| e.to_string())?;
         let data = page.buffer();
-        // Where a part of the page lies in it (the parts are slices of it).
-        let bounds = |part: &[u8]| {
-            let start = (part.as_ptr() as usize).checked_sub(data.as_ptr() as usize);
-            start
-                .filter(|start| start + part.len() <= data.len())
-                .map(|start| (start, start + part.len()))
-                .ok_or("its levels and values do not lie inside it")
-        };
+        let bounds = |part: &[u8]| part_bounds(data, part);
         let rows = page.num_values();
         let levels = if self.optional {
             let (start, end) = bounds(split.def)?;
@@ -1044,7 +1051,7 @@ fn uleb128(data: &[u8]) -> Option<(u64, usize)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::path::Path;
 
     use super::*;
@@ -1158,12 +1165,14 @@ mod tests {
         }
     }
 
-    #[test]
-    fn damaged_pages_are_errors_naming_the_file_never_panics() {
-        // One byte changed at a time across the pages (the footer is the
-        // metadata reader's: kept), in a compressed and an uncompressed
-        // file; each damaged file is read whole.
-        let names: Vec<String> = NUMBERS.iter().map(|n| n.to_string()).collect();
+    /// Reads copies of the fixtures with one byte of their pages changed
+    /// at a time, every `step` bytes (the footer is the metadata reader's:
+    /// kept), with `read`: never a panic, and each error one line naming
+    /// the file. Returns how many copies were refused.
+    pub(in crate::data) fn read_damaged_copies(
+        step: usize,
+        read: impl Fn(&Path) -> Result<()> + std::panic::RefUnwindSafe,
+    ) -> usize {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = dir.path().join("damaged.parquet");
         let mut errors = 0;
@@ -1174,21 +1183,11 @@ mod tests {
             let metadata_len =
                 u32::from_le_bytes(original[footer..footer + 4].try_into().unwrap()) as usize;
             let pages_end = footer - metadata_len;
-            for (k, at) in (4..pages_end).step_by(397).enumerate() {
+            for (k, at) in (4..pages_end).step_by(step).enumerate() {
                 let mut bytes = original.clone();
                 bytes[at] ^= 1 << (k % 8);
                 std::fs::write(&path, &bytes).expect("written");
-                let read = std::panic::catch_unwind(|| -> Result<()> {
-                    let Some(mut reader) = FloatRows::open_file(&path, &names, None)? else {
-                        return Ok(());
-                    };
-                    let mut rows = Vec::new();
-                    for _ in 0..5 {
-                        reader.read(1000, &mut rows)?;
-                    }
-                    Ok(())
-                });
-                match read {
+                match std::panic::catch_unwind(|| read(&path)) {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
                         errors += 1;
@@ -1200,6 +1199,24 @@ mod tests {
                 }
             }
         }
+        errors
+    }
+
+    #[test]
+    fn damaged_pages_are_errors_naming_the_file_never_panics() {
+        // A compressed and an uncompressed file, each damaged copy read
+        // whole.
+        let names: Vec<String> = NUMBERS.iter().map(|n| n.to_string()).collect();
+        let errors = read_damaged_copies(397, |path| {
+            let Some(mut reader) = FloatRows::open_file(path, &names, None)? else {
+                return Ok(());
+            };
+            let mut rows = Vec::new();
+            for _ in 0..5 {
+                reader.read(1000, &mut rows)?;
+            }
+            Ok(())
+        });
         assert!(errors > 40, "{errors} damaged files refused");
     }
 
