@@ -214,19 +214,45 @@ impl DictionaryCodes {
             let split = split_buffer(&page).map_err(|e| e.to_string())?;
             let data = page.buffer();
             let bounds = |part: &[u8]| part_bounds(data, part);
-            levels.clear();
-            levels.resize(n, 1);
-            if optional {
-                let (start, end) = bounds(split.def)?;
-                Hybrid::new(start, end, 1).read(data, &mut levels)?;
-            }
-            let count = levels.iter().filter(|&&l| l == 1).count();
-            if levels.iter().any(|&l| l > 1) {
-                return Err("a definition level is out of range".into());
-            }
+            // Present all through the page when there are no levels or they
+            // are one run of "present" (a column without nulls but declared
+            // nullable, the usual case): its indices are read in place.
+            let mut page_levels = match optional {
+                true => {
+                    let (start, end) = bounds(split.def)?;
+                    Some(Hybrid::new(start, end, 1))
+                }
+                false => None,
+            };
+            let all_present = match &mut page_levels {
+                None => true,
+                Some(levels) => levels.take_repeat(data, 1, n)?,
+            };
+            let count = match (all_present, &mut page_levels) {
+                (false, Some(page_levels)) => {
+                    levels.clear();
+                    levels.resize(n, 0);
+                    page_levels.read(data, &mut levels)?;
+                    if levels.iter().any(|&l| l > 1) {
+                        return Err("a definition level is out of range".into());
+                    }
+                    levels.iter().filter(|&&l| l == 1).count()
+                }
+                _ => n,
+            };
+            let first = indices.len();
+            let into = match all_present {
+                true => {
+                    indices.resize(first + n, 0);
+                    &mut indices[first..]
+                }
+                false => {
+                    present.clear();
+                    present.resize(count, 0);
+                    &mut present[..]
+                }
+            };
             let (start, end) = bounds(split.values)?;
-            present.clear();
-            present.resize(count, 0);
             if count > 0 {
                 let Some(&bits) = data.get(start) else {
                     return Err("a dictionary-encoded page without values".into());
@@ -234,16 +260,18 @@ impl DictionaryCodes {
                 if bits > 32 {
                     return Err(format!("indices of {bits} bits"));
                 }
-                Hybrid::new(start + 1, end, u32::from(bits)).read(data, &mut present)?;
+                Hybrid::new(start + 1, end, u32::from(bits)).read(data, into)?;
             }
-            if present.iter().any(|&i| i as usize >= entries.len()) {
+            if into.iter().any(|&i| i as usize >= entries.len()) {
                 return Err("a dictionary index is out of range".into());
             }
-            let mut values = present.iter();
-            indices.extend(levels.iter().map(|&level| match level {
-                1 => *values.next().expect("counted"),
-                _ => NULL,
-            }));
+            if !all_present {
+                let mut values = present.iter();
+                indices.extend(levels.iter().map(|&level| match level {
+                    1 => *values.next().expect("counted"),
+                    _ => NULL,
+                }));
+            }
         }
         if indices.len() != rows {
             return Err("its pages end before the row group's rows".into());
@@ -360,7 +388,7 @@ mod tests {
     fn dictionary_codes_give_the_values_polars_reads() {
         for file in FIXTURES {
             let path = Path::new("tests/fixtures/float_pages").join(file);
-            for column in ["region", "label"] {
+            for column in ["region", "label", "segment"] {
                 let expected = polars_values(&path, column);
                 let read = codes_values(&path, column).expect("dictionary pages");
                 assert_eq!(read, expected, "{file}: {column}");

@@ -775,7 +775,7 @@ impl Hybrid {
 
     /// Whether the next `n` values are `value` repeated in a single run,
     /// which they are then taken from (else nothing is taken).
-    fn take_repeat(
+    pub(super) fn take_repeat(
         &mut self,
         data: &[u8],
         value: u32,
