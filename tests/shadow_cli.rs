@@ -297,7 +297,7 @@ fn replay_in_many_short_ranges_is_the_same_on_one_thread_and_on_two() {
 }
 
 #[test]
-fn a_log_read_from_disk_page_by_page_replays_as_the_same_log_held_in_memory() {
+fn a_log_read_from_disk_page_by_page_replays_as_the_same_log_held_in_memory_on_any_thread_count() {
     // The sample log's features, labels and regions 90 times over: once
     // alone (a small file, decoded into memory when opened) and once with a
     // column of random text besides (over 32 MB: read from disk range by
@@ -353,21 +353,25 @@ fn a_log_read_from_disk_page_by_page_replays_as_the_same_log_held_in_memory() {
     let large = dir.path().join("from_disk.parquet");
     write_parquet(&large, columns).unwrap();
     assert!(std::fs::metadata(&large).unwrap().len() > 32 << 20);
-    let replay = |log: &std::path::Path| {
+    let replay = |log: &std::path::Path, threads: &str| {
         // The sample replay's arguments on this log.
         let mut args = REPLAY.to_vec();
         let inputs = args.iter().position(|a| *a == "--inputs").unwrap() + 1;
         args[inputs] = log.to_str().unwrap();
-        args.extend(["--exclude", "payload"]);
+        args.extend(["--exclude", "payload", "--threads", threads]);
         let (code, r) = json_report(&args);
         assert_eq!(code, 0, "{r}");
         r
     };
-    let in_memory = without_timings(replay(&small));
-    let from_disk = without_timings(replay(&large));
-    assert_eq!(u(&from_disk["summary"]["rows"]), rows as u64);
-    assert_eq!(in_memory["summary"], from_disk["summary"]);
-    assert_eq!(in_memory["sections"], from_disk["sections"]);
+    let in_memory = without_timings(replay(&small, "2"));
+    // From disk, each worker answers whole row groups: the same on one
+    // thread as on three.
+    for threads in ["1", "3"] {
+        let from_disk = without_timings(replay(&large, threads));
+        assert_eq!(u(&from_disk["summary"]["rows"]), rows as u64);
+        assert_eq!(in_memory["summary"], from_disk["summary"], "{threads}");
+        assert_eq!(in_memory["sections"], from_disk["sections"], "{threads}");
+    }
 }
 
 #[test]
