@@ -4,7 +4,7 @@ use std::path::Path;
 
 mod common;
 
-use common::{bare_mlctl, fails_cleanly, mlctl};
+use common::{bare_mlctl, fails_cleanly, mlctl, sample_replay};
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -389,18 +389,7 @@ fn columns_of_types_mlctl_does_not_read_are_named_in_one_line() {
             &["drift", &path, "--baseline", "sample_data/train.parquet"],
             needle,
         );
-        fails_cleanly(
-            &[
-                "shadow-compare",
-                "--primary",
-                "sample_data/model.onnx",
-                "--candidate",
-                "sample_data/model_v2.onnx",
-                "--inputs",
-                &path,
-            ],
-            needle,
-        );
+        fails_cleanly(&sample_replay(&path), needle);
     }
 }
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{fails_cleanly, json_report, section_rows};
+use common::{fails_cleanly, json_report, sample_replay, section_rows};
 use serde_json::Value;
 
 use mlctl::stats::paired::{self, Moments};
@@ -163,18 +163,13 @@ fn scores_match(r: &Value, expected: &Value, tolerance: f64) {
     assert!(near(f(&psi["statistic"]), f(&expected["psi"])), "{psi}");
 }
 
-/// A replay of the sample deployment, sliced by region.
-const REPLAY: [&str; 9] = [
-    "shadow-compare",
-    "--primary",
-    "sample_data/model.onnx",
-    "--candidate",
-    "sample_data/model_v2.onnx",
-    "--inputs",
-    "sample_data/shadow_primary.parquet",
-    "--slice-by",
-    "region",
-];
+/// A replay of the sample models on `inputs`, sliced by region.
+fn replay_by_region(inputs: &str) -> Vec<&str> {
+    [&sample_replay(inputs)[..], &["--slice-by", "region"]].concat()
+}
+
+/// The sample deployment's log.
+const SAMPLE_LOG: &str = "sample_data/shadow_primary.parquet";
 
 const LOGS: [&str; 6] = [
     "shadow-compare",
@@ -224,7 +219,8 @@ fn logs_mode_matches_statsmodels_and_counts_every_unjoined_row() {
 #[test]
 fn replay_matches_onnx_runtime_and_statsmodels() {
     let fx = fixtures();
-    let (code, r) = json_report(&[&REPLAY[..], &["--batch-size", "333"]].concat());
+    let (code, r) =
+        json_report(&[&replay_by_region(SAMPLE_LOG)[..], &["--batch-size", "333"]].concat());
     assert_eq!(code, 0, "{r}");
     let expected = &fx["replay"];
     summary_matches(&r, expected);
@@ -273,7 +269,7 @@ fn replay_in_many_short_ranges_is_the_same_on_one_thread_and_on_two() {
             "--threads",
             threads,
         ];
-        let (code, r) = json_report(&[&REPLAY[..], &extra].concat());
+        let (code, r) = json_report(&[&replay_by_region(SAMPLE_LOG)[..], &extra].concat());
         assert_eq!(code, 0, "{r}");
         r
     };
@@ -354,10 +350,7 @@ fn a_log_read_from_disk_page_by_page_replays_as_the_same_log_held_in_memory_on_a
     write_parquet(&large, columns).unwrap();
     assert!(std::fs::metadata(&large).unwrap().len() > 32 << 20);
     let replay = |log: &std::path::Path, threads: &str| {
-        // The sample replay's arguments on this log.
-        let mut args = REPLAY.to_vec();
-        let inputs = args.iter().position(|a| *a == "--inputs").unwrap() + 1;
-        args[inputs] = log.to_str().unwrap();
+        let mut args = replay_by_region(log.to_str().unwrap());
         args.extend(["--exclude", "payload", "--threads", threads]);
         let (code, r) = json_report(&args);
         assert_eq!(code, 0, "{r}");
@@ -555,15 +548,7 @@ fn bad_input_is_one_line_and_exit_2() {
     );
     // The candidate takes other inputs than the log gives.
     fails_cleanly(
-        &[
-            "shadow-compare",
-            "--primary",
-            "sample_data/model.onnx",
-            "--candidate",
-            "sample_data/model_v2.onnx",
-            "--inputs",
-            "sample_data/flights_2013_01.parquet",
-        ],
+        &sample_replay("sample_data/flights_2013_01.parquet"),
         "takes 30 features",
     );
 }

@@ -34,6 +34,20 @@ pub fn fails_cleanly(args: &[&str], needle: &str) {
     assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
 }
 
+/// `shadow-compare` of the sample models (model.onnx against
+/// model_v2.onnx) replaying `inputs`.
+pub fn sample_replay(inputs: &str) -> [&str; 7] {
+    [
+        "shadow-compare",
+        "--primary",
+        "sample_data/model.onnx",
+        "--candidate",
+        "sample_data/model_v2.onnx",
+        "--inputs",
+        inputs,
+    ]
+}
+
 /// The binary's JSON report for `args` (with `--format json`) and its exit
 /// code.
 pub fn json_report(args: &[&str]) -> (i32, serde_json::Value) {
