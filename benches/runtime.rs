@@ -30,7 +30,7 @@ fn main() {
         flag("--warmup", 5),
         flag("--threads", 0),
     );
-    runtime::keep_freed_memory();
+    runtime::keep_freed_memory(runtime::Heaps::Shared);
     if threads > 0 {
         runtime::set_threads(threads).expect("threads");
     }

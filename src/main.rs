@@ -11,7 +11,6 @@ use mlctl::error::{Error, Result};
 use mlctl::report::{self, Report};
 
 fn main() {
-    mlctl::runtime::keep_freed_memory();
     // A bug must still end in one line and exit code 2, never a backtrace.
     std::panic::set_hook(Box::new(|info| {
         let message = info
@@ -37,8 +36,19 @@ fn main() {
     std::process::exit(code);
 }
 
+/// A replay's workers each run both models on their own batches; every
+/// other command runs a model's operators across one pool (or no model).
+fn heaps_for(command: &Command) -> mlctl::runtime::Heaps {
+    match command {
+        Command::ShadowCompare(args) if args.primary.is_some() => mlctl::runtime::Heaps::PerThread,
+        _ => mlctl::runtime::Heaps::Shared,
+    }
+}
+
 fn run() -> Result<i32> {
     let cli = Cli::parse();
+    // Before any other thread starts (parsing starts none).
+    mlctl::runtime::keep_freed_memory(heaps_for(&cli.command));
     let config = mlctl::config::load(cli.config.as_deref())?;
     let progress = !cli.quiet && std::io::stderr().is_terminal();
     let (report, output) = match &cli.command {
