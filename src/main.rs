@@ -399,3 +399,38 @@ fn parse_duration(text: &str) -> Option<f64> {
     let v: f64 = number.trim().parse().ok()?;
     (v > 0.0 && v.is_finite()).then_some(v * scale)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlctl::runtime::Heaps;
+
+    fn heaps(args: &[&str]) -> Heaps {
+        let cli = Cli::try_parse_from(std::iter::once("mlctl").chain(args.iter().copied()))
+            .expect("arguments parse");
+        heaps_for(&cli.command)
+    }
+
+    #[test]
+    fn only_a_replay_gives_each_thread_a_heap() {
+        let replay = [
+            "shadow-compare",
+            "--primary",
+            "a.onnx",
+            "--candidate",
+            "b.onnx",
+            "--inputs",
+            "log.parquet",
+        ];
+        assert_eq!(heaps(&replay), Heaps::PerThread);
+        let logs = [
+            "shadow-compare",
+            "--primary-log",
+            "a.parquet",
+            "--candidate-log",
+            "b.parquet",
+        ];
+        assert_eq!(heaps(&logs), Heaps::Shared);
+        assert_eq!(heaps(&["bench", "a.onnx"]), Heaps::Shared);
+    }
+}
