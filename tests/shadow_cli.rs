@@ -598,6 +598,51 @@ fn a_model_failing_late_in_a_replay_is_one_line_naming_it_and_its_rows() {
 }
 
 #[test]
+fn every_batch_before_a_failed_one_is_judged_so_the_first_error_in_the_log_is_reported() {
+    // 100 rows with a text column taken as the label: the regression
+    // models' answers cannot be judged against classes, an error at the
+    // first batch; the batch-of-7 candidate fails on the last, short batch
+    // of the same range. The label error comes first in the log, so it is
+    // the one reported, with one worker or two.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.csv");
+    let mut csv = (0..30)
+        .map(|j| format!("f{j}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    csv.push_str(",region\n");
+    for i in 0..100 {
+        let row: Vec<String> = (0..30).map(|j| format!("{}", (i * 31 + j) % 17)).collect();
+        csv.push_str(&format!(
+            "{},{}\n",
+            row.join(","),
+            ["north", "south"][i % 2]
+        ));
+    }
+    std::fs::write(&log, csv).unwrap();
+    for threads in ["1", "2"] {
+        fails_cleanly(
+            &[
+                "shadow-compare",
+                "--primary",
+                "tests/fixtures/models/shadow_sum.onnx",
+                "--candidate",
+                "tests/fixtures/models/shadow_sum_batch7.onnx",
+                "--inputs",
+                log.to_str().unwrap(),
+                "--label",
+                "region",
+                "--batch-size",
+                "7",
+                "--threads",
+                threads,
+            ],
+            "label column 'region' holds classes",
+        );
+    }
+}
+
+#[test]
 fn models_with_other_output_names_and_shapes_are_read_by_role() {
     // The candidate gives "class" and a plain [N, 2] "scores" tensor; the
     // primary gives "output_label" and a ZipMap.

@@ -607,8 +607,8 @@ fn distances(cmp: &Comparison) -> Option<Distances> {
     }
     // The two samples are counted or sorted at once.
     let (a, b) = rayon::join(
-        || Runs::from_values(s.primary()),
-        || Runs::from_values(s.candidate()),
+        || Runs::from_read_values(s.primary()),
+        || Runs::from_read_values(s.candidate()),
     );
     let mut binned = binning::bin_numeric(&a, &b, false);
     binning::fill_zeroes(&mut binned.reference);

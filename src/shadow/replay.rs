@@ -57,6 +57,13 @@ fn worker_pools() -> Result<Vec<rayon::ThreadPool>> {
         .collect()
 }
 
+/// Ranges whose labels and slices wait for the judge (besides the one the
+/// label thread is reading): reading a range's takes a few percent of
+/// answering it, so one is enough to keep the judge from waiting, and each
+/// more held a range's labels in fresh memory (a 1M-row log's replay
+/// touched 8 MB more with 4, at about 1 ms a MB on a virtual machine).
+const TRUTHS_AHEAD: usize = 1;
+
 /// Columns a prediction log carries that are never a model's features.
 const LOG_COLUMNS: [&str; 4] = ["prediction", "confidence", "request_id", "model_version"];
 
@@ -315,6 +322,7 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
     };
     let mut judge = Judge {
         comparison: None,
+        rows: total_rows,
         baseline_noise: replay.baseline_noise,
         inputs: &replay.inputs,
         nulls: 0,
@@ -430,6 +438,8 @@ impl Side<'_> {
 /// Counts the paired answers range by range, in the log's order.
 struct Judge<'a> {
     comparison: Option<Comparison>,
+    /// The log's rows.
+    rows: usize,
     baseline_noise: bool,
     inputs: &'a Path,
     nulls: usize,
@@ -457,9 +467,11 @@ impl Judge<'_> {
         let [primary, candidate] = &batch.sides;
         self.nulls += batch.nulls + primary.nulls + candidate.nulls;
         let task = tasks[0];
-        let cmp = self
-            .comparison
-            .get_or_insert_with(|| Comparison::new(task, self.baseline_noise));
+        let cmp = self.comparison.get_or_insert_with(|| {
+            let mut comparison = Comparison::new(task, self.baseline_noise);
+            comparison.scores.expect_rows(self.rows);
+            comparison
+        });
         cmp.add(&Paired {
             primary: Answers {
                 classes: &primary.classes,
@@ -692,18 +704,11 @@ struct Answered {
     answers: Result<PairAnswers>,
 }
 
-/// A range whose batches are being answered: the answers so far, in
-/// batch order.
-struct Collecting {
-    batches: Vec<Option<PairAnswers>>,
-    missing: usize,
-}
-
 /// Answers the log's ranges on a worker per pool, each worker taking the
 /// next range, while a thread of its own reads their labels and slices;
-/// the answers are judged range by range in the log's order (whatever
-/// order the ranges finish in, the report is the same). Returns the slice
-/// names.
+/// the answers are judged batch by batch in the log's order as soon as
+/// the batches before them are (whatever order the ranges finish in, the
+/// report is the same). Returns the slice names.
 fn replay_ranges(
     sides: &[Side; 2],
     pools: Vec<rayon::ThreadPool>,
@@ -729,7 +734,7 @@ fn replay_ranges(
         // Made here, so that the label thread's queue closes when this
         // returns, before the scope waits for the thread (an early error
         // leaves it waiting on a full queue).
-        let (to_judge_truths, truths) = sync_channel::<Result<Truth>>(ahead);
+        let (to_judge_truths, truths) = sync_channel::<Result<Truth>>(TRUTHS_AHEAD);
         let labels = std::thread::Builder::new()
             .name("mlctl-labels".into())
             .spawn_scoped(scope, move || reading.read_truths(to_judge_truths))
@@ -766,11 +771,17 @@ fn replay_ranges(
         for _ in 0..ahead {
             hand_out(&mut to_workers);
         }
-        let mut collecting: BTreeMap<usize, Collecting> = BTreeMap::new();
-        let mut next = 0;
+        // Answered batches not judged yet, by range; a judged batch's
+        // answers go at once, so memory holds little more than the batches
+        // that finished before those ahead of them in the log.
+        let mut waiting: BTreeMap<usize, Vec<Option<PairAnswers>>> = BTreeMap::new();
+        // The next batch to judge, and its range's labels and slices once
+        // received.
+        let (mut next, mut next_batch) = (0, 0);
+        let mut truth: Option<Truth> = None;
         // The first failed batch in the log's order: after a failure no
-        // range past it is answered, and the ranges before it are, so that
-        // the error reported does not depend on the timing.
+        // range past it is answered, and every batch before it is judged,
+        // so that the error reported does not depend on the timing.
         let mut failed: Option<((usize, usize), Error)> = None;
         for Answered {
             range,
@@ -792,44 +803,50 @@ fn replay_ranges(
                     continue;
                 }
             };
-            if range >= stop.load(Ordering::Relaxed) {
+            if range > stop.load(Ordering::Relaxed) {
                 continue;
             }
             for (timing, side) in judge.timings.iter_mut().zip(&answers.sides) {
                 timing.add(side.seconds, answers.n);
             }
-            let entry = collecting.entry(range).or_insert_with(|| {
-                let batches = batches_of(ranges[range].1);
-                Collecting {
-                    batches: (0..batches).map(|_| None).collect(),
-                    missing: batches,
-                }
-            });
-            entry.batches[batch] = Some(answers);
-            entry.missing -= 1;
-            while let Some(done) = collecting
-                .first_entry()
-                .filter(|e| *e.key() == next && e.get().missing == 0)
+            let slots = waiting
+                .entry(range)
+                .or_insert_with(|| (0..batches_of(ranges[range].1)).map(|_| None).collect());
+            slots[batch] = Some(answers);
+            // A failed batch never arrives: judging stops before it.
+            while let Some(answers) = waiting
+                .get_mut(&next)
+                .and_then(|slots| slots[next_batch].take())
             {
-                let mut truth = truths
-                    .recv()
-                    .expect("the label thread sends every range or an error")?;
+                if truth.is_none() {
+                    let received = truths
+                        .recv()
+                        .expect("the label thread sends every range or an error")?;
+                    truth = Some(received);
+                }
+                let range_truth = truth.as_mut().expect("received above");
                 let task = |side: &Side| side.roles.get().map_or(Task::Classification, |r| r.task);
                 let tasks = [task(&sides[0]), task(&sides[1])];
-                let batches = done.remove().batches.into_iter().flatten();
-                for (i, batch) in batches.enumerate() {
-                    judge.add(&mut truth, i * answering.batch_size, &batch, tasks)?;
+                judge.add(
+                    range_truth,
+                    next_batch * answering.batch_size,
+                    &answers,
+                    tasks,
+                )?;
+                next_batch += 1;
+                if next_batch == batches_of(ranges[next].1) {
+                    waiting.remove(&next);
+                    let (offset, len) = ranges[next];
+                    progress.set_position((offset + len) as u64);
+                    (next, next_batch, truth) = (next + 1, 0, None);
+                    hand_out(&mut to_workers);
                 }
-                let (offset, len) = ranges[next];
-                progress.set_position((offset + len) as u64);
-                next += 1;
-                hand_out(&mut to_workers);
             }
         }
-        if let Some(((range, _), e)) = failed {
-            // Every range before the failed one was judged; its labels and
-            // slices were read before it was answered.
-            if next == range {
+        if let Some((first, e)) = failed {
+            // Every batch before the failed one was judged; a range's
+            // labels and slices come before its first batch.
+            if first == (next, 0) {
                 if let Ok(Err(labels_failed)) = truths.recv() {
                     return Err(labels_failed);
                 }

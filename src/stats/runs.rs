@@ -44,20 +44,40 @@ impl Runs {
     /// is much cheaper than sorting every observation. When the values turn
     /// out to be mostly distinct the counting stops and a sort takes over.
     pub fn from_values(mut values: Vec<f64>) -> Self {
-        const TRY_COUNTING_FROM: usize = 50_000;
-        if values.len() >= TRY_COUNTING_FROM {
-            if let Some(runs) = Self::by_counting(&values, values.len() / 16) {
-                return runs;
-            }
+        if let Some(runs) = Self::by_counting(values.iter().copied(), values.len()) {
+            return runs;
         }
         values.sort_unstable_by(f64::total_cmp);
         Self::from_sorted(&values)
     }
 
-    /// Counts distinct values; gives up (None) past `max_distinct`.
-    fn by_counting(values: &[f64], max_distinct: usize) -> Option<Self> {
+    /// `from_values` of values read where they lie (a column of pairs,
+    /// say): they are copied only when they have to be sorted, since a
+    /// copy of a long sample is fresh memory, which costs more than the
+    /// counting.
+    pub fn from_read_values<I>(values: I) -> Self
+    where
+        I: ExactSizeIterator<Item = f64> + Clone,
+    {
+        let len = values.len();
+        if let Some(runs) = Self::by_counting(values.clone(), len) {
+            return runs;
+        }
+        let mut values: Vec<f64> = values.collect();
+        values.sort_unstable_by(f64::total_cmp);
+        Self::from_sorted(&values)
+    }
+
+    /// Counts distinct values of a long sample; gives up (None) on a short
+    /// one, or past a sixteenth of its length distinct.
+    fn by_counting(values: impl Iterator<Item = f64>, len: usize) -> Option<Self> {
+        const TRY_COUNTING_FROM: usize = 50_000;
+        if len < TRY_COUNTING_FROM {
+            return None;
+        }
+        let max_distinct = len / 16;
         let mut counts: HashMap<u64, u64, BuildHasherDefault<BitsHasher>> = HashMap::default();
-        for &v in values {
+        for v in values {
             // -0.0 counts as 0.0, as everywhere else in mlctl.
             let v = if v == 0.0 { 0.0 } else { v };
             *counts.entry(v.to_bits()).or_insert(0) += 1;
@@ -255,6 +275,21 @@ mod tests {
         sorted.sort_unstable_by(f64::total_cmp);
         assert_eq!(counted, Runs::from_sorted(&sorted));
         assert_eq!(counted.n_distinct(), 1000);
+    }
+
+    #[test]
+    fn values_read_in_place_build_the_runs_of_their_copy() {
+        // Every other value of pairs: counted (few distinct) and sorted
+        // (all distinct), and a short sample.
+        for (len, distinct) in [(200_000, 1000), (200_000, 200_000), (10, 10)] {
+            let pairs: Vec<[f64; 2]> = (0..len)
+                .map(|i| [((i * 7919) % distinct) as f64 * 0.5 - 3.0, -1.0])
+                .collect();
+            let read = Runs::from_read_values(pairs.iter().map(|p| p[0]));
+            let copied = Runs::from_values(pairs.iter().map(|p| p[0]).collect());
+            assert_eq!(read, copied);
+            assert_eq!((read.n(), read.n_distinct()), (len as u64, distinct));
+        }
     }
 
     #[test]
