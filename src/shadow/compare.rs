@@ -5,6 +5,7 @@
 //! compares in bounded memory.
 
 use crate::stats::paired::Moments;
+use crate::stats::Runs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
@@ -210,71 +211,119 @@ pub const SCORE_SAMPLE: usize = 1 << 21;
 /// A uniform sample of rows' paired scores, at most [`SCORE_SAMPLE`].
 #[derive(Debug, Clone, Default)]
 pub struct ScoreSample {
-    /// (primary, candidate) of each sampled row, side by side: past the
-    /// sample's size a replacement lands anywhere in it, and one cache miss
-    /// a row is half of what two arrays cost (a third of comparing a 4M-row
-    /// log).
-    pairs: Vec<[f64; 2]>,
+    pairs: Pairs,
     /// Scored rows seen.
     pub seen: u64,
     state: u64,
 }
 
+/// (primary, candidate) of each sampled row, side by side: past the
+/// sample's size a replacement lands anywhere in it, and one cache miss a
+/// row is half of what two arrays cost (a third of comparing a 4M-row
+/// log). Held as float32 while every score is one (a model's are), which
+/// halves the fresh memory a long replay touches (about 1 ms a MB on a
+/// virtual machine); the first score that is not one widens the sample.
+#[derive(Debug, Clone)]
+enum Pairs {
+    Narrow(Vec<[f32; 2]>),
+    Wide(Vec<[f64; 2]>),
+}
+
+impl Default for Pairs {
+    fn default() -> Self {
+        Pairs::Narrow(Vec::new())
+    }
+}
+
 impl ScoreSample {
     /// Makes room for the rows a log is known to hold (at most the
     /// sample's size) at once: grown row by row, the sample would be
-    /// copied each time it doubles, and each copy lands in fresh memory,
-    /// which costs more than the copying (about 1 ms a MB on a virtual
-    /// machine, where the host backs each new page too).
+    /// copied each time it doubles, each copy into fresh memory.
     pub fn expect_rows(&mut self, rows: usize) {
-        let rows = rows.min(SCORE_SAMPLE);
-        self.pairs
-            .reserve_exact(rows.saturating_sub(self.pairs.len()));
+        let more = rows.min(SCORE_SAMPLE).saturating_sub(self.len());
+        match &mut self.pairs {
+            Pairs::Narrow(pairs) => pairs.reserve_exact(more),
+            Pairs::Wide(pairs) => pairs.reserve_exact(more),
+        }
     }
 
     fn add(&mut self, primary: f64, candidate: f64) {
         self.seen += 1;
-        if self.pairs.len() < SCORE_SAMPLE {
-            self.pairs.push([primary, candidate]);
-            return;
+        // Where the row goes: at the end while the sample is not full,
+        // else (reservoir sampling) in place of a row or nowhere.
+        let place = if self.len() < SCORE_SAMPLE {
+            None
+        } else {
+            // xorshift64*: a fixed seed keeps reports reproducible.
+            if self.state == 0 {
+                self.state = 0x9E37_79B9_7F4A_7C15;
+            }
+            self.state ^= self.state >> 12;
+            self.state ^= self.state << 25;
+            self.state ^= self.state >> 27;
+            let r = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            // r scaled to 0..seen by a multiplication, not a division (a
+            // 64-bit division per row was a seventh of comparing a long
+            // log).
+            let j = ((r as u128 * self.seen as u128) >> 64) as usize;
+            if j >= SCORE_SAMPLE {
+                return;
+            }
+            Some(j)
+        };
+        if let Pairs::Narrow(pairs) = &mut self.pairs {
+            let pair = [primary as f32, candidate as f32];
+            if pair[0] as f64 == primary && pair[1] as f64 == candidate {
+                put(pairs, place, pair);
+                return;
+            }
+            let wide = pairs.iter().map(|p| p.map(f64::from));
+            let mut widened = Vec::with_capacity(pairs.capacity());
+            widened.extend(wide);
+            self.pairs = Pairs::Wide(widened);
         }
-        // xorshift64*: a fixed seed keeps reports reproducible.
-        if self.state == 0 {
-            self.state = 0x9E37_79B9_7F4A_7C15;
-        }
-        self.state ^= self.state >> 12;
-        self.state ^= self.state << 25;
-        self.state ^= self.state >> 27;
-        let r = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        // r scaled to 0..seen by a multiplication, not a division (a
-        // 64-bit division per row was a seventh of comparing a long log).
-        let j = ((r as u128 * self.seen as u128) >> 64) as usize;
-        if j < SCORE_SAMPLE {
-            self.pairs[j] = [primary, candidate];
+        if let Pairs::Wide(pairs) = &mut self.pairs {
+            put(pairs, place, [primary, candidate]);
         }
     }
 
     /// Rows in the sample.
     pub fn len(&self) -> usize {
-        self.pairs.len()
+        match &self.pairs {
+            Pairs::Narrow(pairs) => pairs.len(),
+            Pairs::Wide(pairs) => pairs.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pairs.is_empty()
+        self.len() == 0
     }
 
-    /// The primary's sampled scores.
-    pub fn primary(&self) -> impl ExactSizeIterator<Item = f64> + Clone + '_ {
-        self.pairs.iter().map(|p| p[0])
-    }
-
-    /// The candidate's sampled scores, in the same rows' order.
-    pub fn candidate(&self) -> impl ExactSizeIterator<Item = f64> + Clone + '_ {
-        self.pairs.iter().map(|p| p[1])
+    /// The primary's and the candidate's sampled scores, as runs, made at
+    /// once on two threads.
+    pub fn runs(&self) -> (Runs, Runs) {
+        match &self.pairs {
+            Pairs::Narrow(pairs) => rayon::join(
+                || Runs::from_read_values(pairs.iter().map(|p| f64::from(p[0]))),
+                || Runs::from_read_values(pairs.iter().map(|p| f64::from(p[1]))),
+            ),
+            Pairs::Wide(pairs) => rayon::join(
+                || Runs::from_read_values(pairs.iter().map(|p| p[0])),
+                || Runs::from_read_values(pairs.iter().map(|p| p[1])),
+            ),
+        }
     }
 
     pub fn is_complete(&self) -> bool {
-        self.seen as usize == self.pairs.len()
+        self.seen as usize == self.len()
+    }
+}
+
+/// Puts a row's pair at the end of the sample, or in place of row `j`.
+fn put<T>(pairs: &mut Vec<T>, place: Option<usize>, pair: T) {
+    match place {
+        None => pairs.push(pair),
+        Some(j) => pairs[j] = pair,
     }
 }
 
@@ -462,6 +511,14 @@ mod tests {
         assert_eq!(cmp.overall.scores_changed, 1);
     }
 
+    /// Each side's sampled scores, in the sample's order.
+    fn sampled(sample: &ScoreSample) -> [Vec<f64>; 2] {
+        match &sample.pairs {
+            Pairs::Narrow(pairs) => [0, 1].map(|i| pairs.iter().map(|p| p[i] as f64).collect()),
+            Pairs::Wide(pairs) => [0, 1].map(|i| pairs.iter().map(|p| p[i]).collect()),
+        }
+    }
+
     #[test]
     fn the_score_sample_stays_bounded_and_uniform_in_size() {
         let mut sample = ScoreSample::default();
@@ -470,8 +527,48 @@ mod tests {
         }
         assert_eq!(sample.len(), SCORE_SAMPLE);
         assert!(!sample.is_complete());
-        assert!(sample.primary().any(|v| v >= SCORE_SAMPLE as f64));
+        let [primary, candidate] = sampled(&sample);
+        assert!(primary.iter().any(|&v| v >= SCORE_SAMPLE as f64));
         // Each row's two scores stay together when it replaces another.
-        assert!(sample.primary().eq(sample.candidate()));
+        assert_eq!(primary, candidate);
+    }
+
+    #[test]
+    fn float32_scores_are_sampled_as_float64_ones_are() {
+        // The same rows, as float32 values (held narrow) and with a part
+        // below float32's precision (held wide from the first row): the
+        // same rows are kept.
+        let rows = SCORE_SAMPLE + 5000;
+        let (mut narrow, mut wide) = (ScoreSample::default(), ScoreSample::default());
+        narrow.expect_rows(rows);
+        for i in 0..rows {
+            let v = i as f64;
+            narrow.add(v, -v);
+            wide.add(v + 0.5f64.powi(30), -v);
+        }
+        assert!(matches!(narrow.pairs, Pairs::Narrow(_)));
+        assert!(matches!(wide.pairs, Pairs::Wide(_)));
+        let ([np, nc], [wp, wc]) = (sampled(&narrow), sampled(&wide));
+        assert_eq!(wp.iter().map(|v| v.floor()).collect::<Vec<_>>(), np);
+        assert_eq!(nc, wc);
+        assert_eq!((narrow.seen, narrow.len()), (rows as u64, SCORE_SAMPLE));
+    }
+
+    #[test]
+    fn a_score_float32_cannot_hold_widens_the_sample_and_keeps_every_row() {
+        let mut sample = ScoreSample::default();
+        let scores = [0.25, 0.5, 0.1, 0.75, 1.0 / 3.0];
+        for (i, &p) in scores.iter().enumerate() {
+            sample.add(p, i as f64);
+        }
+        // 0.1 is the first that float32 rounds: the rows before it keep
+        // their values, widened.
+        assert!(matches!(sample.pairs, Pairs::Wide(_)));
+        assert_eq!(
+            sampled(&sample),
+            [scores.to_vec(), vec![0.0, 1.0, 2.0, 3.0, 4.0]]
+        );
+        let (primary, _) = sample.runs();
+        assert_eq!(primary, Runs::from_values(scores.to_vec()));
     }
 }

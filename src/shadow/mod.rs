@@ -605,11 +605,7 @@ fn distances(cmp: &Comparison) -> Option<Distances> {
     if s.is_empty() {
         return None;
     }
-    // The two samples are counted or sorted at once.
-    let (a, b) = rayon::join(
-        || Runs::from_read_values(s.primary()),
-        || Runs::from_read_values(s.candidate()),
-    );
+    let (a, b) = s.runs();
     let mut binned = binning::bin_numeric(&a, &b, false);
     binning::fill_zeroes(&mut binned.reference);
     binning::fill_zeroes(&mut binned.current);
