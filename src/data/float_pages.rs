@@ -33,7 +33,7 @@ use polars_parquet::parquet::page::{
 use polars_parquet::parquet::read::{decompress, read_metadata, PageReader};
 use polars_parquet::parquet::schema::types::{IntegerType, PhysicalType, PrimitiveLogicalType};
 
-use super::{append_rows, transpose_block_rows, Table};
+use super::{append_rows, transpose_block_rows, Frame, Table};
 use crate::error::{Error, Result};
 
 /// Reads the rows of a parquet file's numeric columns in order, as float32
@@ -68,9 +68,11 @@ pub struct FloatRows<'a> {
 enum Group {
     /// Page by page, one decoder per column.
     Pages(Vec<ColumnPages>),
-    /// A row group with pages this reader does not decode, laid out through
-    /// polars: its rows, and the first one not yet read.
-    LaidOut { rows: Vec<f32>, next: usize },
+    /// A row group with pages this reader does not decode, decoded by
+    /// polars: the row group, and its first row not yet read (laid out as
+    /// rows are read, so that the nulls counted are those of the rows
+    /// read).
+    LaidOut { frame: Frame, next: usize },
 }
 
 impl<'a> FloatRows<'a> {
@@ -111,10 +113,7 @@ impl<'a> FloatRows<'a> {
             next_group: 0,
             next_offset: 0,
             group_starts,
-            group: Group::LaidOut {
-                rows: Vec::new(),
-                next: 0,
-            },
+            group: Group::Pages(Vec::new()),
             left: 0,
             scratch: vec![0f32; stride * width],
             block,
@@ -132,13 +131,15 @@ impl<'a> FloatRows<'a> {
         let mut nulls = 0;
         while rows > 0 {
             if self.left == 0 {
-                nulls += self.open_group()?;
+                self.open_group()?;
                 continue;
             }
             let n = rows.min(self.left);
             match &mut self.group {
-                Group::LaidOut { rows, next } => {
-                    out.extend_from_slice(&rows[*next * width..(*next + n) * width]);
+                Group::LaidOut { frame, next } => {
+                    let (rows, k) = frame.slice(*next, n).f32_rows(&self.names)?;
+                    out.extend_from_slice(&rows);
+                    nulls += k;
                     *next += n;
                 }
                 Group::Pages(columns) => {
@@ -171,17 +172,54 @@ impl<'a> FloatRows<'a> {
         Ok(nulls)
     }
 
-    /// Makes `row`, the first row of a row group, the next row read.
+    /// Makes `row` the next row read. Further into the row group being
+    /// read, the rows before it are passed over where they lie (whole pages
+    /// without decompressing them); elsewhere its row group is opened and
+    /// read from there.
     pub fn seek(&mut self, row: usize) -> Result<()> {
-        let Ok(group) = self.group_starts.binary_search(&row) else {
-            return Err(Error::input(
-                &self.path,
-                format!("no row group starts at row {row}"),
-            ));
-        };
+        let position = self.next_offset - self.left;
+        if self.left > 0 && (position..self.next_offset).contains(&row) {
+            return self.skip(row - position);
+        }
+        // The last row group starting at or before `row` (an empty one
+        // starts where the next does).
+        let group = self
+            .group_starts
+            .partition_point(|&start| start <= row)
+            .saturating_sub(1);
+        let start = self.group_starts.get(group).copied().unwrap_or(0);
+        let rows = self
+            .metadata
+            .row_groups
+            .get(group)
+            .map_or(0, |g| g.num_rows());
+        if row != start && row >= start + rows {
+            return Err(Error::input(&self.path, format!("has no row {row}")));
+        }
         self.next_group = group;
-        self.next_offset = row;
+        self.next_offset = start;
         self.left = 0;
+        if row > start {
+            self.open_group()?;
+            self.skip(row - start)?;
+        }
+        Ok(())
+    }
+
+    /// Passes over the next `n` rows of the row group being read.
+    fn skip(&mut self, n: usize) -> Result<()> {
+        match &mut self.group {
+            Group::LaidOut { next, .. } => *next += n,
+            Group::Pages(columns) => {
+                for pages in columns.iter_mut() {
+                    if let Err(e) = pages.skip(n, &mut self.levels) {
+                        let name = pages.name.clone();
+                        return Err(self.error(&name, e));
+                    }
+                }
+            }
+        }
+        self.left -= n;
         Ok(())
     }
 
@@ -193,9 +231,8 @@ impl<'a> FloatRows<'a> {
         )
     }
 
-    /// Opens the next row group; returns the nulls of a row group laid out
-    /// through polars (all counted when it is opened).
-    fn open_group(&mut self) -> Result<usize> {
+    /// Opens the next row group.
+    fn open_group(&mut self) -> Result<()> {
         let index = self.next_group;
         let Some(group) = self.metadata.row_groups.get(index) else {
             return Err(Error::input(
@@ -221,18 +258,17 @@ impl<'a> FloatRows<'a> {
                     return Err(self.error(name, "pages of an encoding read through polars alone"));
                 };
                 let frame = table.read_frame(&self.names, offset, self.left)?;
-                let (rows, nulls) = frame.f32_rows(&self.names)?;
-                if rows.len() != self.left * self.names.len() {
+                if frame.height() != self.left {
                     return Err(self.error(name, "fewer rows than its row group's metadata says"));
                 }
-                self.group = Group::LaidOut { rows, next: 0 };
-                return Ok(nulls);
+                self.group = Group::LaidOut { frame, next: 0 };
+                return Ok(());
             }
             let column = ColumnPages::new(name, chunk, pages).map_err(|e| self.error(name, e))?;
             columns.push(column);
         }
         self.group = Group::Pages(columns);
-        Ok(0)
+        Ok(())
     }
 }
 
@@ -538,6 +574,57 @@ impl ColumnPages {
             done += n;
         }
         Ok(nulls)
+    }
+
+    /// Passes over the column's next `n` rows: whole pages before them
+    /// are dropped without being decompressed, and within a page the
+    /// levels and indices are walked without decoding the values.
+    fn skip(&mut self, mut n: usize, levels: &mut Vec<u32>) -> std::result::Result<(), String> {
+        while n > 0 {
+            let cursor = match &mut self.page {
+                Some(cursor) if cursor.left > 0 => cursor,
+                _ => {
+                    match self.pages.front() {
+                        Some(CompressedPage::Data(page)) if page.num_values() <= n => {
+                            n -= page.num_values();
+                            self.pages.pop_front();
+                        }
+                        _ => self.next_page()?,
+                    }
+                    continue;
+                }
+            };
+            let k = n.min(cursor.left);
+            let data = cursor.page.buffer();
+            let present = match &mut cursor.levels {
+                None => k,
+                Some(stream) => {
+                    if stream.take_repeat(data, 1, k)? {
+                        k
+                    } else {
+                        levels.resize(k, 0);
+                        stream.read(data, levels)?;
+                        if levels.iter().any(|&l| l > 1) {
+                            return Err("a definition level is out of range".into());
+                        }
+                        levels.iter().filter(|&&l| l == 1).count()
+                    }
+                }
+            };
+            match &mut cursor.values {
+                Values::Dictionary(indices) => indices.walk(data, present, |_, _| Ok(()))?,
+                Values::Plain { next, end } => {
+                    let bytes = present * self.kind.size();
+                    if *next + bytes > *end {
+                        return Err("a page holds fewer values than its rows".into());
+                    }
+                    *next += bytes;
+                }
+            }
+            cursor.left -= k;
+            n -= k;
+        }
+        Ok(())
     }
 
     /// Decompresses the next data page and finds its levels and values.
@@ -1126,34 +1213,61 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_reader_seeks_to_any_row_group_and_reads_on_from_there() {
-        // Row groups of 1,700 rows (make_float_pages.py): the third, then
-        // back to the second, in the middle of reading another.
-        let path = Path::new("tests/fixtures/float_pages/v1_snappy.parquet");
-        let names: Vec<String> = NUMBERS.iter().map(|n| n.to_string()).collect();
-        let (expected, _) = Frame::read(path, Some(&names))
-            .and_then(|f| f.f32_rows(&names))
-            .expect("polars reads the fixture");
-        let table = Table::open(path).expect("opened");
-        let mut reader = FloatRows::open(&table, &names)
-            .expect("metadata read")
-            .expect("float columns");
-        let width = names.len();
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        let mut rows = Vec::new();
-        reader.read(10, &mut rows).expect("read");
-        for (start, n) in [(3400, 1600), (1700, 2000)] {
-            reader.seek(start).expect("a row group's first row");
-            rows.clear();
-            reader.read(n, &mut rows).expect("read");
-            assert_eq!(
-                bits(&rows),
-                bits(&expected[start * width..(start + n) * width]),
-                "from row {start}"
-            );
+    fn a_reader_seeks_to_any_row_and_reads_on_from_there() {
+        // Row groups of 1,700 rows, pages of a few hundred
+        // (make_float_pages.py): further into the row group being read
+        // (within a page, across pages), into another row group's middle,
+        // back, onto a row group's first row, and through row groups laid
+        // out by polars ("split"); each read checked bit for bit, nulls
+        // too, against polars' reading of the same rows.
+        let seeks = [
+            (10, 5),
+            (40, 30),
+            (900, 700),
+            (1699, 2),
+            (2500, 1000),
+            (1000, 100),
+            (3400, 10),
+            (4999, 1),
+            (0, 20),
+        ];
+        let mut with_split = NUMBERS.to_vec();
+        with_split.insert(2, "split");
+        for (file, names) in [
+            ("v1_snappy.parquet", NUMBERS.to_vec()),
+            ("v2_zstd.parquet", with_split),
+            ("v1_none.parquet", NUMBERS.to_vec()),
+        ] {
+            let path = Path::new("tests/fixtures/float_pages").join(file);
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            let frame = Frame::read(&path, Some(&names)).expect("polars reads the fixture");
+            let (expected, _) = frame.f32_rows(&names).expect("laid out");
+            let table = Table::open(&path).expect("opened");
+            let mut reader = FloatRows::open(&table, &names)
+                .expect("metadata read")
+                .expect("float columns");
+            let width = names.len();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let mut rows = Vec::new();
+            reader.read(3, &mut rows).expect("read");
+            let mut nulls_seen = 0;
+            for (start, n) in seeks {
+                reader.seek(start).expect("a row of the file");
+                rows.clear();
+                let nulls = reader.read(n, &mut rows).expect("read");
+                let (_, expected_nulls) = frame.slice(start, n).f32_rows(&names).expect("laid out");
+                assert_eq!(
+                    bits(&rows),
+                    bits(&expected[start * width..(start + n) * width]),
+                    "{file}: from row {start}"
+                );
+                assert_eq!(nulls, expected_nulls, "{file}: nulls from row {start}");
+                nulls_seen += nulls;
+            }
+            assert!(nulls_seen > 0, "{file}: the rows read hold nulls");
+            let err = reader.seek(5000).expect_err("past the last row");
+            assert!(err.to_string().contains("row 5000"), "{err}");
         }
-        let err = reader.seek(1701).expect_err("not a row group's first row");
-        assert!(err.to_string().contains("row 1701"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Replay: both models answer the logged rows, batch by batch, and the
-//! answers are compared range by range, in the log's order. The log is cut
-//! in ranges that follow its row groups. Each worker (one per thread)
+//! answers are compared batch by batch, in the log's order. The log is cut
+//! in ranges that follow its row groups (a large row group in pieces of
+//! about READ_ROWS rows). Each worker (one per thread)
 //! takes the next range and, batch by batch, lays out the batch's features
 //! and has both models answer them while they are in its cache; a thread
 //! of its own reads the ranges' labels and slices, in order, for the judge.
@@ -28,7 +29,8 @@ use crate::error::{Error, Result};
 use crate::predict::{self, Features, Feeding};
 use crate::runtime::{self, tensor, Model, Value};
 
-/// Rows read from the log at a time (rounded to its row groups).
+/// Rows read from the log at a time (rounded to its row groups, or to
+/// batches in a large row group).
 const READ_ROWS: usize = 1 << 17;
 
 /// Batches in a range of a table already in memory.
@@ -303,8 +305,9 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
     } else {
         READ_ROWS
     };
-    let mut ranges = table.chunks(range_rows)?;
-    ranges.retain(|&(_, len)| len > 0);
+    let mut units = table.chunks(range_rows)?;
+    units.retain(|&(_, len)| len > 0);
+    let ranges = pieces(&units, replay.batch_size);
     let progress = if opts.show_progress {
         indicatif::ProgressBar::new(total_rows as u64)
     } else {
@@ -333,6 +336,7 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
     };
     let reading = Reading {
         table: &table,
+        units: &units,
         ranges: &ranges,
         features: &features,
         slice_by: &opts.slice_by,
@@ -501,9 +505,48 @@ struct Truth {
     slices: Option<Vec<u32>>,
 }
 
+impl Truth {
+    /// Rows `at..` of the range, as a truth of their own (these rows are
+    /// no longer this one's).
+    fn split_off(&mut self, at: usize) -> Truth {
+        Truth {
+            labels: self.labels.split_off(at),
+            slices: self.slices.as_mut().map(|s| s.split_off(at)),
+        }
+    }
+}
+
+/// The ranges the workers take: a range of the log (whole row groups)
+/// at least two pieces long is cut in pieces of about READ_ROWS rows, a
+/// whole number of batches each, so that a log written in a few large row
+/// groups (pyarrow writes up to 1M rows in one) keeps every worker busy;
+/// the batches are those of the uncut range.
+fn pieces(units: &[(usize, usize)], batch_size: usize) -> Vec<(usize, usize)> {
+    let piece = (READ_ROWS / batch_size.max(1)).max(1) * batch_size.max(1);
+    let mut ranges = Vec::with_capacity(units.len());
+    for &(offset, len) in units {
+        if len / 2 < piece {
+            ranges.push((offset, len));
+            continue;
+        }
+        let mut start = 0;
+        while start < len {
+            let n = piece.min(len - start);
+            ranges.push((offset + start, n));
+            start += n;
+        }
+    }
+    ranges
+}
+
 /// What the workers and the label reader need to read the log's ranges.
 struct Reading<'a> {
     table: &'a Table,
+    /// The log's ranges as read (whole row groups); the label thread reads
+    /// these.
+    units: &'a [(usize, usize)],
+    /// The ranges the workers take and the judge counts: `units`, the long
+    /// ones cut in pieces.
     ranges: &'a [(usize, usize)],
     /// Every column of the feature matrices.
     features: &'a [String],
@@ -526,11 +569,30 @@ impl Reading<'_> {
                 return slices.names;
             }
         };
-        for &(offset, len) in self.ranges {
-            let truth = self.truth(offset, len, &mut labels, &mut slices, &mut codes);
-            let failed = truth.is_err();
-            if to_judge.send(truth).is_err() || failed {
-                break;
+        let mut ranges = self.ranges.iter().peekable();
+        for &(offset, len) in self.units {
+            // The unit's truth, cut as the unit is in ranges (from its end,
+            // so that each part is moved once).
+            let mut parts = Vec::new();
+            let mut ends_at = Vec::new();
+            while let Some(&&(start, _)) = ranges.peek().filter(|r| r.0 < offset + len) {
+                ends_at.push(start - offset);
+                ranges.next();
+            }
+            match self.truth(offset, len, &mut labels, &mut slices, &mut codes) {
+                Ok(mut whole) => {
+                    for &at in ends_at.iter().skip(1).rev() {
+                        parts.push(Ok(whole.split_off(at)));
+                    }
+                    parts.push(Ok(whole));
+                }
+                Err(e) => parts.push(Err(e)),
+            }
+            for truth in parts.into_iter().rev() {
+                let failed = truth.is_err();
+                if to_judge.send(truth).is_err() || failed {
+                    return slices.names;
+                }
             }
         }
         slices.names
@@ -920,5 +982,42 @@ impl Worker<'_> {
             sides: [primary, candidate],
             nulls,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_ranges_are_cut_in_whole_batches_and_short_ones_kept() {
+        let units = [
+            (0, 300_000),
+            (300_000, 50_000),
+            (350_000, 2 * READ_ROWS - 1),
+        ];
+        assert_eq!(
+            pieces(&units, 4096),
+            vec![
+                (0, READ_ROWS),
+                (READ_ROWS, READ_ROWS),
+                (2 * READ_ROWS, 300_000 - 2 * READ_ROWS),
+                (300_000, 50_000),
+                (350_000, 2 * READ_ROWS - 1),
+            ]
+        );
+        // Pieces of whole batches: the batches are those of the uncut
+        // range.
+        assert_eq!(
+            pieces(&units[..1], 100_000),
+            vec![(0, 100_000), (100_000, 100_000), (200_000, 100_000)]
+        );
+        assert_eq!(pieces(&units[..1], 1000)[1], (131_000, 131_000));
+        // A batch longer than a piece: ranges of whole batches still.
+        assert_eq!(pieces(&units[..1], 200_000), vec![(0, 300_000)]);
+        assert_eq!(
+            pieces(&[(0, 500_000)], 200_000),
+            vec![(0, 200_000), (200_000, 200_000), (400_000, 100_000)]
+        );
     }
 }
