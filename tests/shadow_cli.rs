@@ -556,6 +556,23 @@ fn bad_input_is_one_line_and_exit_2() {
     );
 }
 
+/// A replay of the feature-sum regression models (shadow_sum.onnx against
+/// shadow_sum_batch7.onnx, which fails on any batch but one of 7 rows) on
+/// `inputs`, in batches of 7.
+fn batch7_replay(inputs: &str) -> [&str; 9] {
+    [
+        "shadow-compare",
+        "--primary",
+        "tests/fixtures/models/shadow_sum.onnx",
+        "--candidate",
+        "tests/fixtures/models/shadow_sum_batch7.onnx",
+        "--inputs",
+        inputs,
+        "--batch-size",
+        "7",
+    ]
+}
+
 #[test]
 fn a_model_failing_late_in_a_replay_is_one_line_naming_it_and_its_rows() {
     // shadow_sum_batch7.onnx answers batches of exactly 7 rows (made by
@@ -563,22 +580,8 @@ fn a_model_failing_late_in_a_replay_is_one_line_naming_it_and_its_rows() {
     // log's last 5 rows fail, with one worker or two. The replay must stop
     // with that error, not hang or panic.
     for threads in ["1", "2"] {
-        fails_cleanly(
-            &[
-                "shadow-compare",
-                "--primary",
-                "tests/fixtures/models/shadow_sum.onnx",
-                "--candidate",
-                "tests/fixtures/models/shadow_sum_batch7.onnx",
-                "--inputs",
-                "sample_data/shadow_primary.parquet",
-                "--batch-size",
-                "7",
-                "--threads",
-                threads,
-            ],
-            "shadow_sum_batch7.onnx: rows 1995..2000",
-        );
+        let args = [&batch7_replay(SAMPLE_LOG)[..], &["--threads", threads]].concat();
+        fails_cleanly(&args, "shadow_sum_batch7.onnx: rows 1995..2000");
     }
     // The same model as the primary fails on its noise run's half batches,
     // in every batch: the error reported is the first batch's, whichever
@@ -624,24 +627,9 @@ fn every_batch_before_a_failed_one_is_judged_so_the_first_error_in_the_log_is_re
     }
     std::fs::write(&log, csv).unwrap();
     for threads in ["1", "2"] {
-        fails_cleanly(
-            &[
-                "shadow-compare",
-                "--primary",
-                "tests/fixtures/models/shadow_sum.onnx",
-                "--candidate",
-                "tests/fixtures/models/shadow_sum_batch7.onnx",
-                "--inputs",
-                log.to_str().unwrap(),
-                "--label",
-                "region",
-                "--batch-size",
-                "7",
-                "--threads",
-                threads,
-            ],
-            "label column 'region' holds classes",
-        );
+        let replay = batch7_replay(log.to_str().unwrap());
+        let args = [&replay[..], &["--label", "region", "--threads", threads]].concat();
+        fails_cleanly(&args, "label column 'region' holds classes");
     }
 }
 
