@@ -22,6 +22,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use polars_buffer::Buffer;
@@ -30,8 +31,10 @@ use polars_parquet::parquet::metadata::{ColumnChunkMetadata, FileMetadata};
 use polars_parquet::parquet::page::{
     split_buffer, CompressedPage, DataPage, DataPageHeader, FormatEncoding, Page,
 };
-use polars_parquet::parquet::read::{decompress, read_metadata, PageReader};
+use polars_parquet::parquet::read::{decompress, read_metadata, PageMetaData, PageReader};
 use polars_parquet::parquet::schema::types::{IntegerType, PhysicalType, PrimitiveLogicalType};
+use polars_parquet_format::thrift::protocol::TCompactInputProtocol;
+use polars_parquet_format::{PageHeader, PageType};
 
 use super::{append_rows, transpose_block_rows, Frame, Table};
 use crate::error::{Error, Result};
@@ -46,14 +49,18 @@ pub struct FloatRows<'a> {
     names: Vec<String>,
     file: File,
     metadata: FileMetadata,
-    /// The next row group to open, and its first row.
-    next_group: usize,
-    next_offset: usize,
     /// Each row group's first row.
     group_starts: Vec<usize>,
+    /// The row group being read (for errors), and the part of it open.
+    group_index: usize,
     group: Group,
-    /// Rows of the row group being read that are still to be read.
+    /// The row the next part opens at: the end of the part open.
+    next_offset: usize,
+    /// Rows of the part open still to be read.
     left: usize,
+    /// Where the rows asked for by the last `seek` end: a part opened
+    /// before it ends there (or at its row group's end).
+    until: usize,
     /// A block of rows, column by column, `stride` apart.
     scratch: Vec<f32>,
     block: usize,
@@ -110,11 +117,12 @@ impl<'a> FloatRows<'a> {
             names: names.to_vec(),
             file,
             metadata,
-            next_group: 0,
-            next_offset: 0,
             group_starts,
+            group_index: 0,
             group: Group::Pages(Vec::new()),
+            next_offset: 0,
             left: 0,
+            until: usize::MAX,
             scratch: vec![0f32; stride * width],
             block,
             stride,
@@ -131,7 +139,7 @@ impl<'a> FloatRows<'a> {
         let mut nulls = 0;
         while rows > 0 {
             if self.left == 0 {
-                self.open_group()?;
+                self.open_part()?;
                 continue;
             }
             let n = rows.min(self.left);
@@ -172,37 +180,24 @@ impl<'a> FloatRows<'a> {
         Ok(nulls)
     }
 
-    /// Makes `row` the next row read. Further into the row group being
-    /// read, the rows before it are passed over where they lie (whole pages
-    /// without decompressing them); elsewhere its row group is opened and
-    /// read from there.
-    pub fn seek(&mut self, row: usize) -> Result<()> {
+    /// Makes rows `row..row + len` the next read: of a row group, only the
+    /// pages that hold them are read (reading on past them reads on).
+    /// Further into the part being read, the rows before `row` are passed
+    /// over where they lie; elsewhere the part from `row` is opened, the
+    /// pages before it passed over by their headers, unread.
+    pub fn seek(&mut self, row: usize, len: usize) -> Result<()> {
+        self.until = row.saturating_add(len);
         let position = self.next_offset - self.left;
         if self.left > 0 && (position..self.next_offset).contains(&row) {
             return self.skip(row - position);
         }
-        // The last row group starting at or before `row` (an empty one
-        // starts where the next does).
-        let group = self
-            .group_starts
-            .partition_point(|&start| start <= row)
-            .saturating_sub(1);
-        let start = self.group_starts.get(group).copied().unwrap_or(0);
-        let rows = self
-            .metadata
-            .row_groups
-            .get(group)
-            .map_or(0, |g| g.num_rows());
-        if row != start && row >= start + rows {
+        let rows = self.group_starts.last().copied().unwrap_or(0)
+            + self.metadata.row_groups.last().map_or(0, |g| g.num_rows());
+        if row >= rows && (row > rows || len > 0) {
             return Err(Error::input(&self.path, format!("has no row {row}")));
         }
-        self.next_group = group;
-        self.next_offset = start;
+        self.next_offset = row;
         self.left = 0;
-        if row > start {
-            self.open_group()?;
-            self.skip(row - start)?;
-        }
         Ok(())
     }
 
@@ -224,47 +219,79 @@ impl<'a> FloatRows<'a> {
     }
 
     fn error(&self, column: &str, message: impl std::fmt::Display) -> Error {
-        let row_group = self.next_group.saturating_sub(1);
         Error::input(
             &self.path,
-            format!("column '{column}', row group {row_group}: {message}"),
+            format!(
+                "column '{column}', row group {}: {message}",
+                self.group_index
+            ),
         )
     }
 
-    /// Opens the next row group.
-    fn open_group(&mut self) -> Result<()> {
-        let index = self.next_group;
-        let Some(group) = self.metadata.row_groups.get(index) else {
+    /// Opens the log from row `next_offset` to the end of its row group,
+    /// or to `until` when that comes first (the row group's end when
+    /// reading on past `until`).
+    fn open_part(&mut self) -> Result<()> {
+        let first = self.next_offset;
+        // The last row group starting at or before `first` (an empty one
+        // starts where the next does).
+        let index = self
+            .group_starts
+            .partition_point(|&start| start <= first)
+            .saturating_sub(1);
+        let start = self.group_starts.get(index).copied().unwrap_or(0);
+        let rows = self
+            .metadata
+            .row_groups
+            .get(index)
+            .map_or(0, |g| g.num_rows());
+        if first >= start + rows {
             return Err(Error::input(
                 &self.path,
                 "has fewer rows than its metadata says",
             ));
+        }
+        let end = match self.until > first {
+            true => self.until.min(start + rows),
+            false => start + rows,
         };
-        let offset = self.next_offset;
-        self.next_group += 1;
-        self.next_offset += group.num_rows();
-        self.left = group.num_rows();
+        self.group_index = index;
+        self.next_offset = end;
+        self.left = end - first;
+        let whole = first == start && end == start + rows;
         let mut columns = Vec::with_capacity(self.names.len());
         for name in &self.names {
             let chunk = column_chunk(&self.metadata, index, name).expect("checked when opened");
-            let pages = read_pages(&mut self.file, chunk).map_err(|e| self.error(name, e))?;
+            let (pages, passed) = match whole {
+                true => read_pages(&mut self.file, chunk).map(|pages| (pages, 0)),
+                false => read_pages_for(&self.file, chunk, first - start, end - start),
+            }
+            .map_err(|e| self.error(name, e))?;
             let optional = chunk.descriptor().descriptor.max_def_level == 1;
             if !pages
                 .iter()
-                .all(|page| decodable_page(page, self.left, optional))
+                .all(|page| decodable_page(page, rows, optional))
             {
-                // An encoding decoded by polars alone: this row group only.
+                // An encoding decoded by polars alone: this part only.
                 let Some(table) = self.table else {
                     return Err(self.error(name, "pages of an encoding read through polars alone"));
                 };
-                let frame = table.read_frame(&self.names, offset, self.left)?;
+                let frame = table.read_frame(&self.names, first, self.left)?;
                 if frame.height() != self.left {
                     return Err(self.error(name, "fewer rows than its row group's metadata says"));
                 }
                 self.group = Group::LaidOut { frame, next: 0 };
                 return Ok(());
             }
-            let column = ColumnPages::new(name, chunk, pages).map_err(|e| self.error(name, e))?;
+            let mut column =
+                ColumnPages::new(name, chunk, pages).map_err(|e| self.error(name, e))?;
+            // The rows before `first` in the first page read.
+            let before = (first - start).checked_sub(passed).ok_or_else(|| {
+                self.error(name, "its page headers count more rows than it holds")
+            })?;
+            column
+                .skip(before, &mut self.levels)
+                .map_err(|e| self.error(name, e))?;
             columns.push(column);
         }
         self.group = Group::Pages(columns);
@@ -319,6 +346,104 @@ pub(super) fn read_pages(
     reader
         .collect::<std::result::Result<VecDeque<_>, _>>()
         .map_err(|e| e.to_string())
+}
+
+/// The pages of a column chunk that hold rows `from..to` of its row group,
+/// and its dictionary page, read page by page: the pages before them are
+/// passed over by their headers and those after them not read (a piece of
+/// a large row group reads its own pages, not the whole chunk). Returns
+/// them and the rows of the pages passed over.
+pub(super) fn read_pages_for(
+    file: &File,
+    chunk: &ColumnChunkMetadata,
+    from: usize,
+    to: usize,
+) -> std::result::Result<(VecDeque<CompressedPage>, usize), String> {
+    let range = chunk.byte_range();
+    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
+    if range.end > file_len || range.start > range.end {
+        return Err("its pages lie past the file's end".into());
+    }
+    let mut bytes = Vec::new();
+    let mut header = Vec::new();
+    let (mut at, mut rows, mut values) = (range.start, 0usize, 0i64);
+    let mut passed = None;
+    while at < range.end && rows < to {
+        let (page, header_len) = read_page_header(file, at, range.end, &mut header)?;
+        let size =
+            u64::try_from(page.compressed_page_size).map_err(|_| "a page of negative size")?;
+        let next = at + header_len as u64 + size;
+        if next > range.end {
+            return Err("a page runs past its column chunk".into());
+        }
+        let page_values = match page.type_ {
+            PageType::DATA_PAGE => page.data_page_header.as_ref().map(|h| h.num_values),
+            PageType::DATA_PAGE_V2 => page.data_page_header_v2.as_ref().map(|h| h.num_values),
+            _ => None,
+        };
+        let keep = match (page.type_, page_values) {
+            (PageType::DICTIONARY_PAGE, _) => true,
+            (_, Some(n)) => {
+                let n = usize::try_from(n).map_err(|_| "a page of a negative count of values")?;
+                let keep = rows + n > from;
+                if keep {
+                    passed.get_or_insert(rows);
+                    values += n as i64;
+                }
+                rows += n;
+                keep
+            }
+            // Index pages, or a data page without its header: left out.
+            _ => false,
+        };
+        if keep {
+            bytes.extend_from_slice(&header[..header_len]);
+            let data = bytes.len();
+            bytes.resize(data + size as usize, 0);
+            file.read_exact_at(&mut bytes[data..], at + header_len as u64)
+                .map_err(|e| format!("cannot read its pages: {e}"))?;
+        }
+        at = next;
+    }
+    let meta = PageMetaData::new(
+        range.start,
+        values,
+        chunk.compression(),
+        chunk.descriptor().descriptor.clone(),
+    );
+    let len = bytes.len();
+    let reader =
+        PageReader::new_with_page_meta(Cursor::new(Buffer::from(bytes)), meta, Vec::new(), len);
+    let pages = reader
+        .collect::<std::result::Result<VecDeque<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    Ok((pages, passed.unwrap_or(rows)))
+}
+
+/// The header of the page at byte `at` of the file (its chunk ending at
+/// `end`), and its length; `buffer` holds its bytes. Read through a window
+/// that grows while the header (its statistics, say) is longer.
+fn read_page_header(
+    file: &File,
+    at: u64,
+    end: u64,
+    buffer: &mut Vec<u8>,
+) -> std::result::Result<(PageHeader, usize), String> {
+    let most = usize::try_from(end - at).unwrap_or(usize::MAX);
+    let mut window = 256;
+    loop {
+        let n = window.min(most);
+        buffer.resize(n, 0);
+        file.read_exact_at(buffer, at)
+            .map_err(|e| format!("cannot read its pages: {e}"))?;
+        let mut cursor = Cursor::new(&buffer[..]);
+        let mut protocol = TCompactInputProtocol::new(&mut cursor, n);
+        match PageHeader::read_from_in_protocol(&mut protocol) {
+            Ok(header) => return Ok((header, cursor.position() as usize)),
+            Err(_) if n < most && window < 1 << 24 => window *= 8,
+            Err(e) => return Err(format!("a page header cannot be read: {e}")),
+        }
+    }
 }
 
 /// The chunk of column `name` in row group `group`, when it is a single
@@ -1220,16 +1345,19 @@ pub(super) mod tests {
         // back, onto a row group's first row, and through row groups laid
         // out by polars ("split"); each read checked bit for bit, nulls
         // too, against polars' reading of the same rows.
+        // (first row, rows asked for, rows read: past those asked for
+        // too).
         let seeks = [
-            (10, 5),
-            (40, 30),
-            (900, 700),
-            (1699, 2),
-            (2500, 1000),
-            (1000, 100),
-            (3400, 10),
-            (4999, 1),
-            (0, 20),
+            (10, 5, 5),
+            (40, 30, 30),
+            (900, 100, 700),
+            (1699, 2, 2),
+            (2500, 1000, 1000),
+            (1000, 100, 100),
+            (1150, 100, 1200),
+            (3400, 10, 10),
+            (4999, 1, 1),
+            (0, 20, 20),
         ];
         let mut with_split = NUMBERS.to_vec();
         with_split.insert(2, "split");
@@ -1251,8 +1379,8 @@ pub(super) mod tests {
             let mut rows = Vec::new();
             reader.read(3, &mut rows).expect("read");
             let mut nulls_seen = 0;
-            for (start, n) in seeks {
-                reader.seek(start).expect("a row of the file");
+            for (start, asked, n) in seeks {
+                reader.seek(start, asked).expect("a row of the file");
                 rows.clear();
                 let nulls = reader.read(n, &mut rows).expect("read");
                 let (_, expected_nulls) = frame.slice(start, n).f32_rows(&names).expect("laid out");
@@ -1265,7 +1393,7 @@ pub(super) mod tests {
                 nulls_seen += nulls;
             }
             assert!(nulls_seen > 0, "{file}: the rows read hold nulls");
-            let err = reader.seek(5000).expect_err("past the last row");
+            let err = reader.seek(5000, 1).expect_err("past the last row");
             assert!(err.to_string().contains("row 5000"), "{err}");
         }
     }
@@ -1319,17 +1447,25 @@ pub(super) mod tests {
     #[test]
     fn damaged_pages_are_errors_naming_the_file_never_panics() {
         // A compressed and an uncompressed file, each damaged copy read
-        // whole.
+        // whole, and in parts of row groups (their pages found by their
+        // headers).
         let names: Vec<String> = NUMBERS.iter().map(|n| n.to_string()).collect();
         let errors = read_damaged_copies(397, |path| {
-            let Some(mut reader) = FloatRows::open_file(path, &names, None)? else {
+            let Some(mut parts) = FloatRows::open_file(path, &names, None)? else {
                 return Ok(());
             };
             let mut rows = Vec::new();
+            let by_parts = [900, 2000, 4100].into_iter().try_for_each(|start| {
+                parts.seek(start, 500)?;
+                parts.read(500, &mut rows).map(|_| ())
+            });
+            let Some(mut whole) = FloatRows::open_file(path, &names, None)? else {
+                return Ok(());
+            };
             for _ in 0..5 {
-                reader.read(1000, &mut rows)?;
+                whole.read(1000, &mut rows)?;
             }
-            Ok(())
+            by_parts
         });
         assert!(errors > 40, "{errors} damaged files refused");
     }

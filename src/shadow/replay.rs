@@ -707,7 +707,7 @@ impl Source<'_> {
     /// Readies rows `offset..offset + len` of the log.
     fn start(&mut self, reading: &Reading, offset: usize, len: usize) -> Result<()> {
         match self {
-            Source::Pages(readers) => readers.iter_mut().try_for_each(|r| r.seek(offset)),
+            Source::Pages(readers) => readers.iter_mut().try_for_each(|r| r.seek(offset, len)),
             Source::Frame(frame) => {
                 // The last range's frame goes before the next is decoded.
                 *frame = None;
