@@ -439,7 +439,7 @@ impl Side<'_> {
     }
 }
 
-/// Counts the paired answers range by range, in the log's order.
+/// Counts the paired answers batch by batch, in the log's order.
 struct Judge<'a> {
     comparison: Option<Comparison>,
     /// The log's rows.
