@@ -247,6 +247,31 @@ impl ScoreSample {
         }
     }
 
+    /// Adds the rows where both scores are finite, in order.
+    fn add_rows(&mut self, primary: &[f64], candidate: &[f64]) {
+        // The usual batch at once: every row scored, float32 scores, room
+        // for all of them (checked in one pass without a branch a row).
+        if let Pairs::Narrow(pairs) = &mut self.pairs {
+            let fits = primary.len() <= SCORE_SAMPLE - pairs.len();
+            let narrow = |v: f64| v.is_finite() && f64::from(v as f32) == v;
+            let all_narrow = primary
+                .iter()
+                .zip(candidate)
+                .fold(true, |all, (&p, &c)| all & narrow(p) & narrow(c));
+            if fits && all_narrow {
+                let rows = primary.iter().zip(candidate);
+                pairs.extend(rows.map(|(&p, &c)| [p as f32, c as f32]));
+                self.seen += primary.len() as u64;
+                return;
+            }
+        }
+        for (&p, &c) in primary.iter().zip(candidate) {
+            if p.is_finite() && c.is_finite() {
+                self.add(p, c);
+            }
+        }
+    }
+
     fn add(&mut self, primary: f64, candidate: f64) {
         self.seen += 1;
         // Where the row goes: at the end while the sample is not full,
@@ -357,16 +382,15 @@ impl Comparison {
             }
         }
         // Block by block, so that the outcomes are counted while in cache.
-        let mut rows: Vec<RowOutcome> = Vec::with_capacity(BLOCK.min(n));
+        let mut rows = Outcomes::default();
         for first in (0..n).step_by(BLOCK) {
             let last = (first + BLOCK).min(n);
-            rows.clear();
-            rows.extend((first..last).map(|i| outcome(self.task, batch, i)));
+            rows.work_out(self.task, batch, first..last);
             let mut codes = [0u32; OUTCOMES];
             let mut differences = Differences::default();
-            for row in &rows {
+            for row in rows.iter() {
                 codes[row.bits as usize] += 1;
-                differences.add(row);
+                differences.add(&row);
             }
             self.overall.add_counts(&codes, &differences);
             if let Some(slices) = batch.slices {
@@ -385,23 +409,19 @@ impl Comparison {
                 }
             }
         }
-        let scores = batch.primary.scores.iter().zip(batch.candidate.scores);
-        for (&ps, &cs) in scores {
-            if ps.is_finite() && cs.is_finite() {
-                self.scores.add(ps, cs);
-            }
-        }
+        self.scores
+            .add_rows(batch.primary.scores, batch.candidate.scores);
     }
 
     /// Counts a block's rows into their slices' tallies: a histogram of
     /// outcome codes per slice while there are few slices, row by row when
     /// the histograms would outweigh the rows (a slice column with nearly
     /// as many values as rows).
-    fn add_to_slices(&mut self, rows: &[RowOutcome], slices: &[u32]) {
+    fn add_to_slices(&mut self, rows: &Outcomes, slices: &[u32]) {
         let count = self.slices.len();
-        if count * OUTCOMES > rows.len() * 4 {
+        if count * OUTCOMES > rows.bits.len() * 4 {
             for (row, &s) in rows.iter().zip(slices) {
-                self.slices[s as usize].add_row(row);
+                self.slices[s as usize].add_row(&row);
             }
             return;
         }
@@ -409,7 +429,7 @@ impl Comparison {
         let mut differences = vec![Differences::default(); count];
         for (row, &s) in rows.iter().zip(slices) {
             codes[s as usize][row.bits as usize] += 1;
-            differences[s as usize].add(row);
+            differences[s as usize].add(&row);
         }
         let tallies = self.slices.iter_mut().zip(&codes).zip(&differences);
         for ((tally, codes), differences) in tallies {
@@ -418,39 +438,102 @@ impl Comparison {
     }
 }
 
-/// Row `i`'s outcome, without branches on the row's values.
-#[inline(always)]
-fn outcome(task: Task, batch: &Paired, i: usize) -> RowOutcome {
-    let mut bits = 0;
-    let (ps, cs) = (batch.primary.scores[i], batch.candidate.scores[i]);
-    if task == Task::Classification {
-        let (p, c) = (batch.primary.classes[i], batch.candidate.classes[i]);
-        bits |= RowOutcome::FLIP * (p != c) as u8;
-        if let Some(noise) = batch.noise {
-            let disagrees = noise.classes[i] != p;
-            bits |= RowOutcome::NOISE_FLIP * disagrees as u8;
-            bits |= RowOutcome::NOISE_AGREES * !disagrees as u8;
+/// A block's rows' outcomes, column by column: each is worked out in a
+/// plain pass over the batch's answers, the batch's kind (classes, a noise
+/// run, labels) decided once a pass instead of once a row.
+#[derive(Default)]
+struct Outcomes {
+    bits: Vec<u8>,
+    difference: Vec<f64>,
+    noise: Vec<f64>,
+}
+
+impl Outcomes {
+    /// The outcomes of the batch's rows `rows`, without branches on the
+    /// rows' values.
+    fn work_out(&mut self, task: Task, batch: &Paired, rows: std::ops::Range<usize>) {
+        let (primary, candidate) = (batch.primary, batch.candidate);
+        let (ps, cs) = (
+            &primary.scores[rows.clone()],
+            &candidate.scores[rows.clone()],
+        );
+        let n = ps.len();
+        self.bits.clear();
+        self.bits.resize(n, 0);
+        self.difference.clear();
+        self.difference.resize(n, 0.0);
+        for (((bits, difference), p), c) in self
+            .bits
+            .iter_mut()
+            .zip(&mut self.difference)
+            .zip(ps)
+            .zip(cs)
+        {
+            let scored = p.is_finite() && c.is_finite();
+            *bits = RowOutcome::SCORED * scored as u8;
+            *difference = if scored { (c - p).abs() } else { 0.0 };
+        }
+        self.noise.clear();
+        match batch.noise {
+            Some(second) => {
+                let again = &second.scores[rows.clone()];
+                let noise = self.bits.iter().zip(ps).zip(again).map(|((bits, p), q)| {
+                    match bits & RowOutcome::SCORED != 0 && q.is_finite() {
+                        true => (q - p).abs(),
+                        false => 0.0,
+                    }
+                });
+                self.noise.extend(noise);
+            }
+            None => self.noise.resize(n, 0.0),
+        }
+        let moved = self.difference.iter().zip(&self.noise);
+        for (bits, (difference, noise)) in self.bits.iter_mut().zip(moved) {
+            let scored = *bits & RowOutcome::SCORED != 0;
+            *bits |= RowOutcome::CHANGED * (scored && difference > noise) as u8;
+        }
+        if task != Task::Classification {
+            return;
+        }
+        let (p, c) = (
+            &primary.classes[rows.clone()],
+            &candidate.classes[rows.clone()],
+        );
+        for ((bits, p), c) in self.bits.iter_mut().zip(p).zip(c) {
+            *bits |= RowOutcome::FLIP * (p != c) as u8;
+        }
+        if let Some(second) = batch.noise {
+            for ((bits, again), p) in self
+                .bits
+                .iter_mut()
+                .zip(&second.classes[rows.clone()])
+                .zip(p)
+            {
+                let disagrees = again != p;
+                *bits |= RowOutcome::NOISE_FLIP * disagrees as u8;
+                *bits |= RowOutcome::NOISE_AGREES * !disagrees as u8;
+            }
         }
         if let Labels::Classes(labels) = batch.labels {
-            if let Some(y) = labels[i] {
-                bits |= RowOutcome::LABELLED;
-                bits |= RowOutcome::PRIMARY_RIGHT * (p == y) as u8;
-                bits |= RowOutcome::CANDIDATE_RIGHT * (c == y) as u8;
+            let rows = self.bits.iter_mut().zip(&labels[rows]).zip(p).zip(c);
+            for (((bits, y), p), c) in rows {
+                if let Some(y) = y {
+                    *bits |= RowOutcome::LABELLED;
+                    *bits |= RowOutcome::PRIMARY_RIGHT * (p == y) as u8;
+                    *bits |= RowOutcome::CANDIDATE_RIGHT * (c == y) as u8;
+                }
             }
         }
     }
-    let scored = ps.is_finite() && cs.is_finite();
-    let difference = if scored { (cs - ps).abs() } else { 0.0 };
-    let noise = match batch.noise {
-        Some(second) if scored && second.scores[i].is_finite() => (second.scores[i] - ps).abs(),
-        _ => 0.0,
-    };
-    bits |= RowOutcome::SCORED * scored as u8;
-    bits |= RowOutcome::CHANGED * (scored && difference > noise) as u8;
-    RowOutcome {
-        bits,
-        difference,
-        noise,
+
+    /// Each row's outcome, in order.
+    fn iter(&self) -> impl Iterator<Item = RowOutcome> + '_ {
+        let columns = self.bits.iter().zip(&self.difference).zip(&self.noise);
+        columns.map(|((&bits, &difference), &noise)| RowOutcome {
+            bits,
+            difference,
+            noise,
+        })
     }
 }
 
@@ -552,6 +635,33 @@ mod tests {
         assert_eq!(wp.iter().map(|v| v.floor()).collect::<Vec<_>>(), np);
         assert_eq!(nc, wc);
         assert_eq!((narrow.seen, narrow.len()), (rows as u64, SCORE_SAMPLE));
+    }
+
+    #[test]
+    fn batches_of_rows_are_sampled_as_their_rows_one_by_one() {
+        // Past the sample's size, with a row without a score, and a batch
+        // with a score float32 cannot hold (after which the sample is
+        // wide).
+        let rows = SCORE_SAMPLE + 9000;
+        let primary: Vec<f64> = (0..rows).map(|i| (i % 1000) as f64 / 8.0).collect();
+        let mut candidate: Vec<f64> = primary.iter().map(|v| 1.0 - v).collect();
+        candidate[17] = f64::NAN;
+        candidate[SCORE_SAMPLE + 5000] = 0.1;
+        let (mut batched, mut single) = (ScoreSample::default(), ScoreSample::default());
+        for (p, c) in primary.chunks(4096).zip(candidate.chunks(4096)) {
+            batched.add_rows(p, c);
+        }
+        for (&p, &c) in primary.iter().zip(&candidate) {
+            if p.is_finite() && c.is_finite() {
+                single.add(p, c);
+            }
+        }
+        assert_eq!(
+            (batched.seen, single.seen),
+            (rows as u64 - 1, rows as u64 - 1)
+        );
+        assert!(matches!(batched.pairs, Pairs::Wide(_)));
+        assert_eq!(sampled(&batched), sampled(&single));
     }
 
     #[test]
