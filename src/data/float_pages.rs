@@ -258,6 +258,10 @@ impl<'a> FloatRows<'a> {
         self.group_index = index;
         self.next_offset = end;
         self.left = end - first;
+        // The last part's pages go before this one's are read: their
+        // memory then serves this part's (fresh memory is dear on a virtual
+        // machine).
+        self.group = Group::Pages(Vec::new());
         let whole = first == start && end == start + rows;
         let mut columns = Vec::with_capacity(self.names.len());
         for name in &self.names {
