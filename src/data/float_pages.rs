@@ -677,8 +677,9 @@ impl ColumnPages {
                 let levels = cursor.levels.as_mut().expect("a column with levels");
                 buffers.levels.resize(n, 0);
                 levels.read(data, buffers.levels)?;
-                let present = buffers.levels.iter().filter(|&&l| l == 1).count();
-                if buffers.levels.iter().any(|&l| l > 1) {
+                // Counted and checked in passes without a branch a level.
+                let present: usize = buffers.levels.iter().map(|&l| l as usize).sum();
+                if buffers.levels.iter().fold(0, |any, &l| any | l) > 1 {
                     return Err("a definition level is out of range".into());
                 }
                 buffers.present.resize(present, 0.0);
@@ -689,13 +690,17 @@ impl ColumnPages {
                     self.kind,
                     buffers.present,
                 )?;
-                let mut values = buffers.present.iter();
-                for (out, &level) in part.iter_mut().zip(buffers.levels.iter()) {
-                    *out = if level == 1 {
-                        *values.next().expect("counted")
-                    } else {
-                        f32::NAN
-                    };
+                // Run by run of present rows and of nulls: nulls are
+                // usually rare, and a run of present rows is one copy.
+                let (values, levels) = (&buffers.present[..present], &buffers.levels[..]);
+                let (mut row, mut next) = (0, 0);
+                while row < n {
+                    let run = levels[row..].iter().take_while(|&&l| l == 1).count();
+                    part[row..row + run].copy_from_slice(&values[next..next + run]);
+                    (row, next) = (row + run, next + run);
+                    let run = levels[row..].iter().take_while(|&&l| l == 0).count();
+                    part[row..row + run].fill(f32::NAN);
+                    row += run;
                 }
                 nulls += n - present;
             }
