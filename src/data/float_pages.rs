@@ -330,13 +330,7 @@ pub(super) fn read_pages(
     file: &mut File,
     chunk: &ColumnChunkMetadata,
 ) -> std::result::Result<VecDeque<CompressedPage>, String> {
-    let range = chunk.byte_range();
-    // The range comes from the metadata: checked against the file before
-    // anything is allocated for it.
-    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
-    if range.end > file_len || range.start > range.end {
-        return Err("its pages lie past the file's end".into());
-    }
+    let range = checked_range(file, chunk)?;
     let len = usize::try_from(range.end - range.start).map_err(|e| e.to_string())?;
     // Read into fresh capacity (`read_to_end` does not zero it first).
     let mut bytes = Vec::with_capacity(len);
@@ -346,7 +340,31 @@ pub(super) fn read_pages(
     if bytes.len() != len {
         return Err("the file ends inside its pages".into());
     }
-    let reader = PageReader::new(Cursor::new(Buffer::from(bytes)), chunk, Vec::new(), len);
+    pages_of(bytes, chunk.into())
+}
+
+/// A column chunk's byte range, checked against the file's length before
+/// anything is allocated for it (it comes from the metadata).
+fn checked_range(
+    file: &File,
+    chunk: &ColumnChunkMetadata,
+) -> std::result::Result<std::ops::Range<u64>, String> {
+    let range = chunk.byte_range();
+    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
+    if range.end > file_len || range.start > range.end {
+        return Err("its pages lie past the file's end".into());
+    }
+    Ok(range)
+}
+
+/// The pages in `bytes` (headers and data), as many values as `meta` says.
+fn pages_of(
+    bytes: Vec<u8>,
+    meta: PageMetaData,
+) -> std::result::Result<VecDeque<CompressedPage>, String> {
+    let len = bytes.len();
+    let reader =
+        PageReader::new_with_page_meta(Cursor::new(Buffer::from(bytes)), meta, Vec::new(), len);
     reader
         .collect::<std::result::Result<VecDeque<_>, _>>()
         .map_err(|e| e.to_string())
@@ -363,11 +381,7 @@ pub(super) fn read_pages_for(
     from: usize,
     to: usize,
 ) -> std::result::Result<(VecDeque<CompressedPage>, usize), String> {
-    let range = chunk.byte_range();
-    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
-    if range.end > file_len || range.start > range.end {
-        return Err("its pages lie past the file's end".into());
-    }
+    let range = checked_range(file, chunk)?;
     let mut bytes = Vec::new();
     let mut header = Vec::new();
     let (mut at, mut rows, mut values) = (range.start, 0usize, 0i64);
@@ -415,12 +429,7 @@ pub(super) fn read_pages_for(
         chunk.compression(),
         chunk.descriptor().descriptor.clone(),
     );
-    let len = bytes.len();
-    let reader =
-        PageReader::new_with_page_meta(Cursor::new(Buffer::from(bytes)), meta, Vec::new(), len);
-    let pages = reader
-        .collect::<std::result::Result<VecDeque<_>, _>>()
-        .map_err(|e| e.to_string())?;
+    let pages = pages_of(bytes, meta)?;
     Ok((pages, passed.unwrap_or(rows)))
 }
 
