@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use candle_core::{DType, Tensor};
 
 use super::compare::Task;
-use crate::runtime::Value;
+use crate::runtime::{kernels, Value};
 
 /// Class labels as integer codes: a label that reads as an integer is that
 /// integer (so the class `1`, the text "1" and 1.0 agree), any other text
@@ -137,14 +137,40 @@ pub fn roles(outputs: &[(String, Value)], task: Option<Task>) -> Result<Roles, S
     }
 }
 
-fn to_f32_rows(t: &Tensor) -> Result<Vec<f32>, String> {
-    t.flatten_all()
+/// Runs `f` on a tensor's values as float32 rows: read where they lie
+/// when the tensor already is a float32 one on the CPU, else converted.
+fn with_f32_rows<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R, String> {
+    if kernels::on_cpu(t, DType::F32) {
+        if let Some(v) = t.flatten_all().ok().and_then(|t| t.contiguous().ok()) {
+            return kernels::with_slice::<f32, _>(&v, f)
+                .ok_or_else(|| "cannot read a float32 output".to_string());
+        }
+    }
+    let v = t
+        .flatten_all()
         .and_then(|t| t.to_dtype(DType::F32))
         .and_then(|t| t.to_vec1::<f32>())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(f(&v))
 }
 
-/// Classes and scores of one batch. A binary classifier's score is the
+/// Appends a tensor's values, as integers, to `classes`.
+fn extend_classes(t: &Tensor, classes: &mut Vec<i64>) -> Result<(), String> {
+    if kernels::with_slice::<i64, _>(t, |v| classes.extend_from_slice(v)).is_some() {
+        return Ok(());
+    }
+    let v = t
+        .flatten_all()
+        .and_then(|t| t.to_dtype(DType::I64))
+        .and_then(|t| t.to_vec1::<i64>())
+        .map_err(|e| e.to_string())?;
+    classes.extend(v);
+    Ok(())
+}
+
+/// Classes and scores of one batch, in `classes` and `scores` (cleared
+/// first; a replay hands in the buffers of a batch already judged, so
+/// that nothing is allocated a batch). A binary classifier's score is the
 /// probability of its second class (the positive one); with more classes,
 /// the probability of the predicted class.
 pub fn answers(
@@ -165,54 +191,44 @@ pub fn answers(
     scores.clear();
     if let Some(name) = &roles.value {
         let t = find(name)?.tensor()?;
-        scores.extend(to_f32_rows(t)?.into_iter().map(f64::from));
-        return Ok(());
-    }
-    let mut class_labels: Option<Vec<i64>> = None;
-    let mut matrix: Option<(Vec<f32>, usize)> = None;
-    if let Some(name) = &roles.probabilities {
-        let (labels, t) = match find(name)? {
-            Value::ClassMap {
-                labels,
-                probabilities,
-            } => (
-                Some(labels.iter().map(|l| codes.code(l)).collect::<Vec<_>>()),
-                probabilities,
-            ),
-            Value::Tensor(t) => (None, t),
-        };
-        let width = t.dims().get(1).copied().unwrap_or(1).max(1);
-        class_labels = labels;
-        matrix = Some((to_f32_rows(t)?, width));
+        return with_f32_rows(t, |v| scores.extend(v.iter().map(|&x| f64::from(x))));
     }
     if let Some(name) = &roles.class {
-        let t = find(name)?.tensor()?;
-        let v = t
-            .flatten_all()
-            .and_then(|t| t.to_dtype(DType::I64))
-            .and_then(|t| t.to_vec1::<i64>())
-            .map_err(|e| e.to_string())?;
-        *classes = v;
+        extend_classes(find(name)?.tensor()?, classes)?;
     }
-    match matrix {
-        // A binary classifier with a class output: the score is the second
-        // column, nothing to search.
-        Some((probabilities, 2)) if roles.class.is_some() => {
-            scores.extend(probabilities.chunks_exact(2).map(|row| f64::from(row[1])));
-        }
-        Some((probabilities, width)) => {
-            let rows = probabilities.len() / width;
-            for r in 0..rows {
-                let row = &probabilities[r * width..(r + 1) * width];
-                let top = (0..width)
-                    .max_by(|&a, &b| row[a].total_cmp(&row[b]).then(b.cmp(&a)))
-                    .unwrap_or(0);
-                if roles.class.is_none() {
-                    classes.push(class_labels.as_ref().map_or(top as i64, |l| l[top]));
+    match &roles.probabilities {
+        Some(name) => {
+            let (class_labels, t) = match find(name)? {
+                Value::ClassMap {
+                    labels,
+                    probabilities,
+                } => (
+                    Some(labels.iter().map(|l| codes.code(l)).collect::<Vec<_>>()),
+                    probabilities,
+                ),
+                Value::Tensor(t) => (None, t),
+            };
+            let width = t.dims().get(1).copied().unwrap_or(1).max(1);
+            let with_class = roles.class.is_some();
+            with_f32_rows(t, |probabilities| match width {
+                // A binary classifier with a class output: the score is the
+                // second column, nothing to search.
+                2 if with_class => {
+                    scores.extend(probabilities.chunks_exact(2).map(|row| f64::from(row[1])))
                 }
-                let score = if width == 2 { row[1] } else { row[top] };
-                scores.push(f64::from(score));
-            }
+                _ => {
+                    for row in probabilities.chunks_exact(width) {
+                        let top = (0..width)
+                            .max_by(|&a, &b| row[a].total_cmp(&row[b]).then(b.cmp(&a)))
+                            .unwrap_or(0);
+                        if !with_class {
+                            classes.push(class_labels.as_ref().map_or(top as i64, |l| l[top]));
+                        }
+                        let score = if width == 2 { row[1] } else { row[top] };
+                        scores.push(f64::from(score));
+                    }
+                }
+            })?;
         }
         None => scores.extend(std::iter::repeat_n(f64::NAN, classes.len())),
     }
@@ -249,10 +265,33 @@ mod tests {
         let outputs = vec![("probs".to_string(), Value::Tensor(p))];
         let roles = roles(&outputs, None).unwrap();
         assert_eq!(roles.task, Task::Classification);
-        let (mut classes, mut scores) = (Vec::new(), Vec::new());
+        // A replay hands in the buffers of a batch already judged.
+        let (mut classes, mut scores) = (vec![7, 7, 7], vec![0.5; 3]);
         let mut codes = ClassCodes::default();
         answers(&outputs, &roles, &mut codes, &mut classes, &mut scores).unwrap();
         assert_eq!(classes, vec![1, 0]);
         assert!((scores[0] - 0.8).abs() < 1e-6 && (scores[1] - 0.3).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_class_output_and_probabilities_give_the_class_and_the_positive_score() {
+        let device = candle_core::Device::Cpu;
+        let p = Tensor::from_vec(vec![0.2f32, 0.8, 0.7, 0.3, 0.4, 0.6], (3, 2), &device).unwrap();
+        // The class output need not agree with the probabilities, and one
+        // of another integer type reads as int64 classes.
+        let c = Tensor::from_vec(vec![1i64, 1, 0], 3, &device).unwrap();
+        let u = Tensor::from_vec(vec![1u32, 1, 0], 3, &device).unwrap();
+        let mut codes = ClassCodes::default();
+        for class in [c, u] {
+            let outputs = vec![
+                ("label".to_string(), Value::Tensor(class)),
+                ("probabilities".to_string(), Value::Tensor(p.clone())),
+            ];
+            let roles = roles(&outputs, None).unwrap();
+            let (mut classes, mut scores) = (vec![9; 5], vec![0.1; 5]);
+            answers(&outputs, &roles, &mut codes, &mut classes, &mut scores).unwrap();
+            assert_eq!(classes, vec![1, 1, 0]);
+            assert_eq!(scores, vec![0.8f32 as f64, 0.3f32 as f64, 0.6f32 as f64]);
+        }
     }
 }

@@ -118,7 +118,7 @@ impl Side<'_> {
                 self.roles.get_or_init(|| roles)
             }
         };
-        let (mut classes, mut scores) = (Vec::new(), Vec::new());
+        let (mut classes, mut scores) = answering.spare.take();
         {
             let mut codes = answering.codes.lock().expect("class codes");
             outputs::answers(out, roles, &mut codes, &mut classes, &mut scores)
@@ -153,7 +153,7 @@ impl Side<'_> {
         let (classes, scores) = self.read(&out, answering, &rows)?;
         let mut noise = None;
         if self.noise {
-            let (mut again, mut again_scores) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            let (mut again, mut again_scores) = answering.spare.take();
             let half = n.div_ceil(2);
             for (a, b) in [(0, half), (half, n)] {
                 if a == b {
@@ -163,8 +163,9 @@ impl Side<'_> {
                 let part = rows.start + a..rows.start + b;
                 let out = self.call(feeds, &part)?;
                 let (c, s) = self.read(&out, answering, &part)?;
-                again.extend(c);
-                again_scores.extend(s);
+                again.extend_from_slice(&c);
+                again_scores.extend_from_slice(&s);
+                answering.spare.give_back([(c, s)]);
             }
             noise = Some((again, again_scores));
         }
@@ -322,6 +323,7 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
         task: opts.task,
         codes: &codes,
         matrix_columns: &matrix_columns,
+        spare: SpareAnswers::default(),
     };
     let mut judge = Judge {
         comparison: None,
@@ -400,6 +402,42 @@ struct Answering<'a> {
     /// The feature matrices' column lists, in the order of a batch's
     /// matrices.
     matrix_columns: &'a [Vec<String>],
+    spare: SpareAnswers,
+}
+
+/// The answer buffers of batches already judged, for the workers' next
+/// batches. A batch's answers wait for the batches before it in the log
+/// (up to a range of them, while the other worker ends the range before);
+/// allocated anew each batch, they were laid among the models' blocks in
+/// the worker's heap, which then crept into fresh memory all the replay
+/// long (8 MB of new pages a 1M-row replay, at about 1 ms a MB here).
+#[derive(Default)]
+struct SpareAnswers(Mutex<Vec<(Vec<i64>, Vec<f64>)>>);
+
+impl SpareAnswers {
+    /// Empty buffers, with room for a batch once one has been answered.
+    fn take(&self) -> (Vec<i64>, Vec<f64>) {
+        let (mut classes, mut scores) = self
+            .0
+            .lock()
+            .expect("spare answers")
+            .pop()
+            .unwrap_or_default();
+        classes.clear();
+        scores.clear();
+        (classes, scores)
+    }
+
+    fn give_back(&self, buffers: impl IntoIterator<Item = (Vec<i64>, Vec<f64>)>) {
+        self.0.lock().expect("spare answers").extend(buffers);
+    }
+
+    /// Every buffer of a judged batch's answers.
+    fn give_back_batch(&self, answers: PairAnswers) {
+        for side in answers.sides {
+            self.give_back(std::iter::once((side.classes, side.scores)).chain(side.noise));
+        }
+    }
 }
 
 impl Side<'_> {
@@ -895,6 +933,7 @@ fn replay_ranges(
                     &answers,
                     tasks,
                 )?;
+                answering.spare.give_back_batch(answers);
                 next_batch += 1;
                 if next_batch == batches_of(ranges[next].1) {
                     waiting.remove(&next);
