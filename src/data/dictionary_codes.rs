@@ -176,7 +176,7 @@ impl DictionaryCodes {
     ) -> std::result::Result<Option<GroupCodes>, String> {
         let chunk = column_chunk(&self.metadata, group, &self.name).expect("checked when opened");
         let optional = chunk.descriptor().descriptor.max_def_level == 1;
-        let mut pages = read_pages(&mut self.file, chunk)?;
+        let mut pages = read_pages(&mut self.file, None, chunk)?;
         if !matches!(pages.front(), Some(CompressedPage::Dict(_))) {
             return Ok(None);
         }

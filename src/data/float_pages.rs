@@ -24,6 +24,7 @@ use std::fs::File;
 use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use polars_buffer::Buffer;
 use polars_parquet::parquet::compression::{Compression, DecompressionContext};
@@ -263,11 +264,28 @@ impl<'a> FloatRows<'a> {
         // machine).
         self.group = Group::Pages(Vec::new());
         let whole = first == start && end == start + rows;
+        let chunks = || {
+            self.names
+                .iter()
+                .map(|name| column_chunk(&self.metadata, index, name).expect("checked when opened"))
+        };
+        // The whole row group's chunks in one map (those of other columns
+        // between them are never touched).
+        let span = match whole {
+            true => chunks()
+                .map(|chunk| checked_range(&self.file, chunk).ok())
+                .collect::<Option<Vec<_>>>()
+                .and_then(|ranges| {
+                    let from = ranges.iter().map(|r| r.start).min()?;
+                    let to = ranges.iter().map(|r| r.end).max()?;
+                    FileSpan::map(&self.file, from..to)
+                }),
+            false => None,
+        };
         let mut columns = Vec::with_capacity(self.names.len());
-        for name in &self.names {
-            let chunk = column_chunk(&self.metadata, index, name).expect("checked when opened");
+        for (name, chunk) in self.names.iter().zip(chunks()) {
             let (pages, passed) = match whole {
-                true => read_pages(&mut self.file, chunk).map(|pages| (pages, 0)),
+                true => read_pages(&mut self.file, span.as_ref(), chunk).map(|pages| (pages, 0)),
                 false => read_pages_for(&self.file, chunk, first - start, end - start),
             }
             .map_err(|e| self.error(name, e))?;
@@ -325,8 +343,91 @@ pub(super) fn part_bounds(data: &[u8], part: &[u8]) -> std::result::Result<(usiz
         .ok_or_else(|| "its levels and values do not lie inside it".to_string())
 }
 
-/// A column chunk's pages, still compressed.
+/// Bytes of the file mapped into memory: column chunks read there are
+/// read where the kernel keeps the file's pages, neither copied nor in
+/// fresh memory (the first range of each of a replay's workers touched
+/// 8 MB of it, at about 1 ms a MB on a virtual machine). Mapped part by
+/// part, not the whole file, so that resident memory does not grow with
+/// the log: the map goes with the last page read from it.
+#[derive(Clone)]
+pub(super) struct FileSpan {
+    map: Arc<memmap2::Mmap>,
+    /// Where the map starts in the file.
+    start: u64,
+}
+
+impl FileSpan {
+    /// Bytes `range` of `file` (inside it: checked against its length),
+    /// mapped; None when the file cannot be mapped.
+    pub(super) fn map(file: &File, range: std::ops::Range<u64>) -> Option<FileSpan> {
+        let len = usize::try_from(range.end.checked_sub(range.start)?).ok()?;
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: the map is only read, and lies inside the file (past
+        // its end a read would fault). Its bytes change under it if
+        // another program rewrites the log while it is read (as for any
+        // reader that maps its file, polars's included); a log is written
+        // once, and its pages are checked as they are decoded.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(range.start)
+                .len(len)
+                .map(file)
+        }
+        .ok()?;
+        Some(FileSpan {
+            map: Arc::new(map),
+            start: range.start,
+        })
+    }
+
+    /// Bytes `range` of the file, when the map holds them.
+    fn bytes(&self, range: &std::ops::Range<u64>) -> Option<Buffer<u8>> {
+        let from = usize::try_from(range.start.checked_sub(self.start)?).ok()?;
+        let to = usize::try_from(range.end.checked_sub(self.start)?).ok()?;
+        (from <= to && to <= self.map.len()).then(|| {
+            Buffer::from_owner(MappedBytes {
+                map: self.map.clone(),
+                range: from..to,
+            })
+        })
+    }
+}
+
+/// Bytes of a map, as a buffer's owner.
+struct MappedBytes {
+    map: Arc<memmap2::Mmap>,
+    range: std::ops::Range<usize>,
+}
+
+impl AsRef<[u8]> for MappedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.map[self.range.clone()]
+    }
+}
+
+/// A column chunk's pages, still compressed: where they lie in `span`
+/// (mapped for the chunk alone when there is none), else, when the file
+/// cannot be mapped, read into memory.
 pub(super) fn read_pages(
+    file: &mut File,
+    span: Option<&FileSpan>,
+    chunk: &ColumnChunkMetadata,
+) -> std::result::Result<VecDeque<CompressedPage>, String> {
+    let range = checked_range(file, chunk)?;
+    let mapped = match span {
+        Some(span) => span.bytes(&range),
+        None => FileSpan::map(file, range.clone()).and_then(|span| span.bytes(&range)),
+    };
+    match mapped {
+        Some(bytes) => pages_of(bytes, chunk.into()),
+        None => read_pages_copied(file, chunk),
+    }
+}
+
+/// A column chunk's pages, read into memory.
+fn read_pages_copied(
     file: &mut File,
     chunk: &ColumnChunkMetadata,
 ) -> std::result::Result<VecDeque<CompressedPage>, String> {
@@ -340,7 +441,7 @@ pub(super) fn read_pages(
     if bytes.len() != len {
         return Err("the file ends inside its pages".into());
     }
-    pages_of(bytes, chunk.into())
+    pages_of(Buffer::from(bytes), chunk.into())
 }
 
 /// A column chunk's byte range, checked against the file's length before
@@ -359,12 +460,11 @@ fn checked_range(
 
 /// The pages in `bytes` (headers and data), as many values as `meta` says.
 fn pages_of(
-    bytes: Vec<u8>,
+    bytes: Buffer<u8>,
     meta: PageMetaData,
 ) -> std::result::Result<VecDeque<CompressedPage>, String> {
     let len = bytes.len();
-    let reader =
-        PageReader::new_with_page_meta(Cursor::new(Buffer::from(bytes)), meta, Vec::new(), len);
+    let reader = PageReader::new_with_page_meta(Cursor::new(bytes), meta, Vec::new(), len);
     reader
         .collect::<std::result::Result<VecDeque<_>, _>>()
         .map_err(|e| e.to_string())
@@ -429,7 +529,7 @@ pub(super) fn read_pages_for(
         chunk.compression(),
         chunk.descriptor().descriptor.clone(),
     );
-    let pages = pages_of(bytes, meta)?;
+    let pages = pages_of(Buffer::from(bytes), meta)?;
     Ok((pages, passed.unwrap_or(rows)))
 }
 
@@ -1460,6 +1560,51 @@ pub(super) mod tests {
             }
         }
         errors
+    }
+
+    /// A chunk's pages, decompressed: each page's bytes and values.
+    fn decoded(pages: VecDeque<CompressedPage>) -> Vec<(Vec<u8>, usize)> {
+        let mut context = DecompressionContext::Unset;
+        pages
+            .into_iter()
+            .map(|page| {
+                match decompress(page, &mut Vec::new(), &mut context).expect("decompressed") {
+                    Page::Data(page) => (page.buffer().to_vec(), page.num_values()),
+                    Page::Dict(page) => (page.buffer.to_vec(), page.num_values),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_read_from_a_map_or_copied_hold_the_same_pages() {
+        for file in ["v1_snappy.parquet", "v2_zstd.parquet", "v1_none.parquet"] {
+            let path = Path::new("tests/fixtures/float_pages").join(file);
+            let mut f = File::open(&path).expect("fixture");
+            let metadata = read_metadata(&mut f).expect("metadata");
+            let len = f.metadata().expect("length").len();
+            let whole = FileSpan::map(&f, 0..len).expect("a file maps");
+            assert!(metadata.row_groups.len() > 1);
+            for group in 0..metadata.row_groups.len() {
+                for name in NUMBERS {
+                    let chunk = column_chunk(&metadata, group, name).expect("a chunk");
+                    let copied = decoded(read_pages_copied(&mut f, chunk).expect("read"));
+                    assert!(copied.iter().map(|(_, n)| n).sum::<usize>() > 0);
+                    let own_map = decoded(read_pages(&mut f, None, chunk).expect("mapped"));
+                    assert_eq!(own_map, copied, "{file}: {name}, row group {group}");
+                    let in_span = decoded(read_pages(&mut f, Some(&whole), chunk).expect("mapped"));
+                    assert_eq!(in_span, copied, "{file}: {name}, row group {group}");
+                }
+            }
+            // Bytes a span does not hold are not read from it.
+            let span = FileSpan::map(&f, 100..200).expect("a part maps");
+            assert!(span.bytes(&(50..150)).is_none() && span.bytes(&(150..250)).is_none());
+            let inside = span.bytes(&(120..180)).expect("inside the span");
+            let mut expected = vec![0u8; 60];
+            f.read_exact_at(&mut expected, 120).expect("read");
+            assert_eq!(&inside[..], &expected[..]);
+            assert!(FileSpan::map(&f, 100..100).is_none());
+        }
     }
 
     #[test]
