@@ -269,22 +269,22 @@ impl<'a> FloatRows<'a> {
                 .iter()
                 .map(|name| column_chunk(&self.metadata, index, name).expect("checked when opened"))
         };
-        // The whole row group's chunks in one map (those of other columns
-        // between them are never touched).
-        let span = match whole {
-            true => chunks()
-                .map(|chunk| checked_range(&self.file, chunk).ok())
-                .collect::<Option<Vec<_>>>()
-                .and_then(|ranges| {
-                    let from = ranges.iter().map(|r| r.start).min()?;
-                    let to = ranges.iter().map(|r| r.end).max()?;
-                    FileSpan::map(&self.file, from..to)
-                }),
-            false => None,
-        };
+        // The row group's chunks in one map (those of other columns between
+        // them are never touched). From a map a part takes its chunks'
+        // pages whole: those before its rows are passed over unread and
+        // those after them never decompressed; without one, it reads its
+        // own pages.
+        let span = chunks()
+            .map(|chunk| checked_range(&self.file, chunk).ok())
+            .collect::<Option<Vec<_>>>()
+            .and_then(|ranges| {
+                let from = ranges.iter().map(|r| r.start).min()?;
+                let to = ranges.iter().map(|r| r.end).max()?;
+                FileSpan::map(&self.file, from..to)
+            });
         let mut columns = Vec::with_capacity(self.names.len());
         for (name, chunk) in self.names.iter().zip(chunks()) {
-            let (pages, passed) = match whole {
+            let (pages, passed) = match span.is_some() || whole {
                 true => read_pages(&mut self.file, span.as_ref(), chunk).map(|pages| (pages, 0)),
                 false => read_pages_for(&self.file, chunk, first - start, end - start),
             }
@@ -1604,6 +1604,37 @@ pub(super) mod tests {
             f.read_exact_at(&mut expected, 120).expect("read");
             assert_eq!(&inside[..], &expected[..]);
             assert!(FileSpan::map(&f, 100..100).is_none());
+        }
+    }
+
+    #[test]
+    fn a_part_read_without_a_map_holds_the_pages_of_its_rows() {
+        // Row groups of 1,700 rows in pages of a few hundred: a part's own
+        // pages (a file that cannot be mapped) are the dictionary and the
+        // data pages its rows touch, as read in the whole chunk.
+        for file in ["v1_snappy.parquet", "v2_zstd.parquet", "v1_none.parquet"] {
+            let path = Path::new("tests/fixtures/float_pages").join(file);
+            let mut f = File::open(&path).expect("fixture");
+            let metadata = read_metadata(&mut f).expect("metadata");
+            let chunk = column_chunk(&metadata, 1, NUMBERS[0]).expect("a chunk");
+            let whole = decoded(read_pages_copied(&mut f, chunk).expect("read"));
+            let (dictionary, data) = whole.split_at(1);
+            assert!(data.len() > 2, "{file}: pages of a few hundred rows");
+            for (from, to) in [(0, 1), (350, 800), (1200, 1700), (0, 1700)] {
+                let (pages, passed) = read_pages_for(&f, chunk, from, to).expect("read");
+                let mut expected = dictionary.to_vec();
+                let mut rows = 0;
+                let mut before = None;
+                for (bytes, n) in data {
+                    if rows + n > from && rows < to {
+                        before.get_or_insert(rows);
+                        expected.push((bytes.clone(), *n));
+                    }
+                    rows += n;
+                }
+                assert_eq!(decoded(pages), expected, "{file}: rows {from}..{to}");
+                assert_eq!(Some(passed), before, "{file}: rows {from}..{to}");
+            }
         }
     }
 

@@ -308,7 +308,7 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
     };
     let mut units = table.chunks(range_rows)?;
     units.retain(|&(_, len)| len > 0);
-    let ranges = pieces(&units, replay.batch_size);
+    let ranges = pieces(&units, replay.batch_size, runtime::kernels::threads());
     let progress = if opts.show_progress {
         indicatif::ProgressBar::new(total_rows as u64)
     } else {
@@ -558,10 +558,15 @@ impl Truth {
 /// at least two pieces long is cut in pieces of about READ_ROWS rows, a
 /// whole number of batches each, so that a log written in a few large row
 /// groups (pyarrow writes up to 1M rows in one) keeps every worker busy;
-/// the batches are those of the uncut range.
-fn pieces(units: &[(usize, usize)], batch_size: usize) -> Vec<(usize, usize)> {
-    let piece = (READ_ROWS / batch_size.max(1)).max(1) * batch_size.max(1);
-    let mut ranges = Vec::with_capacity(units.len());
+/// the batches are those of the uncut range. With more than one worker,
+/// the last range of each is cut in halves (whole batches too), so that
+/// the workers end within about half a range of each other rather than a
+/// whole one (a 1M-row log is 7.6 ranges: one worker sat idle for a third
+/// of a range); each half reads its row groups' pages on its own.
+fn pieces(units: &[(usize, usize)], batch_size: usize, workers: usize) -> Vec<(usize, usize)> {
+    let batch_size = batch_size.max(1);
+    let piece = (READ_ROWS / batch_size).max(1) * batch_size;
+    let mut ranges = Vec::with_capacity(units.len() + workers);
     for &(offset, len) in units {
         if len / 2 < piece {
             ranges.push((offset, len));
@@ -572,6 +577,17 @@ fn pieces(units: &[(usize, usize)], batch_size: usize) -> Vec<(usize, usize)> {
             let n = piece.min(len - start);
             ranges.push((offset + start, n));
             start += n;
+        }
+    }
+    if workers < 2 {
+        return ranges;
+    }
+    let last = ranges.split_off(ranges.len().saturating_sub(workers));
+    for (offset, len) in last {
+        let half = len.div_ceil(2).div_ceil(batch_size) * batch_size;
+        ranges.push((offset, half.min(len)));
+        if half < len {
+            ranges.push((offset + half, len - half));
         }
     }
     ranges
@@ -1036,7 +1052,7 @@ mod tests {
             (350_000, 2 * READ_ROWS - 1),
         ];
         assert_eq!(
-            pieces(&units, 4096),
+            pieces(&units, 4096, 1),
             vec![
                 (0, READ_ROWS),
                 (READ_ROWS, READ_ROWS),
@@ -1048,15 +1064,49 @@ mod tests {
         // Pieces of whole batches: the batches are those of the uncut
         // range.
         assert_eq!(
-            pieces(&units[..1], 100_000),
+            pieces(&units[..1], 100_000, 1),
             vec![(0, 100_000), (100_000, 100_000), (200_000, 100_000)]
         );
-        assert_eq!(pieces(&units[..1], 1000)[1], (131_000, 131_000));
+        assert_eq!(pieces(&units[..1], 1000, 1)[1], (131_000, 131_000));
         // A batch longer than a piece: ranges of whole batches still.
-        assert_eq!(pieces(&units[..1], 200_000), vec![(0, 300_000)]);
+        assert_eq!(pieces(&units[..1], 200_000, 1), vec![(0, 300_000)]);
         assert_eq!(
-            pieces(&[(0, 500_000)], 200_000),
+            pieces(&[(0, 500_000)], 200_000, 1),
             vec![(0, 200_000), (200_000, 200_000), (400_000, 100_000)]
         );
+    }
+
+    #[test]
+    fn each_workers_last_range_is_cut_in_halves_of_whole_batches() {
+        let units = [
+            (0, 300_000),
+            (300_000, 50_000),
+            (350_000, 2 * READ_ROWS - 1),
+        ];
+        let half = |len: usize| (len / 2).div_ceil(4096) * 4096;
+        let last = 2 * READ_ROWS - 1;
+        assert_eq!(
+            pieces(&units, 4096, 2),
+            vec![
+                (0, READ_ROWS),
+                (READ_ROWS, READ_ROWS),
+                (2 * READ_ROWS, 300_000 - 2 * READ_ROWS),
+                (300_000, half(50_000)),
+                (300_000 + half(50_000), 50_000 - half(50_000)),
+                (350_000, half(last)),
+                (350_000 + half(last), last - half(last)),
+            ]
+        );
+        // More workers than ranges: every range is halved.
+        assert_eq!(
+            pieces(&[(0, 10_000)], 4096, 4),
+            vec![(0, 8192), (8192, 1808)]
+        );
+        // A range of one batch stays whole; so do the batches.
+        assert_eq!(
+            pieces(&[(0, 4096), (4096, 10)], 4096, 2),
+            vec![(0, 4096), (4096, 10)]
+        );
+        assert_eq!(pieces(&[(0, 8192)], 4096, 2), vec![(0, 4096), (4096, 4096)]);
     }
 }
