@@ -66,6 +66,12 @@ fn worker_pools() -> Result<Vec<rayon::ThreadPool>> {
 /// touched 8 MB more with 4, at about 1 ms a MB on a virtual machine).
 const TRUTHS_AHEAD: usize = 1;
 
+/// Batches a worker sends the judge at a time (and a range's last ones):
+/// each message wakes the judge, which on a machine with as many cores as
+/// workers takes a core from a worker for a moment (two thread switches a
+/// batch).
+const BATCHES_A_MESSAGE: usize = 4;
+
 /// Columns a prediction log carries that are never a model's features.
 const LOG_COLUMNS: [&str; 4] = ["prediction", "confidence", "request_id", "model_version"];
 
@@ -855,7 +861,7 @@ fn replay_ranges(
             .name("mlctl-labels".into())
             .spawn_scoped(scope, move || reading.read_truths(to_judge_truths))
             .map_err(|e| Error::usage(format!("cannot start the label thread: {e}")))?;
-        let (to_judge, answered) = channel::<Answered>();
+        let (to_judge, answered) = channel::<Vec<Answered>>();
         for (i, (pool, source)) in pools.into_iter().zip(sources).enumerate() {
             let (claims, to_judge, stop) = (claims.clone(), to_judge.clone(), &stop);
             let worker = Worker {
@@ -903,7 +909,7 @@ fn replay_ranges(
             range,
             batch,
             answers,
-        } in answered
+        } in answered.into_iter().flatten()
         {
             let answers = match answers {
                 Ok(answers) => answers,
@@ -991,7 +997,7 @@ impl Worker<'_> {
         mut self,
         pool: rayon::ThreadPool,
         claims: Arc<Mutex<Receiver<usize>>>,
-        to_judge: Sender<Answered>,
+        to_judge: Sender<Vec<Answered>>,
         stop: &AtomicUsize,
     ) {
         let batch_size = self.answering.batch_size;
@@ -1002,6 +1008,7 @@ impl Worker<'_> {
             };
             let (offset, len) = self.reading.ranges[range];
             let mut started = self.source.start(self.reading, offset, len);
+            let mut group = Vec::with_capacity(BATCHES_A_MESSAGE);
             for (batch, start) in (0..len).step_by(batch_size).enumerate() {
                 if range > stop.load(Ordering::Relaxed) {
                     break;
@@ -1009,14 +1016,25 @@ impl Worker<'_> {
                 let answers = std::mem::replace(&mut started, Ok(()))
                     .and_then(|()| self.answer(offset, start, batch_size.min(len - start)));
                 let failed = answers.is_err();
-                let answered = Answered {
+                group.push(Answered {
                     range,
                     batch,
                     answers,
-                };
-                if to_judge.send(answered).is_err() || failed {
+                });
+                if failed {
+                    let _ = to_judge.send(group);
                     return;
                 }
+                if group.len() == BATCHES_A_MESSAGE
+                    && to_judge.send(std::mem::take(&mut group)).is_err()
+                {
+                    return;
+                }
+            }
+            // The range's last batches before the next range is claimed:
+            // the judge hands out more ranges once it has judged them.
+            if !group.is_empty() && to_judge.send(group).is_err() {
+                return;
             }
         })
     }
