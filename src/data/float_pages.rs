@@ -1562,6 +1562,14 @@ pub(super) mod tests {
         errors
     }
 
+    /// A fixture, opened, and its metadata.
+    fn fixture(file: &str) -> (File, FileMetadata) {
+        let mut f =
+            File::open(Path::new("tests/fixtures/float_pages").join(file)).expect("fixture");
+        let metadata = read_metadata(&mut f).expect("metadata");
+        (f, metadata)
+    }
+
     /// A chunk's pages, decompressed: each page's bytes and values.
     fn decoded(pages: VecDeque<CompressedPage>) -> Vec<(Vec<u8>, usize)> {
         let mut context = DecompressionContext::Unset;
@@ -1579,9 +1587,7 @@ pub(super) mod tests {
     #[test]
     fn chunks_read_from_a_map_or_copied_hold_the_same_pages() {
         for file in ["v1_snappy.parquet", "v2_zstd.parquet", "v1_none.parquet"] {
-            let path = Path::new("tests/fixtures/float_pages").join(file);
-            let mut f = File::open(&path).expect("fixture");
-            let metadata = read_metadata(&mut f).expect("metadata");
+            let (mut f, metadata) = fixture(file);
             let len = f.metadata().expect("length").len();
             let whole = FileSpan::map(&f, 0..len).expect("a file maps");
             assert!(metadata.row_groups.len() > 1);
@@ -1613,9 +1619,7 @@ pub(super) mod tests {
         // pages (a file that cannot be mapped) are the dictionary and the
         // data pages its rows touch, as read in the whole chunk.
         for file in ["v1_snappy.parquet", "v2_zstd.parquet", "v1_none.parquet"] {
-            let path = Path::new("tests/fixtures/float_pages").join(file);
-            let mut f = File::open(&path).expect("fixture");
-            let metadata = read_metadata(&mut f).expect("metadata");
+            let (mut f, metadata) = fixture(file);
             let chunk = column_chunk(&metadata, 1, NUMBERS[0]).expect("a chunk");
             let whole = decoded(read_pages_copied(&mut f, chunk).expect("read"));
             let (dictionary, data) = whole.split_at(1);

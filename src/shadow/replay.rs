@@ -1062,13 +1062,16 @@ impl Worker<'_> {
 mod tests {
     use super::*;
 
+    /// A long range, a short one, and one just short of two pieces.
+    const UNITS: [(usize, usize); 3] = [
+        (0, 300_000),
+        (300_000, 50_000),
+        (350_000, 2 * READ_ROWS - 1),
+    ];
+
     #[test]
     fn long_ranges_are_cut_in_whole_batches_and_short_ones_kept() {
-        let units = [
-            (0, 300_000),
-            (300_000, 50_000),
-            (350_000, 2 * READ_ROWS - 1),
-        ];
+        let units = UNITS;
         assert_eq!(
             pieces(&units, 4096, 1),
             vec![
@@ -1096,19 +1099,15 @@ mod tests {
 
     #[test]
     fn each_workers_last_range_is_cut_in_halves_of_whole_batches() {
-        let units = [
-            (0, 300_000),
-            (300_000, 50_000),
-            (350_000, 2 * READ_ROWS - 1),
-        ];
         let half = |len: usize| (len / 2).div_ceil(4096) * 4096;
         let last = 2 * READ_ROWS - 1;
+        let (one, two) = (pieces(&UNITS, 4096, 1), pieces(&UNITS, 4096, 2));
+        // The ranges before the last two as on one worker; those two in
+        // halves.
+        assert_eq!(two[..3], one[..3]);
         assert_eq!(
-            pieces(&units, 4096, 2),
-            vec![
-                (0, READ_ROWS),
-                (READ_ROWS, READ_ROWS),
-                (2 * READ_ROWS, 300_000 - 2 * READ_ROWS),
+            two[3..],
+            [
                 (300_000, half(50_000)),
                 (300_000 + half(50_000), 50_000 - half(50_000)),
                 (350_000, half(last)),
