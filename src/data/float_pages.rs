@@ -8,7 +8,9 @@
 //! float32 rows. Here the dictionary is converted to float32 once per
 //! column chunk, and each block of rows is unpacked, gathered and
 //! transposed while it is in cache: a replay of the sample log of 1M rows
-//! took 371 ms of CPU instead of 452 (see docs/shadow.md).
+//! took 371 ms of CPU instead of 452 (see docs/shadow.md). The column
+//! chunks are read from a map of their part of the file ([`FileSpan`]),
+//! not copied into memory.
 //!
 //! Only what is common and simple is decoded here: top-level FLOAT, DOUBLE,
 //! INT32 and INT64 columns, without a logical type or (integers) with an
