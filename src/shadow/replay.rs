@@ -59,13 +59,6 @@ fn worker_pools() -> Result<Vec<rayon::ThreadPool>> {
         .collect()
 }
 
-/// Ranges whose labels and slices wait for the judge (besides the one the
-/// label thread is reading): reading a range's takes a few percent of
-/// answering it, so one is enough to keep the judge from waiting, and each
-/// more held a range's labels in fresh memory (a 1M-row log's replay
-/// touched 8 MB more with 4, at about 1 ms a MB on a virtual machine).
-const TRUTHS_AHEAD: usize = 1;
-
 /// Batches a worker sends the judge at a time (and a range's last ones):
 /// each message wakes the judge, which on a machine with as many cores as
 /// workers takes a core from a worker for a moment (two thread switches a
@@ -599,11 +592,11 @@ fn pieces(units: &[(usize, usize)], batch_size: usize, workers: usize) -> Vec<(u
     ranges
 }
 
-/// What the workers and the label reader need to read the log's ranges.
+/// What the workers and the judge need to read the log's ranges.
 struct Reading<'a> {
     table: &'a Table,
-    /// The log's ranges as read (whole row groups); the label thread reads
-    /// these.
+    /// The log's ranges as read (whole row groups); labels and slices are
+    /// read by these.
     units: &'a [(usize, usize)],
     /// The ranges the workers take and the judge counts: `units`, the long
     /// ones cut in pieces.
@@ -616,46 +609,19 @@ struct Reading<'a> {
 }
 
 impl Reading<'_> {
-    /// Reads each range's labels and slices, in order, for the judge (a
-    /// full queue holds it back); returns the slice names. Stops after the
-    /// first error, sent in its range's place, or when the judge has gone.
-    fn read_truths(&self, to_judge: SyncSender<Result<Truth>>) -> Vec<String> {
-        let mut slices = SliceKeys::default();
-        let mut labels = LabelReader::new(self.label.clone());
-        let mut codes = match self.code_readers() {
-            Ok(codes) => codes,
-            Err(e) => {
-                let _ = to_judge.send(Err(e));
-                return slices.names;
-            }
-        };
-        let mut ranges = self.ranges.iter().peekable();
-        for &(offset, len) in self.units {
-            // The unit's truth, cut as the unit is in ranges (from its end,
-            // so that each part is moved once).
-            let mut parts = Vec::new();
-            let mut ends_at = Vec::new();
-            while let Some(&&(start, _)) = ranges.peek().filter(|r| r.0 < offset + len) {
-                ends_at.push(start - offset);
-                ranges.next();
-            }
-            match self.truth(offset, len, &mut labels, &mut slices, &mut codes) {
-                Ok(mut whole) => {
-                    for &at in ends_at.iter().skip(1).rev() {
-                        parts.push(Ok(whole.split_off(at)));
-                    }
-                    parts.push(Ok(whole));
-                }
-                Err(e) => parts.push(Err(e)),
-            }
-            for truth in parts.into_iter().rev() {
-                let failed = truth.is_err();
-                if to_judge.send(truth).is_err() || failed {
-                    return slices.names;
-                }
-            }
+    /// Each range's labels and slices, in order, read as the judge asks
+    /// for them.
+    fn truths(&self) -> Truths<'_> {
+        Truths {
+            reading: self,
+            slices: SliceKeys::default(),
+            labels: LabelReader::new(self.label.clone()),
+            codes: self.code_readers(),
+            units: self.units.iter(),
+            ranges: self.ranges.iter().peekable(),
+            parts: Vec::new(),
+            failed: false,
         }
-        slices.names
     }
 
     /// Readers of the label column and the slice column (a single one) as
@@ -751,6 +717,70 @@ impl Reading<'_> {
             }
         }
         Ok(Source::Pages(readers))
+    }
+}
+
+/// The ranges' labels and slices, read on the judge's thread as it
+/// reaches each range: a thread of their own, reading a range or two
+/// ahead, cost a thread switch each range, and the judge then read every
+/// label from another core's cache and memory held more ranges of them.
+struct Truths<'r> {
+    reading: &'r Reading<'r>,
+    slices: SliceKeys,
+    labels: LabelReader,
+    /// The label and slice columns' code readers, or why they could not
+    /// be opened (the first range's error).
+    codes: Result<[Option<DictionaryCodes>; 2]>,
+    units: std::slice::Iter<'r, (usize, usize)>,
+    ranges: std::iter::Peekable<std::slice::Iter<'r, (usize, usize)>>,
+    /// The unit's truths not handed out yet, cut as the unit is in ranges,
+    /// the next one last.
+    parts: Vec<Result<Truth>>,
+    /// After an error, there are no more.
+    failed: bool,
+}
+
+impl Truths<'_> {
+    /// The next range's labels and slices; None past the last range or
+    /// after an error.
+    fn next(&mut self) -> Option<Result<Truth>> {
+        if let Some(part) = self.parts.pop() {
+            return Some(part);
+        }
+        if self.failed {
+            return None;
+        }
+        let codes = match &mut self.codes {
+            Ok(codes) => codes,
+            Err(_) => {
+                self.failed = true;
+                let e = std::mem::replace(&mut self.codes, Ok([None, None]));
+                return e.err().map(Err);
+            }
+        };
+        let &(offset, len) = self.units.next()?;
+        let mut ends_at = Vec::new();
+        while let Some(&&(start, _)) = self.ranges.peek().filter(|r| r.0 < offset + len) {
+            ends_at.push(start - offset);
+            self.ranges.next();
+        }
+        match self
+            .reading
+            .truth(offset, len, &mut self.labels, &mut self.slices, codes)
+        {
+            // Cut from its end, so that each part is moved once.
+            Ok(mut whole) => {
+                for &at in ends_at.iter().skip(1).rev() {
+                    self.parts.push(Ok(whole.split_off(at)));
+                }
+                self.parts.push(Ok(whole));
+            }
+            Err(e) => {
+                self.failed = true;
+                self.parts.push(Err(e));
+            }
+        }
+        self.parts.pop()
     }
 }
 
@@ -853,14 +883,7 @@ fn replay_ranges(
     // Ranges past the first failed one are not answered.
     let stop = AtomicUsize::new(usize::MAX);
     std::thread::scope(|scope| {
-        // Made here, so that the label thread's queue closes when this
-        // returns, before the scope waits for the thread (an early error
-        // leaves it waiting on a full queue).
-        let (to_judge_truths, truths) = sync_channel::<Result<Truth>>(TRUTHS_AHEAD);
-        let labels = std::thread::Builder::new()
-            .name("mlctl-labels".into())
-            .spawn_scoped(scope, move || reading.read_truths(to_judge_truths))
-            .map_err(|e| Error::usage(format!("cannot start the label thread: {e}")))?;
+        let mut truths = reading.truths();
         let (to_judge, answered) = channel::<Vec<Answered>>();
         for (i, (pool, source)) in pools.into_iter().zip(sources).enumerate() {
             let (claims, to_judge, stop) = (claims.clone(), to_judge.clone(), &stop);
@@ -941,10 +964,10 @@ fn replay_ranges(
                 .and_then(|slots| slots[next_batch].take())
             {
                 if truth.is_none() {
-                    let received = truths
-                        .recv()
-                        .expect("the label thread sends every range or an error")?;
-                    truth = Some(received);
+                    let read = truths
+                        .next()
+                        .expect("a truth for every range, or an error")?;
+                    truth = Some(read);
                 }
                 let range_truth = truth.as_mut().expect("received above");
                 let task = |side: &Side| side.roles.get().map_or(Task::Classification, |r| r.task);
@@ -970,13 +993,13 @@ fn replay_ranges(
             // Every batch before the failed one was judged; a range's
             // labels and slices come before its first batch.
             if first == (next, 0) {
-                if let Ok(Err(labels_failed)) = truths.recv() {
+                if let Some(Err(labels_failed)) = truths.next() {
                     return Err(labels_failed);
                 }
             }
             return Err(e);
         }
-        Ok(labels.join().expect("the label thread ends"))
+        Ok(truths.slices.names)
     })
 }
 
