@@ -857,10 +857,10 @@ struct Answered {
 }
 
 /// Answers the log's ranges on a worker per pool, each worker taking the
-/// next range, while a thread of its own reads their labels and slices;
-/// the answers are judged batch by batch in the log's order as soon as
-/// the batches before them are (whatever order the ranges finish in, the
-/// report is the same). Returns the slice names.
+/// next range; the answers are judged batch by batch in the log's order as
+/// soon as the batches before them are (whatever order the ranges finish
+/// in, the report is the same), each range's labels and slices read as
+/// the judge reaches it. Returns the slice names.
 fn replay_ranges(
     sides: &[Side; 2],
     pools: Vec<rayon::ThreadPool>,
@@ -883,7 +883,6 @@ fn replay_ranges(
     // Ranges past the first failed one are not answered.
     let stop = AtomicUsize::new(usize::MAX);
     std::thread::scope(|scope| {
-        let mut truths = reading.truths();
         let (to_judge, answered) = channel::<Vec<Answered>>();
         for (i, (pool, source)) in pools.into_iter().zip(sources).enumerate() {
             let (claims, to_judge, stop) = (claims.clone(), to_judge.clone(), &stop);
@@ -916,6 +915,9 @@ fn replay_ranges(
         for _ in 0..ahead {
             hand_out(&mut to_workers);
         }
+        // Opened once the workers have their ranges (the readers parse the
+        // file's footer).
+        let mut truths = reading.truths();
         // Answered batches not judged yet, by range; a judged batch's
         // answers go at once, so memory holds little more than the batches
         // that finished before those ahead of them in the log.
