@@ -417,10 +417,15 @@ pub(super) fn read_pages(
     span: Option<&FileSpan>,
     chunk: &ColumnChunkMetadata,
 ) -> std::result::Result<VecDeque<CompressedPage>, String> {
-    let range = checked_range(file, chunk)?;
+    // A span lies inside the file (its chunks' ranges were checked when it
+    // was mapped) and holds only what it maps: no second look at the
+    // file's length.
     let mapped = match span {
-        Some(span) => span.bytes(&range),
-        None => FileSpan::map(file, range.clone()).and_then(|span| span.bytes(&range)),
+        Some(span) => span.bytes(&chunk.byte_range()),
+        None => {
+            let range = checked_range(file, chunk)?;
+            FileSpan::map(file, range.clone()).and_then(|span| span.bytes(&range))
+        }
     };
     match mapped {
         Some(bytes) => pages_of(bytes, chunk.into()),
