@@ -386,15 +386,24 @@ impl Comparison {
         for first in (0..n).step_by(BLOCK) {
             let last = (first + BLOCK).min(n);
             rows.work_out(self.task, batch, first..last);
-            let mut codes = [0u32; OUTCOMES];
-            let mut differences = Differences::default();
-            for row in rows.iter() {
-                codes[row.bits as usize] += 1;
-                differences.add(&row);
-            }
-            self.overall.add_counts(&codes, &differences);
-            if let Some(slices) = batch.slices {
-                self.add_to_slices(&rows, &slices[first..last]);
+            match batch.slices {
+                Some(slices) if self.slices.len() * OUTCOMES <= (last - first) * 4 => {
+                    self.add_to_slices_and_overall(&rows, &slices[first..last]);
+                }
+                slices => {
+                    let mut codes = [0u32; OUTCOMES];
+                    let mut differences = Differences::default();
+                    for row in rows.iter() {
+                        codes[row.bits as usize] += 1;
+                        differences.add(&row);
+                    }
+                    self.overall.add_counts(&codes, &differences);
+                    if let Some(slices) = slices {
+                        for (row, &s) in rows.iter().zip(&slices[first..last]) {
+                            self.slices[s as usize].add_row(&row);
+                        }
+                    }
+                }
             }
         }
         if let (Task::Regression, Labels::Values(labels)) = (self.task, batch.labels) {
@@ -413,24 +422,27 @@ impl Comparison {
             .add_rows(batch.primary.scores, batch.candidate.scores);
     }
 
-    /// Counts a block's rows into their slices' tallies: a histogram of
-    /// outcome codes per slice while there are few slices, row by row when
-    /// the histograms would outweigh the rows (a slice column with nearly
-    /// as many values as rows).
-    fn add_to_slices(&mut self, rows: &Outcomes, slices: &[u32]) {
+    /// Counts a block's rows into their slices' tallies and the overall
+    /// one, in one pass: a histogram of outcome codes per slice (the
+    /// overall one is their sum), and the score differences of each slice
+    /// and of all rows, in the rows' order.
+    fn add_to_slices_and_overall(&mut self, rows: &Outcomes, slices: &[u32]) {
         let count = self.slices.len();
-        if count * OUTCOMES > rows.bits.len() * 4 {
-            for (row, &s) in rows.iter().zip(slices) {
-                self.slices[s as usize].add_row(&row);
-            }
-            return;
-        }
         let mut codes = vec![[0u32; OUTCOMES]; count];
         let mut differences = vec![Differences::default(); count];
+        let mut overall = Differences::default();
         for (row, &s) in rows.iter().zip(slices) {
             codes[s as usize][row.bits as usize] += 1;
             differences[s as usize].add(&row);
+            overall.add(&row);
         }
+        let mut all = [0u32; OUTCOMES];
+        for slice in &codes {
+            for (all, k) in all.iter_mut().zip(slice) {
+                *all += k;
+            }
+        }
+        self.overall.add_counts(&all, &overall);
         let tallies = self.slices.iter_mut().zip(&codes).zip(&differences);
         for ((tally, codes), differences) in tallies {
             tally.add_counts(codes, differences);
@@ -462,6 +474,9 @@ impl Outcomes {
         self.bits.resize(n, 0);
         self.difference.clear();
         self.difference.resize(n, 0.0);
+        // Without a noise run a row's score changed where it moved at all
+        // (the noise column is then left empty: it would be all zeros).
+        let without_noise = batch.noise.is_none();
         for (((bits, difference), p), c) in self
             .bits
             .iter_mut()
@@ -470,27 +485,25 @@ impl Outcomes {
             .zip(cs)
         {
             let scored = p.is_finite() && c.is_finite();
-            *bits = RowOutcome::SCORED * scored as u8;
             *difference = if scored { (c - p).abs() } else { 0.0 };
+            let changed = without_noise && *difference > 0.0;
+            *bits = (RowOutcome::SCORED * scored as u8) | (RowOutcome::CHANGED * changed as u8);
         }
         self.noise.clear();
-        match batch.noise {
-            Some(second) => {
-                let again = &second.scores[rows.clone()];
-                let noise = self.bits.iter().zip(ps).zip(again).map(|((bits, p), q)| {
-                    match bits & RowOutcome::SCORED != 0 && q.is_finite() {
-                        true => (q - p).abs(),
-                        false => 0.0,
-                    }
-                });
-                self.noise.extend(noise);
+        if let Some(second) = batch.noise {
+            let again = &second.scores[rows.clone()];
+            let noise = self.bits.iter().zip(ps).zip(again).map(|((bits, p), q)| {
+                match bits & RowOutcome::SCORED != 0 && q.is_finite() {
+                    true => (q - p).abs(),
+                    false => 0.0,
+                }
+            });
+            self.noise.extend(noise);
+            let moved = self.difference.iter().zip(&self.noise);
+            for (bits, (difference, noise)) in self.bits.iter_mut().zip(moved) {
+                let scored = *bits & RowOutcome::SCORED != 0;
+                *bits |= RowOutcome::CHANGED * (scored && difference > noise) as u8;
             }
-            None => self.noise.resize(n, 0.0),
-        }
-        let moved = self.difference.iter().zip(&self.noise);
-        for (bits, (difference, noise)) in self.bits.iter_mut().zip(moved) {
-            let scored = *bits & RowOutcome::SCORED != 0;
-            *bits |= RowOutcome::CHANGED * (scored && difference > noise) as u8;
         }
         if task != Task::Classification {
             return;
@@ -528,8 +541,10 @@ impl Outcomes {
 
     /// Each row's outcome, in order.
     fn iter(&self) -> impl Iterator<Item = RowOutcome> + '_ {
-        let columns = self.bits.iter().zip(&self.difference).zip(&self.noise);
-        columns.map(|((&bits, &difference), &noise)| RowOutcome {
+        // No noise column without a noise run: no row moved by noise.
+        let noise = self.noise.iter().copied().chain(std::iter::repeat(0.0));
+        let columns = self.bits.iter().zip(&self.difference).zip(noise);
+        columns.map(|((&bits, &difference), noise)| RowOutcome {
             bits,
             difference,
             noise,
@@ -592,6 +607,122 @@ mod tests {
         assert_eq!(cmp.overall.flips_beyond_noise, 1);
         // Row 0 moved by 0.2, as much as the primary's own noise there.
         assert_eq!(cmp.overall.scores_changed, 1);
+    }
+
+    /// A tally's counters and score differences, for comparing tallies.
+    fn counters(t: &Tally) -> ([u64; 12], [f64; 3]) {
+        let counts = [
+            t.rows,
+            t.flips,
+            t.noise_flips,
+            t.flips_beyond_noise,
+            t.labelled,
+            t.primary_hits,
+            t.candidate_hits,
+            t.negative_flips,
+            t.positive_flips,
+            t.scored,
+            t.scores_changed,
+            0,
+        ];
+        let differences = [
+            t.abs_difference_sum,
+            t.max_abs_difference,
+            t.noise_max_abs_difference,
+        ];
+        (counts, differences)
+    }
+
+    #[test]
+    fn slices_counted_together_or_alone_give_the_same_tallies() {
+        // Rows of every outcome (flips, labels known or not, unscored rows,
+        // a noise run or not) in few slices (a histogram per slice) and in
+        // many (row by row): the overall tally is the one counted without
+        // slices, bit for bit, and each slice's is its rows' counted alone.
+        let n = 5000;
+        let mut state = 7u64;
+        let mut next = |m: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % m
+        };
+        let classes = |next: &mut dyn FnMut(u64) -> u64| -> Vec<i64> {
+            (0..n).map(|_| next(2) as i64).collect()
+        };
+        let scores = |next: &mut dyn FnMut(u64) -> u64| -> Vec<f64> {
+            (0..n)
+                .map(|_| match next(40) {
+                    0 => f64::NAN,
+                    k => k as f64 / 40.0,
+                })
+                .collect()
+        };
+        let (pc, cc, qc) = (classes(&mut next), classes(&mut next), classes(&mut next));
+        let (ps, cs, qs) = (scores(&mut next), scores(&mut next), scores(&mut next));
+        let labels: Vec<Option<i64>> = (0..n)
+            .map(|_| (next(5) > 0).then(|| next(2) as i64))
+            .collect();
+        for slice_count in [3u64, 3000] {
+            let slices: Vec<u32> = (0..n).map(|_| next(slice_count) as u32).collect();
+            for with_noise in [false, true] {
+                let batch = |rows: &[usize]| {
+                    let pick_i = |v: &[i64]| rows.iter().map(|&i| v[i]).collect::<Vec<_>>();
+                    let pick_f = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<_>>();
+                    let pick_l = rows.iter().map(|&i| labels[i]).collect::<Vec<_>>();
+                    (
+                        [pick_i(&pc), pick_i(&cc), pick_i(&qc)],
+                        [pick_f(&ps), pick_f(&cs), pick_f(&qs)],
+                        pick_l,
+                    )
+                };
+                let count = |rows: &[usize], sliced: bool| {
+                    let (c, s, l) = batch(rows);
+                    let rows_slices: Vec<u32> = rows.iter().map(|&i| slices[i]).collect();
+                    let mut cmp = Comparison::new(Task::Classification, with_noise);
+                    cmp.add(&Paired {
+                        primary: Answers {
+                            classes: &c[0],
+                            scores: &s[0],
+                        },
+                        candidate: Answers {
+                            classes: &c[1],
+                            scores: &s[1],
+                        },
+                        noise: with_noise.then_some(Answers {
+                            classes: &c[2],
+                            scores: &s[2],
+                        }),
+                        labels: Labels::Classes(&l),
+                        slices: sliced.then_some(&rows_slices[..]),
+                    });
+                    cmp
+                };
+                let all: Vec<usize> = (0..n).collect();
+                let (sliced, plain) = (count(&all, true), count(&all, false));
+                let overall = counters(&sliced.overall);
+                assert_eq!(overall, counters(&plain.overall));
+                assert!(overall.0[1] > 0 && overall.0[4] > 0 && overall.0[9] < n as u64);
+                assert_eq!(overall.0[2] > 0, with_noise);
+                for s in [0, 1, slice_count as usize - 1] {
+                    let rows: Vec<usize> = all
+                        .iter()
+                        .copied()
+                        .filter(|&i| slices[i] == s as u32)
+                        .collect();
+                    let alone = count(&rows, false);
+                    assert_eq!(counters(&sliced.slices[s]).0, counters(&alone.overall).0);
+                    // Summed block by block: the same to rounding.
+                    let (a, b) = (counters(&sliced.slices[s]).1, counters(&alone.overall).1);
+                    for (a, b) in a.iter().zip(&b) {
+                        assert!(
+                            (a - b).abs() <= 1e-12 * b.abs(),
+                            "slice {s} of {slice_count}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// Each side's sampled scores, in the sample's order.

@@ -3,6 +3,7 @@
 //! their outputs differently; each is read by role, not by name.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use candle_core::{DType, Tensor};
 
@@ -172,11 +173,14 @@ fn extend_classes(t: &Tensor, classes: &mut Vec<i64>) -> Result<(), String> {
 /// first; a replay hands in the buffers of a batch already judged, so
 /// that nothing is allocated a batch). A binary classifier's score is the
 /// probability of its second class (the positive one); with more classes,
-/// the probability of the predicted class.
+/// the probability of the predicted class. `codes` is locked only to code a
+/// class map's labels (a few a batch): a replay's workers and its judge
+/// share it, and held through a whole batch's conversion it made each wait
+/// on the others for that long.
 pub fn answers(
     outputs: &[(String, Value)],
     roles: &Roles,
-    codes: &mut ClassCodes,
+    codes: &Mutex<ClassCodes>,
     classes: &mut Vec<i64>,
     scores: &mut Vec<f64>,
 ) -> Result<(), String> {
@@ -203,7 +207,10 @@ pub fn answers(
                     labels,
                     probabilities,
                 } => (
-                    Some(labels.iter().map(|l| codes.code(l)).collect::<Vec<_>>()),
+                    Some({
+                        let mut codes = codes.lock().expect("class codes");
+                        labels.iter().map(|l| codes.code(l)).collect::<Vec<_>>()
+                    }),
                     probabilities,
                 ),
                 Value::Tensor(t) => (None, t),
@@ -267,8 +274,8 @@ mod tests {
         assert_eq!(roles.task, Task::Classification);
         // A replay hands in the buffers of a batch already judged.
         let (mut classes, mut scores) = (vec![7, 7, 7], vec![0.5; 3]);
-        let mut codes = ClassCodes::default();
-        answers(&outputs, &roles, &mut codes, &mut classes, &mut scores).unwrap();
+        let codes = Mutex::new(ClassCodes::default());
+        answers(&outputs, &roles, &codes, &mut classes, &mut scores).unwrap();
         assert_eq!(classes, vec![1, 0]);
         assert!((scores[0] - 0.8).abs() < 1e-6 && (scores[1] - 0.3).abs() < 1e-6);
     }
@@ -281,7 +288,7 @@ mod tests {
         // of another integer type reads as int64 classes.
         let c = Tensor::from_vec(vec![1i64, 1, 0], 3, &device).unwrap();
         let u = Tensor::from_vec(vec![1u32, 1, 0], 3, &device).unwrap();
-        let mut codes = ClassCodes::default();
+        let codes = Mutex::new(ClassCodes::default());
         for class in [c, u] {
             let outputs = vec![
                 ("label".to_string(), Value::Tensor(class)),
@@ -289,7 +296,7 @@ mod tests {
             ];
             let roles = roles(&outputs, None).unwrap();
             let (mut classes, mut scores) = (vec![9; 5], vec![0.1; 5]);
-            answers(&outputs, &roles, &mut codes, &mut classes, &mut scores).unwrap();
+            answers(&outputs, &roles, &codes, &mut classes, &mut scores).unwrap();
             assert_eq!(classes, vec![1, 1, 0]);
             assert_eq!(scores, vec![0.8f32 as f64, 0.3f32 as f64, 0.6f32 as f64]);
         }

@@ -118,11 +118,8 @@ impl Side<'_> {
             }
         };
         let (mut classes, mut scores) = answering.spare.take();
-        {
-            let mut codes = answering.codes.lock().expect("class codes");
-            outputs::answers(out, roles, &mut codes, &mut classes, &mut scores)
-                .map_err(|e| Error::input(self.path, e))?;
-        }
+        outputs::answers(out, roles, answering.codes, &mut classes, &mut scores)
+            .map_err(|e| Error::input(self.path, e))?;
         if scores.len() != rows.len() {
             return Err(Error::input(
                 self.path,
