@@ -1095,7 +1095,8 @@ impl Hybrid {
                     let body = head + groups * 8;
                     gather_each(data, bit, width, dictionary, &mut out[..head]).map_err(past)?;
                     let first = bit + head * bits;
-                    let packed = &data[first / 8..first / 8 + groups * bits];
+                    // The groups and the page's bytes after them.
+                    let packed = &data[first / 8..];
                     if groups > 0 && !gather_groups(bits, packed, dictionary, &mut out[head..body])
                     {
                         // Find the index past the dictionary to name it.
@@ -1198,16 +1199,22 @@ fn gather_each(
 }
 
 /// Gathers `dictionary[i]` into `out` for the indices of `bits` bits packed
-/// in `packed`, whole groups of eight (`bits` bytes each); false when an
-/// index lies past the dictionary (`out` is then partly written). The
-/// width is a constant in each instance, so that every shift and mask is.
+/// at the start of `packed`, whole groups of eight (`bits` bytes each, one
+/// group for each eight values of `out`); false when an index lies past the
+/// dictionary (`out` is then partly written). `packed` may go on past the
+/// groups (the rest of the page): the groups followed by 16 bytes of it are
+/// gathered with AVX2, so that only a page's last groups take the scalar
+/// path (a run ending the packed bytes handed in sent its last two groups
+/// there, each run of 504 values). The width is a constant in each
+/// instance, so that every shift and mask is.
 fn gather_groups(bits: usize, packed: &[u8], dictionary: &[f32], out: &mut [f32]) -> bool {
+    debug_assert!(out.len() % 8 == 0 && packed.len() >= out.len() / 8 * bits);
     // Indices of up to 16 bits (dictionaries of up to 65,536 values) with
     // AVX2 where the machine has it, the groups followed by 16 bytes.
     #[cfg(target_arch = "x86_64")]
     let (packed, out, simd_in_range) = {
         let groups = if bits <= 16 && std::arch::is_x86_feature_detected!("avx2") {
-            (packed.len().saturating_sub(16) / bits.max(1)).min(packed.len() / bits.max(1))
+            (packed.len().saturating_sub(16) / bits.max(1)).min(out.len() / 8)
         } else {
             0
         };
@@ -1755,6 +1762,16 @@ pub(super) mod tests {
             );
             let expected: Vec<f32> = indices.iter().map(|&i| dictionary[i as usize]).collect();
             assert_eq!(out, expected, "{bits} bits");
+            // The page's bytes after the groups are not indices: with them
+            // every group is gathered with AVX2, the same values.
+            let mut page = packed.clone();
+            page.extend([0xff; 16]);
+            out.fill(0.0);
+            assert!(
+                gather_groups(bits, &page, &dictionary, &mut out),
+                "{bits} bits"
+            );
+            assert_eq!(out, expected, "{bits} bits, followed by the page");
             // Index 1 (and more) past a dictionary of one value.
             assert!(
                 !gather_groups(bits, &packed, &dictionary[..1], &mut out),
