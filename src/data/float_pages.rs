@@ -1208,7 +1208,7 @@ fn gather_each(
 /// there, each run of 504 values). The width is a constant in each
 /// instance, so that every shift and mask is.
 fn gather_groups(bits: usize, packed: &[u8], dictionary: &[f32], out: &mut [f32]) -> bool {
-    debug_assert!(out.len() % 8 == 0 && packed.len() >= out.len() / 8 * bits);
+    debug_assert!(out.len().is_multiple_of(8) && packed.len() >= out.len() / 8 * bits);
     // Indices of up to 16 bits (dictionaries of up to 65,536 values) with
     // AVX2 where the machine has it, the groups followed by 16 bytes.
     #[cfg(target_arch = "x86_64")]
