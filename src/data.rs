@@ -1252,6 +1252,14 @@ fn append_rows(block: &[f32], stride: usize, width: usize, rows: usize, out: &mu
     out.reserve(rows * width);
     let dest = &mut out.spare_capacity_mut()[..rows * width];
     let mut i = 0;
+    // Eight rows by eight columns at a time where the machine has AVX.
+    #[cfg(target_arch = "x86_64")]
+    if width >= 8 && std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: AVX is present; the block and `dest` hold what the
+        // function reads and writes (asserted above, and `dest` is `rows *
+        // width` long).
+        i = unsafe { x86_rows::append_rows_by_eight(block, stride, width, rows, dest) };
+    }
     // Four rows by four columns at a time, transposed in registers (SSE is
     // part of every x86_64): a quarter of the loads and stores of the
     // element-by-element loop below.
@@ -1295,9 +1303,117 @@ fn append_rows(block: &[f32], stride: usize, width: usize, rows: usize, out: &mu
     unsafe { out.set_len(start + rows * width) };
 }
 
+#[cfg(target_arch = "x86_64")]
+mod x86_rows {
+    use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
+
+    /// The first rows of `append_rows`, a whole number of eight: each eight
+    /// rows by eight columns transposed in AVX registers (three shuffle
+    /// steps; 0.6 of the SSE four-by-four's instructions a value), the
+    /// columns past the last eight four by four, the last few one by one.
+    /// Returns the rows written.
+    ///
+    /// # Safety
+    /// The CPU must have AVX; `block` holds `width` columns of at least
+    /// `rows` values, `stride` apart; `dest` holds `rows * width` values.
+    #[target_feature(enable = "avx")]
+    pub(super) unsafe fn append_rows_by_eight(
+        block: &[f32],
+        stride: usize,
+        width: usize,
+        rows: usize,
+        dest: &mut [MaybeUninit<f32>],
+    ) -> usize {
+        assert!(rows <= stride && block.len() >= stride * width && dest.len() >= rows * width);
+        let src = block.as_ptr();
+        let out = dest.as_mut_ptr() as *mut f32;
+        let mut i = 0;
+        // SAFETY (every load and store below): rows i..i + 8 lie below
+        // `rows` and columns below `width`, inside `block` and `dest`
+        // (asserted above).
+        unsafe {
+            while i + 8 <= rows {
+                let mut j = 0;
+                while j + 8 <= width {
+                    let r: [__m256; 8] =
+                        std::array::from_fn(|k| _mm256_loadu_ps(src.add((j + k) * stride + i)));
+                    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+                    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                    let to = |m: usize| out.add((i + m) * width + j);
+                    _mm256_storeu_ps(to(0), _mm256_permute2f128_ps::<0x20>(u0, u4));
+                    _mm256_storeu_ps(to(1), _mm256_permute2f128_ps::<0x20>(u1, u5));
+                    _mm256_storeu_ps(to(2), _mm256_permute2f128_ps::<0x20>(u2, u6));
+                    _mm256_storeu_ps(to(3), _mm256_permute2f128_ps::<0x20>(u3, u7));
+                    _mm256_storeu_ps(to(4), _mm256_permute2f128_ps::<0x31>(u0, u4));
+                    _mm256_storeu_ps(to(5), _mm256_permute2f128_ps::<0x31>(u1, u5));
+                    _mm256_storeu_ps(to(6), _mm256_permute2f128_ps::<0x31>(u2, u6));
+                    _mm256_storeu_ps(to(7), _mm256_permute2f128_ps::<0x31>(u3, u7));
+                    j += 8;
+                }
+                while j + 4 <= width {
+                    for half in [i, i + 4] {
+                        let column = |c: usize| _mm_loadu_ps(src.add(c * stride + half));
+                        let (a, b, c, d) = (column(j), column(j + 1), column(j + 2), column(j + 3));
+                        let (ab_low, cd_low) = (_mm_unpacklo_ps(a, b), _mm_unpacklo_ps(c, d));
+                        let (ab_high, cd_high) = (_mm_unpackhi_ps(a, b), _mm_unpackhi_ps(c, d));
+                        let to = |r: usize| out.add((half + r) * width + j);
+                        _mm_storeu_ps(to(0), _mm_movelh_ps(ab_low, cd_low));
+                        _mm_storeu_ps(to(1), _mm_movehl_ps(cd_low, ab_low));
+                        _mm_storeu_ps(to(2), _mm_movelh_ps(ab_high, cd_high));
+                        _mm_storeu_ps(to(3), _mm_movehl_ps(cd_high, ab_high));
+                    }
+                    j += 4;
+                }
+                for j in j..width {
+                    for r in i..i + 8 {
+                        *out.add(r * width + j) = *src.add(j * stride + r);
+                    }
+                }
+                i += 8;
+            }
+        }
+        i
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn append_rows_transposes_blocks_of_any_width_and_height() {
+        // Widths below, at and past eight (the AVX eight-by-eight, the
+        // four-by-four and the one-by-one columns), heights not a multiple
+        // of eight or four; rows appended after rows already there.
+        for width in [1, 3, 4, 7, 8, 9, 12, 15, 16, 17, 30, 33] {
+            for rows in [0, 1, 5, 8, 13, 64, 1003] {
+                let stride = rows + 3;
+                let block: Vec<f32> = (0..stride * width).map(|k| k as f32).collect();
+                let mut out = vec![-1.0f32; 5];
+                append_rows(&block, stride, width, rows, &mut out);
+                let mut expected = vec![-1.0f32; 5];
+                for r in 0..rows {
+                    expected.extend((0..width).map(|j| block[j * stride + r]));
+                }
+                assert_eq!(out, expected, "{width} columns, {rows} rows");
+            }
+        }
+    }
 
     #[test]
     fn f32_rows_lays_out_every_column_type_row_by_row_across_blocks() {
