@@ -276,6 +276,10 @@ fn replay_in_many_short_ranges_is_the_same_on_one_thread_and_on_two() {
     let one = without_timings(run("1", "7"));
     let two = without_timings(run("2", "7"));
     assert_eq!(one, two);
+    // Four workers taking turns at judging 286 small batches: every batch
+    // judged once, in order, whoever judges it.
+    let four = without_timings(run("4", "7"));
+    assert_eq!(one, four);
     // The counts match a replay in one range of large batches.
     let large = run("2", "333");
     for key in [

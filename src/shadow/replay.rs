@@ -1,21 +1,24 @@
 //! Replay: both models answer the logged rows, batch by batch, and the
 //! answers are compared batch by batch, in the log's order. The log is cut
 //! in ranges that follow its row groups (a large row group in pieces of
-//! about READ_ROWS rows). Each worker (one per thread)
-//! takes the next range and, batch by batch, lays out the batch's features
-//! and has both models answer them while they are in its cache; a thread
-//! of its own reads the ranges' labels and slices, in order, for the judge.
-//! The workers take ranges a few ahead of the judge at most, so memory
-//! holds a few ranges whatever the log's size.
+//! about READ_ROWS rows). Each worker (one per thread) takes the next
+//! range and, batch by batch, lays out the batch's features and has both
+//! models answer them while they are in its cache; then it leaves the
+//! answers for judging and, unless the other worker is at it, judges every
+//! batch that is next in the log's order (reading each range's labels and
+//! slices as the judging reaches it). The workers take ranges a few ahead
+//! of the judging at most, so memory holds a few ranges whatever the
+//! log's size.
 //!
 //! (A reader thread laying out ranges for the workers, as replays did
 //! before, handed each batch over from another core's cache, and three
-//! busy threads then shared two cores; see docs/shadow.md.)
+//! busy threads then shared two cores; so did a judge thread of its own;
+//! see docs/shadow.md.)
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -59,10 +62,9 @@ fn worker_pools() -> Result<Vec<rayon::ThreadPool>> {
         .collect()
 }
 
-/// Batches a worker sends the judge at a time (and a range's last ones):
-/// each message wakes the judge, which on a machine with as many cores as
-/// workers takes a core from a worker for a moment (two thread switches a
-/// batch).
+/// Batches a worker leaves for judging at a time (and a range's last
+/// ones): each time it takes the judging's locks (one, two or four a time
+/// replay as fast; four when a judge thread was woken by each).
 const BATCHES_A_MESSAGE: usize = 4;
 
 /// Columns a prediction log carries that are never a model's features.
@@ -589,13 +591,13 @@ fn pieces(units: &[(usize, usize)], batch_size: usize, workers: usize) -> Vec<(u
     ranges
 }
 
-/// What the workers and the judge need to read the log's ranges.
+/// What the workers and the judging need to read the log's ranges.
 struct Reading<'a> {
     table: &'a Table,
     /// The log's ranges as read (whole row groups); labels and slices are
     /// read by these.
     units: &'a [(usize, usize)],
-    /// The ranges the workers take and the judge counts: `units`, the long
+    /// The ranges the workers take and the judging counts: `units`, the long
     /// ones cut in pieces.
     ranges: &'a [(usize, usize)],
     /// Every column of the feature matrices.
@@ -606,7 +608,7 @@ struct Reading<'a> {
 }
 
 impl Reading<'_> {
-    /// Each range's labels and slices, in order, read as the judge asks
+    /// Each range's labels and slices, in order, read as the judging asks
     /// for them.
     fn truths(&self) -> Truths<'_> {
         Truths {
@@ -717,10 +719,10 @@ impl Reading<'_> {
     }
 }
 
-/// The ranges' labels and slices, read on the judge's thread as it
-/// reaches each range: a thread of their own, reading a range or two
-/// ahead, cost a thread switch each range, and the judge then read every
-/// label from another core's cache and memory held more ranges of them.
+/// The ranges' labels and slices, read by the judging as it reaches each
+/// range: a thread of their own, reading a range or two ahead, cost a
+/// thread switch each range, and the judging then read every label from
+/// another core's cache and memory held more ranges of them.
 struct Truths<'r> {
     reading: &'r Reading<'r>,
     slices: SliceKeys,
@@ -857,7 +859,8 @@ struct Answered {
 /// next range; the answers are judged batch by batch in the log's order as
 /// soon as the batches before them are (whatever order the ranges finish
 /// in, the report is the same), each range's labels and slices read as
-/// the judge reaches it. Returns the slice names.
+/// the judging reaches it. The judging runs on the workers' threads (see
+/// `Judging`). Returns the slice names.
 fn replay_ranges(
     sides: &[Side; 2],
     pools: Vec<rayon::ThreadPool>,
@@ -866,23 +869,36 @@ fn replay_ranges(
     judge: &mut Judge,
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<String>> {
-    let ranges = reading.ranges;
-    let batches_of = |len: usize| len.div_ceil(answering.batch_size);
-    // Ranges handed to the workers ahead of the judge: two per worker, so
-    // that none waits for the next range while memory holds a few ranges'
-    // answers whatever the log's length.
+    // Ranges handed to the workers ahead of the judging: two per worker,
+    // so that none waits for the next range while memory holds a few
+    // ranges' answers whatever the log's length.
     let ahead = 2 * pools.len().max(1);
     let sources = (0..pools.len())
         .map(|_| reading.source(answering.matrix_columns))
         .collect::<Result<Vec<_>>>()?;
     let (to_workers, claims) = sync_channel::<usize>(ahead);
     let claims = Arc::new(Mutex::new(claims));
-    // Ranges past the first failed one are not answered.
-    let stop = AtomicUsize::new(usize::MAX);
+    let judging = Judging {
+        sides,
+        reading,
+        answering,
+        progress,
+        waiting: Mutex::new(BTreeMap::new()),
+        stop: AtomicUsize::new(usize::MAX),
+        state: Mutex::new(JudgeState {
+            judge,
+            truths: None,
+            truth: None,
+            next: (0, 0),
+            handed: 0,
+            to_workers: Some(to_workers),
+            failed: None,
+            error: None,
+        }),
+    };
     std::thread::scope(|scope| {
-        let (to_judge, answered) = channel::<Vec<Answered>>();
         for (i, (pool, source)) in pools.into_iter().zip(sources).enumerate() {
-            let (claims, to_judge, stop) = (claims.clone(), to_judge.clone(), &stop);
+            let (claims, judging) = (claims.clone(), &judging);
             let worker = Worker {
                 sides,
                 reading,
@@ -891,115 +907,236 @@ fn replay_ranges(
             };
             std::thread::Builder::new()
                 .name(format!("mlctl-worker-{i}"))
-                .spawn_scoped(scope, move || worker.work(pool, claims, to_judge, stop))
+                .spawn_scoped(scope, move || worker.work(pool, claims, judging))
                 .map_err(|e| Error::usage(format!("cannot start a worker thread: {e}")))?;
         }
-        drop((to_judge, claims));
-        // The workers wait on the queue until it closes: when every range
-        // has been handed out, or after a failure.
-        let mut handed = 0;
-        let mut to_workers = Some(to_workers);
-        let mut hand_out = |to_workers: &mut Option<SyncSender<usize>>| {
-            if let Some(queue) = to_workers {
-                if handed < ranges.len() && queue.send(handed).is_ok() {
-                    handed += 1;
-                }
-                if handed == ranges.len() {
-                    *to_workers = None;
-                }
-            }
-        };
+        drop(claims);
+        let mut state = judging.lock_state();
         for _ in 0..ahead {
-            hand_out(&mut to_workers);
+            state.hand_out(reading.ranges.len());
         }
+        drop(state);
         // Opened once the workers have their ranges (the readers parse the
-        // file's footer).
-        let mut truths = reading.truths();
-        // Answered batches not judged yet, by range; a judged batch's
-        // answers go at once, so memory holds little more than the batches
-        // that finished before those ahead of them in the log.
-        let mut waiting: BTreeMap<usize, Vec<Option<PairAnswers>>> = BTreeMap::new();
-        // The next batch to judge, and its range's labels and slices once
-        // received.
-        let (mut next, mut next_batch) = (0, 0);
-        let mut truth: Option<Truth> = None;
-        // The first failed batch in the log's order: after a failure no
-        // range past it is answered, and every batch before it is judged,
-        // so that the error reported does not depend on the timing.
-        let mut failed: Option<((usize, usize), Error)> = None;
+        // file's footer); batches answered meanwhile are judged now.
+        judging.lock_state().truths = Some(reading.truths());
+        judging.judge_ready();
+        Ok(())
+    })?;
+    let state = judging
+        .state
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(e) = state.error {
+        return Err(e);
+    }
+    let mut truths = state.truths.expect("opened before the workers end");
+    if let Some((first, e)) = state.failed {
+        // Every batch before the failed one was judged; a range's labels
+        // and slices come before its first batch.
+        if first == (state.next.0, 0) && state.truth.is_none() {
+            if let Some(Err(labels_failed)) = truths.next() {
+                return Err(labels_failed);
+            }
+        }
+        return Err(e);
+    }
+    Ok(truths.slices.names)
+}
+
+/// The judging of a replay's answered batches, in the log's order, done
+/// by the workers themselves: a worker that answered a batch leaves it
+/// here and, unless another worker is judging, judges every batch that is
+/// next in the log's order. A judge thread of its own, woken by each
+/// worker's answers, took a core from a worker each time (three busy
+/// threads on two cores) and read every answer from the other core's
+/// cache; here the judging takes turns with answering on the worker's own
+/// thread, often on answers it has just made.
+struct Judging<'a, 'j> {
+    sides: &'a [Side<'a>; 2],
+    reading: &'a Reading<'a>,
+    answering: &'a Answering<'a>,
+    progress: &'a indicatif::ProgressBar,
+    /// Answered batches not judged yet, by range and batch; a judged
+    /// batch's answers go at once, so memory holds little more than the
+    /// batches that finished before those ahead of them in the log.
+    waiting: Mutex<BTreeMap<(usize, usize), PairAnswers>>,
+    /// Ranges past the first failed one are not answered.
+    stop: AtomicUsize,
+    state: Mutex<JudgeState<'a, 'j>>,
+}
+
+struct JudgeState<'a, 'j> {
+    judge: &'a mut Judge<'j>,
+    /// The ranges' labels and slices (opened once the workers have their
+    /// first ranges; nothing is judged before).
+    truths: Option<Truths<'a>>,
+    /// The range being judged's labels and slices.
+    truth: Option<Truth>,
+    /// The next batch to judge: range and batch.
+    next: (usize, usize),
+    /// Ranges handed to the workers so far.
+    handed: usize,
+    /// The workers' range queue, closed once every range is handed out or
+    /// after a failure (the workers end when it is empty and closed).
+    to_workers: Option<SyncSender<usize>>,
+    /// The first failed batch in the log's order: after a failure no
+    /// range past it is answered, and every batch before it is judged, so
+    /// that the error reported does not depend on the timing.
+    failed: Option<((usize, usize), Error)>,
+    /// What ended the judging (labels that cannot be read, answers that
+    /// cannot be compared).
+    error: Option<Error>,
+}
+
+impl<'a, 'j> Judging<'a, 'j> {
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, JudgeState<'a, 'j>> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, BTreeMap<(usize, usize), PairAnswers>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Leaves a worker's answered batches (or failed ones), then judges
+    /// what is ready.
+    fn deposit(&self, group: Vec<Answered>) {
+        let mut answered = Vec::with_capacity(group.len());
         for Answered {
             range,
             batch,
             answers,
-        } in answered.into_iter().flatten()
+        } in group
         {
-            let answers = match answers {
-                Ok(answers) => answers,
-                Err(e) => {
-                    stop.fetch_min(range, Ordering::Relaxed);
-                    to_workers = None;
-                    if failed
-                        .as_ref()
-                        .is_none_or(|(first, _)| (range, batch) < *first)
-                    {
-                        failed = Some(((range, batch), e));
-                    }
-                    continue;
-                }
+            match answers {
+                Ok(answers) => answered.push(((range, batch), answers)),
+                Err(e) => self.fail(range, batch, e),
+            }
+        }
+        let stop = self.stop.load(Ordering::Relaxed);
+        self.lock_waiting().extend(
+            answered
+                .into_iter()
+                .filter(|((range, _), _)| *range <= stop),
+        );
+        self.judge_ready();
+    }
+
+    /// Batch `batch` of range `range` failed: no range past it is
+    /// answered, and the queue closes.
+    fn fail(&self, range: usize, batch: usize, e: Error) {
+        self.stop.fetch_min(range, Ordering::Relaxed);
+        let mut state = self.lock_state();
+        state.to_workers = None;
+        if state
+            .failed
+            .as_ref()
+            .is_none_or(|(first, _)| (range, batch) < *first)
+        {
+            state.failed = Some(((range, batch), e));
+        }
+    }
+
+    /// Judges every batch that is next in the log's order, unless another
+    /// worker is judging: that one judges what this one left, for it looks
+    /// again once it has let go.
+    fn judge_ready(&self) {
+        loop {
+            let mut state = match self.state.try_lock() {
+                Ok(state) => state,
+                Err(std::sync::TryLockError::WouldBlock) => return,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             };
-            if range > stop.load(Ordering::Relaxed) {
-                continue;
-            }
-            for (timing, side) in judge.timings.iter_mut().zip(&answers.sides) {
-                timing.add(side.seconds, answers.n);
-            }
-            let slots = waiting
-                .entry(range)
-                .or_insert_with(|| (0..batches_of(ranges[range].1)).map(|_| None).collect());
-            slots[batch] = Some(answers);
-            // A failed batch never arrives: judging stops before it.
-            while let Some(answers) = waiting
-                .get_mut(&next)
-                .and_then(|slots| slots[next_batch].take())
-            {
-                if truth.is_none() {
-                    let read = truths
-                        .next()
-                        .expect("a truth for every range, or an error")?;
-                    truth = Some(read);
-                }
-                let range_truth = truth.as_mut().expect("received above");
-                let task = |side: &Side| side.roles.get().map_or(Task::Classification, |r| r.task);
-                let tasks = [task(&sides[0]), task(&sides[1])];
-                judge.add(
-                    range_truth,
-                    next_batch * answering.batch_size,
-                    &answers,
-                    tasks,
-                )?;
-                answering.spare.give_back_batch(answers);
-                next_batch += 1;
-                if next_batch == batches_of(ranges[next].1) {
-                    waiting.remove(&next);
-                    let (offset, len) = ranges[next];
-                    progress.set_position((offset + len) as u64);
-                    (next, next_batch, truth) = (next + 1, 0, None);
-                    hand_out(&mut to_workers);
-                }
+            self.judge_in_order(&mut state);
+            let next = state.next;
+            let done = state.truths.is_none() || state.error.is_some();
+            drop(state);
+            if done || !self.lock_waiting().contains_key(&next) {
+                return;
             }
         }
-        if let Some((first, e)) = failed {
-            // Every batch before the failed one was judged; a range's
-            // labels and slices come before its first batch.
-            if first == (next, 0) {
-                if let Some(Err(labels_failed)) = truths.next() {
-                    return Err(labels_failed);
-                }
-            }
-            return Err(e);
+    }
+
+    fn judge_in_order(&self, state: &mut JudgeState<'a, 'j>) {
+        if state.truths.is_none() || state.error.is_some() {
+            return;
         }
-        Ok(truths.slices.names)
-    })
+        let ranges = self.reading.ranges;
+        let batch_size = self.answering.batch_size;
+        // A failed batch is never left here: judging stops before it.
+        loop {
+            let next = state.next;
+            let Some(answers) = self.lock_waiting().remove(&next) else {
+                return;
+            };
+            if let Err(e) = self.judge_batch(state, &answers) {
+                state.error = Some(e);
+                state.to_workers = None;
+                self.stop.store(0, Ordering::Relaxed);
+                return;
+            }
+            self.answering.spare.give_back_batch(answers);
+            let (range, batch) = next;
+            state.next = (range, batch + 1);
+            if (batch + 1) * batch_size >= ranges[range].1 {
+                let (offset, len) = ranges[range];
+                self.progress.set_position((offset + len) as u64);
+                state.next = (range + 1, 0);
+                state.truth = None;
+                state.hand_out(ranges.len());
+            }
+        }
+    }
+
+    /// Counts one batch, the next in the log's order.
+    fn judge_batch(&self, state: &mut JudgeState<'a, 'j>, answers: &PairAnswers) -> Result<()> {
+        let JudgeState {
+            judge,
+            truths,
+            truth,
+            next,
+            ..
+        } = state;
+        for (timing, side) in judge.timings.iter_mut().zip(&answers.sides) {
+            timing.add(side.seconds, answers.n);
+        }
+        if truth.is_none() {
+            let truths = truths.as_mut().expect("checked by the caller");
+            *truth = Some(
+                truths
+                    .next()
+                    .expect("a truth for every range, or an error")?,
+            );
+        }
+        let range_truth = truth.as_mut().expect("read above");
+        let task = |side: &Side| side.roles.get().map_or(Task::Classification, |r| r.task);
+        let tasks = [task(&self.sides[0]), task(&self.sides[1])];
+        judge.add(
+            range_truth,
+            next.1 * self.answering.batch_size,
+            answers,
+            tasks,
+        )
+    }
+}
+
+impl JudgeState<'_, '_> {
+    /// Hands the next range to the workers (the queue holds at most as
+    /// many as were handed ahead: one is handed as one is judged); the
+    /// queue closes after the last one.
+    fn hand_out(&mut self, ranges: usize) {
+        if let Some(queue) = &self.to_workers {
+            if self.handed < ranges && queue.send(self.handed).is_ok() {
+                self.handed += 1;
+            }
+            if self.handed == ranges {
+                self.to_workers = None;
+            }
+        }
+    }
 }
 
 /// A worker: answers whole ranges, batch by batch, on its pool's thread.
@@ -1012,17 +1149,17 @@ struct Worker<'a> {
 
 impl Worker<'_> {
     /// Takes the next range until there are no more, a range before it
-    /// has failed (`stop`), or the judge has stopped. The whole loop runs
+    /// has failed (`stop`), or the judging has stopped. The whole loop runs
     /// on the pool's thread: handing each batch to it and waiting for the
     /// answer cost two thread switches a batch.
     fn work(
         mut self,
         pool: rayon::ThreadPool,
         claims: Arc<Mutex<Receiver<usize>>>,
-        to_judge: Sender<Vec<Answered>>,
-        stop: &AtomicUsize,
+        judging: &Judging<'_, '_>,
     ) {
         let batch_size = self.answering.batch_size;
+        let stop = &judging.stop;
         pool.install(|| loop {
             let range = match claims.lock().expect("the range queue").recv() {
                 Ok(range) => range,
@@ -1044,19 +1181,17 @@ impl Worker<'_> {
                     answers,
                 });
                 if failed {
-                    let _ = to_judge.send(group);
+                    judging.deposit(group);
                     return;
                 }
-                if group.len() == BATCHES_A_MESSAGE
-                    && to_judge.send(std::mem::take(&mut group)).is_err()
-                {
-                    return;
+                if group.len() == BATCHES_A_MESSAGE {
+                    judging.deposit(std::mem::take(&mut group));
                 }
             }
             // The range's last batches before the next range is claimed:
-            // the judge hands out more ranges once it has judged them.
-            if !group.is_empty() && to_judge.send(group).is_err() {
-                return;
+            // the judging hands out more ranges once it has judged them.
+            if !group.is_empty() {
+                judging.deposit(group);
             }
         })
     }
