@@ -1273,16 +1273,15 @@ fn append_rows(block: &[f32], stride: usize, width: usize, rows: usize, out: &mu
             // the four stores write rows i..i + 4, columns j..j + 4 of the
             // `rows * width` values of `dest`.
             unsafe {
-                let column = |c: usize| _mm_loadu_ps(block.as_ptr().add(c * stride + i));
-                let (a, b, c, d) = (column(j), column(j + 1), column(j + 2), column(j + 3));
-                let (ab_low, cd_low) = (_mm_unpacklo_ps(a, b), _mm_unpacklo_ps(c, d));
-                let (ab_high, cd_high) = (_mm_unpackhi_ps(a, b), _mm_unpackhi_ps(c, d));
+                let columns =
+                    std::array::from_fn(|c| _mm_loadu_ps(block.as_ptr().add((j + c) * stride + i)));
                 let rows_out = dest.as_mut_ptr() as *mut f32;
-                let to = |r: usize| rows_out.add((i + r) * width + j);
-                _mm_storeu_ps(to(0), _mm_movelh_ps(ab_low, cd_low));
-                _mm_storeu_ps(to(1), _mm_movehl_ps(cd_low, ab_low));
-                _mm_storeu_ps(to(2), _mm_movelh_ps(ab_high, cd_high));
-                _mm_storeu_ps(to(3), _mm_movehl_ps(cd_high, ab_high));
+                for (r, row) in crate::simd::x86::transpose4(columns)
+                    .into_iter()
+                    .enumerate()
+                {
+                    _mm_storeu_ps(rows_out.add((i + r) * width + j), row);
+                }
             }
             j += 4;
         }
@@ -1308,9 +1307,11 @@ mod x86_rows {
     use std::arch::x86_64::*;
     use std::mem::MaybeUninit;
 
+    use crate::simd::x86::{transpose4, transpose8};
+
     /// The first rows of `append_rows`, a whole number of eight: each eight
-    /// rows by eight columns transposed in AVX registers (three shuffle
-    /// steps; 0.6 of the SSE four-by-four's instructions a value), the
+    /// rows by eight columns transposed in AVX registers (0.6 of the SSE
+    /// four-by-four's instructions a value), the
     /// columns past the last eight four by four, the last few one by one.
     /// Returns the rows written.
     ///
@@ -1336,46 +1337,20 @@ mod x86_rows {
             while i + 8 <= rows {
                 let mut j = 0;
                 while j + 8 <= width {
-                    let r: [__m256; 8] =
+                    let columns =
                         std::array::from_fn(|k| _mm256_loadu_ps(src.add((j + k) * stride + i)));
-                    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-                    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-                    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-                    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-                    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-                    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-                    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-                    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-                    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-                    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-                    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-                    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-                    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-                    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-                    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-                    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-                    let to = |m: usize| out.add((i + m) * width + j);
-                    _mm256_storeu_ps(to(0), _mm256_permute2f128_ps::<0x20>(u0, u4));
-                    _mm256_storeu_ps(to(1), _mm256_permute2f128_ps::<0x20>(u1, u5));
-                    _mm256_storeu_ps(to(2), _mm256_permute2f128_ps::<0x20>(u2, u6));
-                    _mm256_storeu_ps(to(3), _mm256_permute2f128_ps::<0x20>(u3, u7));
-                    _mm256_storeu_ps(to(4), _mm256_permute2f128_ps::<0x31>(u0, u4));
-                    _mm256_storeu_ps(to(5), _mm256_permute2f128_ps::<0x31>(u1, u5));
-                    _mm256_storeu_ps(to(6), _mm256_permute2f128_ps::<0x31>(u2, u6));
-                    _mm256_storeu_ps(to(7), _mm256_permute2f128_ps::<0x31>(u3, u7));
+                    for (m, row) in transpose8(columns).into_iter().enumerate() {
+                        _mm256_storeu_ps(out.add((i + m) * width + j), row);
+                    }
                     j += 8;
                 }
                 while j + 4 <= width {
                     for half in [i, i + 4] {
-                        let column = |c: usize| _mm_loadu_ps(src.add(c * stride + half));
-                        let (a, b, c, d) = (column(j), column(j + 1), column(j + 2), column(j + 3));
-                        let (ab_low, cd_low) = (_mm_unpacklo_ps(a, b), _mm_unpacklo_ps(c, d));
-                        let (ab_high, cd_high) = (_mm_unpackhi_ps(a, b), _mm_unpackhi_ps(c, d));
-                        let to = |r: usize| out.add((half + r) * width + j);
-                        _mm_storeu_ps(to(0), _mm_movelh_ps(ab_low, cd_low));
-                        _mm_storeu_ps(to(1), _mm_movehl_ps(cd_low, ab_low));
-                        _mm_storeu_ps(to(2), _mm_movelh_ps(ab_high, cd_high));
-                        _mm_storeu_ps(to(3), _mm_movehl_ps(cd_high, ab_high));
+                        let columns =
+                            std::array::from_fn(|c| _mm_loadu_ps(src.add((j + c) * stride + half)));
+                        for (r, row) in transpose4(columns).into_iter().enumerate() {
+                            _mm_storeu_ps(out.add((half + r) * width + j), row);
+                        }
                     }
                     j += 4;
                 }

@@ -20,5 +20,6 @@ pub mod quantize;
 pub mod report;
 pub mod runtime;
 pub mod shadow;
+pub mod simd;
 pub mod stats;
 pub mod store;

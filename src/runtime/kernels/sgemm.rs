@@ -544,6 +544,8 @@ mod arm {
 mod x86 {
     use std::arch::x86_64::*;
 
+    use crate::simd::x86::transpose8;
+
     /// `out.len()` rows of A (`lda` apart) times `column`: per block of
     /// `depth` values of k, a sum from zero by multiply-adds in k's order,
     /// added to the blocks before it, then `bias`. Eight rows at a time, one
@@ -644,47 +646,6 @@ mod x86 {
                 *out.add(p * nr + first + c) = *b.add(c * stride + p);
             }
         }
-    }
-
-    /// Eight vectors of eight as the columns of an 8 x 8 matrix: vector q
-    /// of the result holds value q of each input, in the inputs' order.
-    #[target_feature(enable = "avx")]
-    unsafe fn transpose8(c: [__m256; 8]) -> [__m256; 8] {
-        let (t0, t1) = (
-            _mm256_unpacklo_ps(c[0], c[1]),
-            _mm256_unpackhi_ps(c[0], c[1]),
-        );
-        let (t2, t3) = (
-            _mm256_unpacklo_ps(c[2], c[3]),
-            _mm256_unpackhi_ps(c[2], c[3]),
-        );
-        let (t4, t5) = (
-            _mm256_unpacklo_ps(c[4], c[5]),
-            _mm256_unpackhi_ps(c[4], c[5]),
-        );
-        let (t6, t7) = (
-            _mm256_unpacklo_ps(c[6], c[7]),
-            _mm256_unpackhi_ps(c[6], c[7]),
-        );
-        // Values q and q + 4 of inputs 0-3 (low and high lane), then of 4-7.
-        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-        [
-            _mm256_permute2f128_ps::<0x20>(u0, u4),
-            _mm256_permute2f128_ps::<0x20>(u1, u5),
-            _mm256_permute2f128_ps::<0x20>(u2, u6),
-            _mm256_permute2f128_ps::<0x20>(u3, u7),
-            _mm256_permute2f128_ps::<0x31>(u0, u4),
-            _mm256_permute2f128_ps::<0x31>(u1, u5),
-            _mm256_permute2f128_ps::<0x31>(u2, u6),
-            _mm256_permute2f128_ps::<0x31>(u3, u7),
-        ]
     }
 
     /// Dispatches to the micro-kernel for `rows` rows (a const generic, so
