@@ -205,8 +205,11 @@ impl SliceKeys {
     /// Each row's slice, from a single slice column read as dictionary
     /// codes: each entry keyed on its first row, in the rows' order (the
     /// slices are numbered as `read` numbers them).
-    pub(crate) fn read_codes(&mut self, groups: &[GroupCodes]) -> Vec<u32> {
-        let mut out = Vec::with_capacity(groups.iter().map(|g| g.indices.len()).sum());
+    /// `out` is a buffer to fill (a range's before, so that the next range
+    /// does not touch new memory).
+    pub(crate) fn read_codes(&mut self, groups: &[GroupCodes], mut out: Vec<u32>) -> Vec<u32> {
+        out.clear();
+        out.reserve(groups.iter().map(|g| g.indices.len()).sum());
         for group in groups {
             let mut keyed: Vec<Option<u32>> = vec![None; group.entries.len()];
             let mut null = None;
@@ -298,6 +301,11 @@ impl LabelValues {
         }
     }
 
+    /// The class buffer, for the next range's labels.
+    pub(crate) fn into_buffer(self) -> Vec<Option<i64>> {
+        self.classes.unwrap_or_default()
+    }
+
     /// Rows `at..` of these labels, as labels of their own.
     pub(crate) fn split_off(&mut self, at: usize) -> LabelValues {
         LabelValues {
@@ -359,8 +367,15 @@ impl LabelReader {
     /// The labels of a label column read as dictionary codes: integers
     /// as they are, texts as class codes (each entry's code made on its
     /// first row, in the rows' order, as `read` makes them).
-    fn read_codes(&self, groups: &[GroupCodes], codes: &mut ClassCodes) -> LabelValues {
-        let mut classes = Vec::with_capacity(groups.iter().map(|g| g.indices.len()).sum());
+    /// `classes` is a buffer to fill (a range's before).
+    fn read_codes(
+        &self,
+        groups: &[GroupCodes],
+        codes: &mut ClassCodes,
+        mut classes: Vec<Option<i64>>,
+    ) -> LabelValues {
+        classes.clear();
+        classes.reserve(groups.iter().map(|g| g.indices.len()).sum());
         let mut integers = true;
         for group in groups {
             match &group.entries {
@@ -1355,7 +1370,7 @@ mod tests {
         let key = ["key".to_string()];
         let (mut from_codes, mut from_frame) = (SliceKeys::default(), SliceKeys::default());
         assert_eq!(
-            Some(from_codes.read_codes(&groups)),
+            Some(from_codes.read_codes(&groups, Vec::new())),
             from_frame.read(&frame, &key).expect("slices")
         );
         assert_eq!(from_codes.names, from_frame.names);
@@ -1368,7 +1383,7 @@ mod tests {
                 _ => panic!("classes"),
             };
         assert_eq!(
-            classes(reader.read_codes(&groups, &mut a)),
+            classes(reader.read_codes(&groups, &mut a, Vec::new())),
             classes(reader.read(&frame, &mut b).expect("labels"))
         );
     }

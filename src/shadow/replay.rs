@@ -619,6 +619,7 @@ impl Reading<'_> {
             units: self.units.iter(),
             ranges: self.ranges.iter().peekable(),
             parts: Vec::new(),
+            spare: None,
             failed: false,
         }
     }
@@ -647,7 +648,12 @@ impl Reading<'_> {
         labels: &mut LabelReader,
         slices: &mut SliceKeys,
         [label_codes, slice_codes]: &mut [Option<DictionaryCodes>; 2],
+        spare: Option<Truth>,
     ) -> Result<Truth> {
+        let (label_buffer, slice_buffer) = match spare {
+            Some(Truth { labels, slices }) => (labels.into_buffer(), slices.unwrap_or_default()),
+            None => (Vec::new(), Vec::new()),
+        };
         let read = |codes: &mut Option<DictionaryCodes>| match codes {
             Some(reader) => reader.read(offset, len),
             None => Ok(None),
@@ -670,13 +676,13 @@ impl Reading<'_> {
         let labels = {
             let mut codes = self.codes.lock().expect("class codes");
             match (&label_groups, &frame) {
-                (Some(groups), _) => labels.read_codes(groups, &mut codes),
+                (Some(groups), _) => labels.read_codes(groups, &mut codes, label_buffer),
                 (None, Some(frame)) => labels.read(frame, &mut codes)?,
                 (None, None) => LabelValues::none(),
             }
         };
         let slices = match (&slice_groups, &frame) {
-            (Some(groups), _) => Some(slices.read_codes(groups)),
+            (Some(groups), _) => Some(slices.read_codes(groups, slice_buffer)),
             (None, Some(frame)) => slices.read(frame, self.slice_by)?,
             (None, None) => None,
         };
@@ -735,11 +741,20 @@ struct Truths<'r> {
     /// The unit's truths not handed out yet, cut as the unit is in ranges,
     /// the next one last.
     parts: Vec<Result<Truth>>,
+    /// A judged range's truth, its buffers for the next unit's.
+    spare: Option<Truth>,
     /// After an error, there are no more.
     failed: bool,
 }
 
 impl Truths<'_> {
+    /// A judged range's labels and slices, whose buffers the next unit's
+    /// fill (new ones each range were new memory to touch for the first
+    /// ranges on each worker's heap).
+    fn give_back(&mut self, truth: Truth) {
+        self.spare = Some(truth);
+    }
+
     /// The next range's labels and slices; None past the last range or
     /// after an error.
     fn next(&mut self) -> Option<Result<Truth>> {
@@ -763,10 +778,15 @@ impl Truths<'_> {
             ends_at.push(start - offset);
             self.ranges.next();
         }
-        match self
-            .reading
-            .truth(offset, len, &mut self.labels, &mut self.slices, codes)
-        {
+        let spare = self.spare.take();
+        match self.reading.truth(
+            offset,
+            len,
+            &mut self.labels,
+            &mut self.slices,
+            codes,
+            spare,
+        ) {
             // Cut from its end, so that each part is moved once.
             Ok(mut whole) => {
                 for &at in ends_at.iter().skip(1).rev() {
@@ -1085,7 +1105,9 @@ impl<'a, 'j> Judging<'a, 'j> {
                 let (offset, len) = ranges[range];
                 self.progress.set_position((offset + len) as u64);
                 state.next = (range + 1, 0);
-                state.truth = None;
+                if let (Some(truth), Some(truths)) = (state.truth.take(), state.truths.as_mut()) {
+                    truths.give_back(truth);
+                }
                 state.hand_out(ranges.len());
             }
         }
