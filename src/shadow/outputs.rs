@@ -174,9 +174,9 @@ fn extend_classes(t: &Tensor, classes: &mut Vec<i64>) -> Result<(), String> {
 /// that nothing is allocated a batch). A binary classifier's score is the
 /// probability of its second class (the positive one); with more classes,
 /// the probability of the predicted class. `codes` is locked only to code a
-/// class map's labels (a few a batch): a replay's workers and its judge
-/// share it, and held through a whole batch's conversion it made each wait
-/// on the others for that long.
+/// class map's labels (a few a batch): a replay's workers share it (to
+/// answer and to read labels), and held through a whole batch's conversion
+/// it made each wait on the others for that long.
 pub fn answers(
     outputs: &[(String, Value)],
     roles: &Roles,

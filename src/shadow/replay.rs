@@ -63,8 +63,8 @@ fn worker_pools() -> Result<Vec<rayon::ThreadPool>> {
 }
 
 /// Batches a worker leaves for judging at a time (and a range's last
-/// ones): each time it takes the judging's locks (one, two or four a time
-/// replay as fast; four when a judge thread was woken by each).
+/// ones): each time it takes the judging's locks. One, two or four a time
+/// replay as fast; four kept the locks fewest.
 const BATCHES_A_MESSAGE: usize = 4;
 
 /// Columns a prediction log carries that are never a model's features.
