@@ -1237,6 +1237,35 @@ impl Frame {
     }
 }
 
+/// Feature by feature `(x - offset[j]) * scale[j]` in float32, as a
+/// model's input Scaler computes it: applied where rows are laid out (to a
+/// column's dictionary, once, instead of to every row), the model run
+/// without its Scaler gives the same bits (`runtime::graph::Graph::
+/// without_input_scaler`). NaN (a null) stays NaN.
+#[derive(Debug, Clone)]
+pub struct FeatureScaling {
+    pub offset: Vec<f32>,
+    pub scale: Vec<f32>,
+}
+
+impl FeatureScaling {
+    /// Whether both scale every value to the same bits (`==` on floats
+    /// would take -0.0 for 0.0, which can change a zero's sign).
+    pub fn same_as(&self, other: &FeatureScaling) -> bool {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        bits(&self.offset) == bits(&other.offset) && bits(&self.scale) == bits(&other.scale)
+    }
+
+    /// Scales row-major rows of `offset.len()` features.
+    pub fn scale_rows(&self, rows: &mut [f32]) {
+        for row in rows.chunks_exact_mut(self.offset.len().max(1)) {
+            for ((v, offset), scale) in row.iter_mut().zip(&self.offset).zip(&self.scale) {
+                *v = (*v - offset) * scale;
+            }
+        }
+    }
+}
+
 /// Rows of a block transposed at a time into rows of `width` floats: a
 /// column-major scratch of about 256 KB (it stays in L2), see
 /// [`Frame::f32_rows`].

@@ -375,6 +375,59 @@ fn a_log_read_from_disk_page_by_page_replays_as_the_same_log_held_in_memory_on_a
 }
 
 #[test]
+fn a_scaler_taken_out_of_both_models_gives_the_answers_they_give_with_it() {
+    // The sample models both scale their input first: the replay scales
+    // the features as it lays them out and runs the models without their
+    // Scaler. model_identity_first.onnx is model.onnx with an Identity
+    // before its Scaler (tests/fixtures/make_replay_models.py): its Scaler
+    // stays, and so does the candidate's. Every figure must be the same,
+    // to the last bit of the mean score difference, on one thread and two,
+    // with a noise run.
+    let replay = |primary: &str, threads: &str| {
+        let mut args = replay_by_region(SAMPLE_LOG);
+        args[2] = primary;
+        args.extend([
+            "--baseline-noise",
+            "--batch-size",
+            "97",
+            "--threads",
+            threads,
+        ]);
+        let (code, r) = json_report(&args);
+        assert_eq!(code, 0, "{r}");
+        r
+    };
+    let note = |r: &Value| {
+        let models = r["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == "models");
+        let notes = models.expect("a models section")["notes"]
+            .as_array()
+            .unwrap();
+        notes.iter().any(|n| {
+            n.as_str()
+                .unwrap()
+                .contains("input Scaler (the same in both) was applied")
+        })
+    };
+    for threads in ["1", "2"] {
+        let scaled_as_read = replay("sample_data/model.onnx", threads);
+        let scaled_by_models = replay("tests/fixtures/models/model_identity_first.onnx", threads);
+        assert!(note(&scaled_as_read), "{scaled_as_read}");
+        assert!(!note(&scaled_by_models), "{scaled_by_models}");
+        let (a, b) = (
+            without_timings(scaled_as_read),
+            without_timings(scaled_by_models),
+        );
+        assert_eq!(a["summary"], b["summary"], "{threads}");
+        assert!(f(&a["summary"]["mean_abs_score_difference"]) > 0.0);
+        assert_eq!(a["sections"], b["sections"], "{threads}");
+    }
+}
+
+#[test]
 fn the_sample_model_against_itself_has_no_flips_and_passes() {
     let (code, r) = json_report(&[
         "shadow-compare",

@@ -156,7 +156,7 @@ fn rows_inputs(
         exclude: &[],
         keep: &[],
     };
-    let feeding = crate::predict::feeding(model, &table, &features)?;
+    let feeding = crate::predict::feeding(&model.graph.inputs, &table, &features)?;
     Ok(crate::predict::batch_feeds(&table, &feeding, 0, batch, &Device::Cpu, data)?.0)
 }
 

@@ -39,7 +39,7 @@ use polars_parquet::parquet::schema::types::{IntegerType, PhysicalType, Primitiv
 use polars_parquet_format::thrift::protocol::TCompactInputProtocol;
 use polars_parquet_format::{PageHeader, PageType};
 
-use super::{append_rows, transpose_block_rows, Frame, Table};
+use super::{append_rows, transpose_block_rows, FeatureScaling, Frame, Table};
 use crate::error::{Error, Result};
 
 /// Reads the rows of a parquet file's numeric columns in order, as float32
@@ -72,6 +72,8 @@ pub struct FloatRows<'a> {
     /// not null.
     levels: Vec<u32>,
     present: Vec<f32>,
+    /// Applied to the values as they are read (`scaled`).
+    scaling: Option<FeatureScaling>,
 }
 
 /// Where the rows of the row group being read come from.
@@ -131,7 +133,18 @@ impl<'a> FloatRows<'a> {
             stride,
             levels: Vec::new(),
             present: Vec::new(),
+            scaling: None,
         }))
+    }
+
+    /// A reader of every value scaled (one scale a column, in `names`'
+    /// order): a dictionary-encoded column's dictionary once a row group,
+    /// a PLAIN page's values as they are converted.
+    pub fn scaled(mut self, scaling: FeatureScaling) -> Self {
+        assert_eq!(scaling.offset.len(), self.names.len(), "a scale a column");
+        assert_eq!(self.left, 0, "scaled before the first read");
+        self.scaling = Some(scaling);
+        self
     }
 
     /// Appends the next `rows` rows to `out`, row by row; returns how many
@@ -148,7 +161,10 @@ impl<'a> FloatRows<'a> {
             let n = rows.min(self.left);
             match &mut self.group {
                 Group::LaidOut { frame, next } => {
-                    let (rows, k) = frame.slice(*next, n).f32_rows(&self.names)?;
+                    let (mut rows, k) = frame.slice(*next, n).f32_rows(&self.names)?;
+                    if let Some(scaling) = &self.scaling {
+                        scaling.scale_rows(&mut rows);
+                    }
                     out.extend_from_slice(&rows);
                     nulls += k;
                     *next += n;
@@ -285,7 +301,7 @@ impl<'a> FloatRows<'a> {
                 FileSpan::map(&self.file, from..to)
             });
         let mut columns = Vec::with_capacity(self.names.len());
-        for (name, chunk) in self.names.iter().zip(chunks()) {
+        for (j, (name, chunk)) in self.names.iter().zip(chunks()).enumerate() {
             let (pages, passed) = match span.is_some() || whole {
                 true => read_pages(&mut self.file, span.as_ref(), chunk).map(|pages| (pages, 0)),
                 false => read_pages_for(&self.file, chunk, first - start, end - start),
@@ -307,8 +323,9 @@ impl<'a> FloatRows<'a> {
                 self.group = Group::LaidOut { frame, next: 0 };
                 return Ok(());
             }
+            let scaling = self.scaling.as_ref().map(|s| (s.offset[j], s.scale[j]));
             let mut column =
-                ColumnPages::new(name, chunk, pages).map_err(|e| self.error(name, e))?;
+                ColumnPages::new(name, chunk, pages, scaling).map_err(|e| self.error(name, e))?;
             // The rows before `first` in the first page read.
             let before = (first - start).checked_sub(passed).ok_or_else(|| {
                 self.error(name, "its page headers count more rows than it holds")
@@ -701,8 +718,10 @@ struct ColumnPages {
     /// (else they are read where they lie).
     compressed: bool,
     pages: VecDeque<CompressedPage>,
-    /// The dictionary, as float32.
+    /// The dictionary, as float32 (scaled).
     dictionary: Vec<f32>,
+    /// Offset and scale of every value read (`FeatureScaling`).
+    scaling: Option<(f32, f32)>,
     page: Option<PageCursor>,
     /// Decompression buffer, reused from page to page.
     buffer: Vec<u8>,
@@ -732,6 +751,7 @@ impl ColumnPages {
         name: &str,
         chunk: &ColumnChunkMetadata,
         mut pages: VecDeque<CompressedPage>,
+        scaling: Option<(f32, f32)>,
     ) -> std::result::Result<ColumnPages, String> {
         let kind = Kind::of(chunk).ok_or("a column of a kind this reader does not decode")?;
         let mut column = ColumnPages {
@@ -741,6 +761,7 @@ impl ColumnPages {
             compressed: chunk.compression() != Compression::Uncompressed,
             pages: VecDeque::new(),
             dictionary: Vec::new(),
+            scaling,
             page: None,
             buffer: Vec::new(),
             context: DecompressionContext::Unset,
@@ -760,6 +781,9 @@ impl ColumnPages {
                             dict.num_values
                         )
                     })?;
+            if let Some(scaling) = scaling {
+                scale(scaling, &mut column.dictionary);
+            }
         }
         column.pages = pages;
         Ok(column)
@@ -789,6 +813,9 @@ impl ColumnPages {
             };
             if all_present {
                 read_values(&mut cursor.values, data, &self.dictionary, self.kind, part)?;
+                if let (Some(scaling), Values::Plain { .. }) = (self.scaling, &cursor.values) {
+                    scale(scaling, part);
+                }
             } else {
                 let levels = cursor.levels.as_mut().expect("a column with levels");
                 buffers.levels.resize(n, 0);
@@ -806,6 +833,9 @@ impl ColumnPages {
                     self.kind,
                     buffers.present,
                 )?;
+                if let (Some(scaling), Values::Plain { .. }) = (self.scaling, &cursor.values) {
+                    scale(scaling, &mut buffers.present[..]);
+                }
                 // Run by run of present rows and of nulls: nulls are
                 // usually rare, and a run of present rows is one copy.
                 let (values, levels) = (&buffers.present[..present], &buffers.levels[..]);
@@ -921,6 +951,13 @@ impl ColumnPages {
             left: rows,
         });
         Ok(())
+    }
+}
+
+/// `(v - offset) * scale` for each value (`FeatureScaling`).
+fn scale((offset, scale): (f32, f32), values: &mut [f32]) {
+    for v in values {
+        *v = (*v - offset) * scale;
     }
 }
 
@@ -1422,17 +1459,21 @@ pub(super) mod tests {
     /// Reads `names` of a fixture in reads of uneven sizes (crossing
     /// pages, blocks and row groups) and checks every value, bit for bit,
     /// and the null count against polars' reading laid out by
-    /// `Frame::f32_rows`.
-    fn reads_as_polars_does(file: &str, names: &[&str]) {
+    /// `Frame::f32_rows` (and scaled by `scaling` when given).
+    fn reads_as_polars_does(file: &str, names: &[&str], scaling: Option<&FeatureScaling>) {
         let path = Path::new("tests/fixtures/float_pages").join(file);
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let (expected, expected_nulls) = Frame::read(&path, Some(&names))
+        let (mut expected, expected_nulls) = Frame::read(&path, Some(&names))
             .and_then(|f| f.f32_rows(&names))
             .expect("polars reads the fixture");
         let table = Table::open(&path).expect("opened");
         let mut reader = FloatRows::open(&table, &names)
             .expect("metadata read")
             .expect("float columns");
+        if let Some(scaling) = scaling {
+            scaling.scale_rows(&mut expected);
+            reader = reader.scaled(scaling.clone());
+        }
         let (mut rows, mut nulls) = (Vec::new(), 0);
         let total = expected.len() / names.len();
         let mut done = 0;
@@ -1465,7 +1506,36 @@ pub(super) mod tests {
     #[test]
     fn dictionary_and_plain_pages_read_as_polars_reads_them() {
         for file in ["v1_snappy.parquet", "v2_zstd.parquet", "v1_none.parquet"] {
-            reads_as_polars_does(file, &NUMBERS);
+            reads_as_polars_does(file, &NUMBERS, None);
+        }
+    }
+
+    #[test]
+    fn a_scaled_reader_reads_polars_values_scaled() {
+        // Dictionaries scaled once, PLAIN values as converted, nulls left
+        // NaN, and row groups laid out by polars ("split") scaled as rows:
+        // each value the bits `(x - offset) * scale` gives. Offsets of
+        // both zeros' signs and scales below, at and past one.
+        let mut names = NUMBERS.to_vec();
+        names.insert(2, "split");
+        let scaling = FeatureScaling {
+            offset: (0..names.len())
+                .map(|j| [0.0, -0.0, 3.5, -1e6, 0.1][j % 5])
+                .collect(),
+            scale: (0..names.len())
+                .map(|j| [1.0, 0.25, -3.0, 1e-3, 7.0, 0.0][j % 6])
+                .collect(),
+        };
+        for file in ["v1_snappy.parquet", "v2_zstd.parquet", "v1_none.parquet"] {
+            let names = match file {
+                "v1_snappy.parquet" | "v2_zstd.parquet" => &names[..],
+                _ => &NUMBERS[..],
+            };
+            let scaling = FeatureScaling {
+                offset: scaling.offset[..names.len()].to_vec(),
+                scale: scaling.scale[..names.len()].to_vec(),
+            };
+            reads_as_polars_does(file, names, Some(&scaling));
         }
     }
 
@@ -1535,7 +1605,7 @@ pub(super) mod tests {
         let mut names = NUMBERS.to_vec();
         names.insert(2, "split");
         for file in ["v1_snappy.parquet", "v2_zstd.parquet"] {
-            reads_as_polars_does(file, &names);
+            reads_as_polars_does(file, &names, None);
         }
     }
 

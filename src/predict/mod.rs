@@ -54,12 +54,12 @@ pub(crate) enum Feeding {
     Named(Vec<IoSpec>),
 }
 
-pub(crate) fn feeding(model: &Model, table: &Table, opts: &Features) -> Result<Feeding> {
-    let inputs = &model.graph.inputs;
+/// How `table` feeds a model with graph inputs `inputs`.
+pub(crate) fn feeding(inputs: &[IoSpec], table: &Table, opts: &Features) -> Result<Feeding> {
     if inputs.iter().all(|i| table.value_type(&i.name).is_some()) && !inputs.is_empty() {
-        return Ok(Feeding::Named(inputs.clone()));
+        return Ok(Feeding::Named(inputs.to_vec()));
     }
-    let [input] = inputs.as_slice() else {
+    let [input] = inputs else {
         let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
         return Err(Error::input(
             opts.input,
@@ -455,7 +455,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         exclude: &opts.exclude,
         keep: &opts.keep,
     };
-    let feeding = feeding(&model, &table, &features)?;
+    let feeding = feeding(&model.graph.inputs, &table, &features)?;
     let rows = table.row_count()?;
     let progress = if opts.show_progress {
         indicatif::ProgressBar::new(rows as u64)

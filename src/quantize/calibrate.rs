@@ -222,7 +222,7 @@ pub fn batches(
         exclude,
         keep: &[],
     };
-    let feeding = crate::predict::feeding(model, &table, &features)?;
+    let feeding = crate::predict::feeding(&model.graph.inputs, &table, &features)?;
     let rows = table.row_count()?;
     let mut out = Vec::new();
     let mut offset = 0;

@@ -205,7 +205,7 @@ pub fn evaluate(
             exclude: &excluded,
             keep: &[],
         };
-        let feeding = predict::feeding(reference, &table, &features)?;
+        let feeding = predict::feeding(&reference.graph.inputs, &table, &features)?;
         let rows = table.row_count()?;
         let mut offset = 0;
         while offset < rows {

@@ -9,6 +9,8 @@ use candle_onnx::onnx::{
     ValueInfoProto,
 };
 
+use crate::data::FeatureScaling;
+
 /// Oldest and newest IR versions mlctl reads.
 pub const IR_VERSIONS: std::ops::RangeInclusive<i64> = 3..=14;
 
@@ -324,6 +326,71 @@ impl Graph {
         }
         Ok(order)
     }
+
+    /// When float input `input`, of `width` features, goes only into an
+    /// ONNX-ML Scaler, `(x - offset) * scale` feature by feature: its
+    /// offsets and scales (one each a feature), and the graph that reads
+    /// the scaled values from `input` itself, without the Scaler. A caller
+    /// that lays out the input can then scale it as it does (a shadow
+    /// replay scales a log's dictionaries, not every row). None when the
+    /// input is read otherwise, is not float32, or the Scaler's lists fit
+    /// neither one value nor `width`.
+    pub fn without_input_scaler(
+        &self,
+        input: &str,
+        width: usize,
+    ) -> Option<(Graph, FeatureScaling)> {
+        let spec = self.inputs.iter().find(|i| i.name == input)?;
+        if spec.elem_type != 1 || width == 0 || self.outputs.iter().any(|o| o.name == input) {
+            return None;
+        }
+        let mut readers = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.inputs.iter().any(|i| i == input));
+        let (at, scaler) = readers.next()?;
+        let scaled = match (scaler.domain.as_str(), scaler.op_type.as_str()) {
+            ("ai.onnx.ml", "Scaler") if scaler.inputs.len() == 1 && readers.next().is_none() => {
+                scaler.outputs.first()?
+            }
+            _ => return None,
+        };
+        // A branch reading the scaled values would still read them by the
+        // old name; such a graph keeps its Scaler.
+        let read_in_branches = self
+            .nodes
+            .iter()
+            .any(|n| !n.subgraphs.is_empty() && n.inputs.contains(scaled));
+        if scaled.is_empty()
+            || scaler.outputs.len() != 1
+            || read_in_branches
+            || self.outputs.iter().any(|o| &o.name == scaled)
+        {
+            return None;
+        }
+        let attrs = super::ops::Attrs(&scaler.attributes);
+        let per_feature = |name: &str, default: f32| match attrs.floats(name) {
+            None => Some(vec![default; width]),
+            Some(v) if v.is_empty() => Some(vec![default; width]),
+            Some(v) if v.len() == 1 => Some(vec![v[0]; width]),
+            Some(v) if v.len() == width => Some(v),
+            Some(_) => None,
+        };
+        let scaling = FeatureScaling {
+            offset: per_feature("offset", 0.0)?,
+            scale: per_feature("scale", 1.0)?,
+        };
+        let mut graph = self.clone();
+        let scaled = scaled.clone();
+        graph.nodes.remove(at);
+        for name in graph.nodes.iter_mut().flat_map(|n| n.inputs.iter_mut()) {
+            if *name == scaled {
+                *name = input.to_string();
+            }
+        }
+        Some((graph, scaling))
+    }
 }
 
 #[cfg(test)]
@@ -372,6 +439,84 @@ mod tests {
             node("b", &["t"], &["u"]),
         ]);
         assert!(g.topological_order().unwrap_err().contains("cycle"));
+    }
+
+    fn scaler(input: &str, output: &str, offset: &[f32], scale: &[f32]) -> Node {
+        let floats = |name: &str, v: &[f32]| AttributeProto {
+            name: name.into(),
+            floats: v.to_vec(),
+            ..Default::default()
+        };
+        Node {
+            name: "scaler".into(),
+            op_type: "Scaler".into(),
+            domain: "ai.onnx.ml".into(),
+            inputs: vec![input.into()],
+            outputs: vec![output.into()],
+            attributes: vec![floats("offset", offset), floats("scale", scale)],
+            subgraphs: vec![],
+        }
+    }
+
+    #[test]
+    fn an_input_scaler_is_taken_out_and_its_readers_read_the_input() {
+        let g = graph(vec![
+            node("a", &["scaled"], &["t"]),
+            scaler("x", "scaled", &[1.0, 2.0, 3.0], &[0.5]),
+            node("b", &["t", "scaled"], &["y"]),
+        ]);
+        let (stripped, scaling) = g.without_input_scaler("x", 3).expect("a Scaler on x");
+        assert_eq!(scaling.offset, vec![1.0, 2.0, 3.0]);
+        assert_eq!(scaling.scale, vec![0.5; 3]);
+        let inputs: Vec<Vec<String>> = stripped.nodes.iter().map(|n| n.inputs.clone()).collect();
+        assert_eq!(
+            inputs,
+            vec![vec!["x".to_string()], vec!["t".into(), "x".into()]]
+        );
+        assert!(stripped.topological_order().is_ok());
+        // Lists left out: no offset, a scale of one.
+        let g = graph(vec![
+            scaler("x", "scaled", &[], &[]),
+            node("a", &["scaled"], &["y"]),
+        ]);
+        let (_, scaling) = g.without_input_scaler("x", 2).expect("a Scaler on x");
+        assert_eq!(
+            (scaling.offset, scaling.scale),
+            (vec![0.0; 2], vec![1.0; 2])
+        );
+    }
+
+    #[test]
+    fn a_scaler_stays_where_it_cannot_be_taken_out() {
+        let uses = |nodes: Vec<Node>| graph(nodes).without_input_scaler("x", 3).is_none();
+        // The input read by another node too.
+        assert!(uses(vec![
+            scaler("x", "s", &[1.0], &[2.0]),
+            node("a", &["s", "x"], &["y"])
+        ]));
+        // Lists that fit neither one value nor the input's width.
+        assert!(uses(vec![
+            scaler("x", "s", &[1.0, 2.0], &[2.0]),
+            node("a", &["s"], &["y"])
+        ]));
+        // No Scaler first.
+        assert!(uses(vec![node("a", &["x"], &["s"])]));
+        // The scaled values are a graph output.
+        let mut g = graph(vec![scaler("x", "s", &[1.0], &[2.0])]);
+        g.outputs.push(IoSpec {
+            name: "s".into(),
+            elem_type: 1,
+            dims: None,
+            is_map: false,
+        });
+        assert!(g.without_input_scaler("x", 3).is_none());
+        // A float64 input (the Scaler casts it to float32).
+        let mut g = graph(vec![
+            scaler("x", "s", &[1.0], &[2.0]),
+            node("a", &["s"], &["y"]),
+        ]);
+        g.inputs[0].elem_type = 11;
+        assert!(g.without_input_scaler("x", 3).is_none());
     }
 
     #[test]

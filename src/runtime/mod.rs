@@ -456,14 +456,26 @@ impl Model {
     /// `load`, with or without the fusions of `optimize` (tests compare
     /// the two).
     pub fn load_with(path: &Path, device: &Device, fuse: bool) -> Result<Model, LoadError> {
-        let bytes = std::fs::read(path).map_err(|e| LoadError(vec![e.to_string()]))?;
-        let folder = path.parent().map(|p| {
+        let graph = Self::read_graph(path)?;
+        Self::from_graph(graph, device, Self::folder_of(path), fuse)
+    }
+
+    /// The folder a model's external data files are named from.
+    pub fn folder_of(path: &Path) -> Option<&Path> {
+        path.parent().map(|p| {
             if p.as_os_str().is_empty() {
                 Path::new(".")
             } else {
                 p
             }
-        });
+        })
+    }
+
+    /// A model file's graph, parsed and checked, not compiled: a caller
+    /// may change it (`Graph::without_input_scaler`) before
+    /// `from_graph`.
+    pub fn read_graph(path: &Path) -> Result<Graph, LoadError> {
+        let bytes = std::fs::read(path).map_err(|e| LoadError(vec![e.to_string()]))?;
         // Large weights are read from the file into their tensors later
         // (weights_in_place), so the file and the decoded model are not
         // held at once. A file this cannot walk is decoded whole and gets
@@ -483,7 +495,20 @@ impl Model {
                 proto
             }
         };
-        Self::from_proto(proto, device, folder, fuse)
+        Graph::parse(&proto).map_err(LoadError)
+    }
+
+    /// Compiles a graph read by `read_graph` (`folder`: where its external
+    /// data files are, `folder_of` the model's path).
+    pub fn from_graph(
+        graph: Graph,
+        device: &Device,
+        folder: Option<&Path>,
+        fuse: bool,
+    ) -> Result<Model, LoadError> {
+        let model = Self::compile(graph, device, folder, fuse);
+        release_freed_memory();
+        model
     }
 
     /// A model from memory; external data files cannot be found from here.
@@ -504,9 +529,7 @@ impl Model {
     ) -> Result<Model, LoadError> {
         let graph = Graph::parse(&proto).map_err(LoadError)?;
         drop(proto);
-        let model = Self::compile(graph, device, folder, fuse);
-        release_freed_memory();
-        model
+        Self::from_graph(graph, device, folder, fuse)
     }
 
     fn compile(
@@ -882,6 +905,66 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_model_without_its_input_scaler_answers_scaled_rows_with_the_same_bits() {
+        // The sample MLP (Scaler -> Cast -> MatMul ...) on rows of every
+        // kind of value: ordinary, zeros of both signs, NaN (a null),
+        // infinities, huge and tiny.
+        let path = Path::new("sample_data/model.onnx");
+        let graph = Model::read_graph(path).expect("the sample model");
+        let (stripped, scaling) = graph
+            .without_input_scaler("X", 30)
+            .expect("the sample model scales its input first");
+        let device = Device::Cpu;
+        let whole = Model::from_graph(graph, &device, None, true).expect("compiled");
+        let without = Model::from_graph(stripped, &device, None, true).expect("compiled");
+        let specials = [
+            0.0,
+            -0.0,
+            f32::NAN,
+            f32::INFINITY,
+            -f32::INFINITY,
+            3e38,
+            1e-40,
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let rows: Vec<f32> = (0..97 * 30)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                match i % 11 {
+                    0 => specials[(state % specials.len() as u64) as usize],
+                    _ => (state % 100_000) as f32 / 97.0 - 300.0,
+                }
+            })
+            .collect();
+        let mut scaled = rows.clone();
+        scaling.scale_rows(&mut scaled);
+        let run = |model: &Model, rows: Vec<f32>| {
+            let x = Tensor::from_vec(rows, (97, 30), &device).expect("a matrix");
+            model.run(vec![("X".into(), x)]).expect("answers")
+        };
+        let bits = |outputs: Vec<(String, Value)>| -> Vec<(String, Vec<u64>)> {
+            outputs
+                .into_iter()
+                .map(|(name, value)| {
+                    let t = match value {
+                        Value::Tensor(t) => t,
+                        Value::ClassMap { probabilities, .. } => probabilities,
+                    };
+                    let values = t
+                        .flatten_all()
+                        .and_then(|t| t.to_dtype(candle_core::DType::F64))
+                        .and_then(|t| t.to_vec1::<f64>())
+                        .expect("numbers");
+                    (name, values.iter().map(|v| v.to_bits()).collect())
+                })
+                .collect()
+        };
+        assert_eq!(bits(run(&whole, rows)), bits(run(&without, scaled)));
+    }
 
     /// Where each of `runs` runs goes, for a model taking `serial` us on the
     /// calling thread and `pooled` in the pool as the caller sees it, `hop`

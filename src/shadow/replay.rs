@@ -27,9 +27,10 @@ use candle_core::{DType, Device, Tensor};
 use super::compare::{Answers, Comparison, Paired, Task};
 use super::outputs::{self, ClassCodes, Roles};
 use super::{Compared, LabelReader, LabelValues, Options, ReplayOptions, SliceKeys, Timing};
-use crate::data::{DictionaryCodes, FloatRows, Frame, Table};
+use crate::data::{DictionaryCodes, FeatureScaling, FloatRows, Frame, Table};
 use crate::error::{Error, Result};
 use crate::predict::{self, Features, Feeding};
+use crate::runtime::graph::Graph;
 use crate::runtime::{self, tensor, Model, Value};
 
 /// Rows read from the log at a time (rounded to its row groups, or to
@@ -40,12 +41,63 @@ const READ_ROWS: usize = 1 << 17;
 const BATCHES_PER_MEMORY_RANGE: usize = 32;
 
 /// Rows of the log for both models to answer, with their feature
-/// matrices (one per distinct column list, as `Answering::matrix_columns`).
+/// matrices (as `Answering::matrices`).
 struct Batch {
     /// The batch's first row in the log.
     offset: usize,
     n: usize,
     matrices: Vec<Tensor>,
+}
+
+/// A feature matrix laid out for the models: the log's columns, in a
+/// model input's order (one matrix per distinct list).
+struct Matrix {
+    columns: Vec<String>,
+    /// The input Scaler of every model fed from this matrix, the same in
+    /// each, applied as the matrix is laid out (to the log's dictionaries:
+    /// a few thousand values a row group, not every row twice) and taken
+    /// out of the models: the answers are the same bits.
+    scaling: Option<FeatureScaling>,
+}
+
+/// The feature matrices the sides' feedings take. Where every model fed
+/// from a matrix begins with the same Scaler on it, the matrix is laid
+/// out scaled and each of those graphs loses its Scaler.
+fn matrices(graphs: &mut [Graph; 2], feedings: [&Feeding; 2]) -> Vec<Matrix> {
+    let mut matrices: Vec<Matrix> = Vec::new();
+    for feeding in feedings {
+        if let Feeding::Matrix { columns, .. } = feeding {
+            if !matrices.iter().any(|m| &m.columns == columns) {
+                matrices.push(Matrix {
+                    columns: columns.clone(),
+                    scaling: None,
+                });
+            }
+        }
+    }
+    for matrix in &mut matrices {
+        let fed: Vec<usize> = (0..2)
+            .filter(|&i| matches!(feedings[i], Feeding::Matrix { columns, .. } if *columns == matrix.columns))
+            .collect();
+        let stripped: Option<Vec<(Graph, FeatureScaling)>> = fed
+            .iter()
+            .map(|&i| {
+                let Feeding::Matrix { input, .. } = feedings[i] else {
+                    unreachable!("fed from a matrix")
+                };
+                graphs[i].without_input_scaler(&input.name, matrix.columns.len())
+            })
+            .collect();
+        let Some(stripped) = stripped else { continue };
+        let first = stripped[0].1.clone();
+        if stripped.iter().all(|(_, s)| s.same_as(&first)) {
+            for (&i, (graph, _)) in fed.iter().zip(stripped) {
+                graphs[i] = graph;
+            }
+            matrix.scaling = Some(first);
+        }
+    }
+    matrices
 }
 
 /// One single-threaded rayon pool per worker, a worker per thread: a
@@ -233,14 +285,17 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
     exclude.extend(label.iter().cloned());
     exclude.extend(opts.slice_by.iter().cloned());
     exclude.extend(LOG_COLUMNS.iter().map(|c| c.to_string()));
-    let load = |model_path: &Path| -> Result<(Model, f64)> {
+    // Each model's graph is read, its feeding found, and then compiled:
+    // without its input Scaler where the feature matrix can be laid out
+    // scaled (`Matrix::scaling`).
+    let read = |model_path: &Path| -> Result<(Graph, f64)> {
         let started = Instant::now();
-        let model = Model::load(model_path, &device)
-            .map_err(|e| Error::input(model_path, e.0.join("; ")))?;
-        Ok((model, started.elapsed().as_secs_f64()))
+        let graph =
+            Model::read_graph(model_path).map_err(|e| Error::input(model_path, e.0.join("; ")))?;
+        Ok((graph, started.elapsed().as_secs_f64()))
     };
-    let (primary_model, primary_load) = load(&replay.primary)?;
-    let (candidate_model, candidate_load) = load(&replay.candidate)?;
+    let (primary_graph, primary_load) = read(&replay.primary)?;
+    let (candidate_graph, candidate_load) = read(&replay.candidate)?;
     fn features<'a>(
         replay: &'a ReplayOptions,
         model: &'a Path,
@@ -255,15 +310,30 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
         }
     }
     let primary_feeding = predict::feeding(
-        &primary_model,
+        &primary_graph.inputs,
         &table,
         &features(replay, &replay.primary, &exclude),
     )?;
     let candidate_feeding = predict::feeding(
-        &candidate_model,
+        &candidate_graph.inputs,
         &table,
         &features(replay, &replay.candidate, &exclude),
     )?;
+    let mut graphs = [primary_graph, candidate_graph];
+    let matrices = matrices(&mut graphs, [&primary_feeding, &candidate_feeding]);
+    let [primary_graph, candidate_graph] = graphs;
+    let compile = |graph: Graph, model_path: &Path| -> Result<(Model, f64)> {
+        let started = Instant::now();
+        let model = Model::from_graph(graph, &device, Model::folder_of(model_path), true)
+            .map_err(|e| Error::input(model_path, e.0.join("; ")))?;
+        Ok((model, started.elapsed().as_secs_f64()))
+    };
+    let (primary_model, primary_compile) = compile(primary_graph, &replay.primary)?;
+    let (candidate_model, candidate_compile) = compile(candidate_graph, &replay.candidate)?;
+    let (primary_load, candidate_load) = (
+        primary_load + primary_compile,
+        candidate_load + candidate_compile,
+    );
     let sides = [
         Side {
             path: &replay.primary,
@@ -280,16 +350,7 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
             noise: false,
         },
     ];
-    // The feature matrices' column lists (one per distinct list).
-    let mut matrix_columns: Vec<Vec<String>> = Vec::new();
-    for side in &sides {
-        if let Feeding::Matrix { columns, .. } = &side.feeding {
-            if !matrix_columns.contains(columns) {
-                matrix_columns.push(columns.clone());
-            }
-        }
-    }
-    let mut features = matrix_columns.concat();
+    let mut features: Vec<String> = matrices.iter().flat_map(|m| m.columns.clone()).collect();
     features.sort();
     features.dedup();
 
@@ -320,7 +381,7 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
         inputs: &replay.inputs,
         task: opts.task,
         codes: &codes,
-        matrix_columns: &matrix_columns,
+        matrices: &matrices,
         spare: SpareAnswers::default(),
     };
     let mut judge = Judge {
@@ -379,6 +440,13 @@ pub(super) fn run(opts: &Options, replay: &ReplayOptions) -> Result<Compared> {
             "{nulls} input values were null and were passed to the models as NaN"
         ));
     }
+    if matrices.iter().any(|m| m.scaling.is_some()) {
+        compared.notes.push(
+            "the models' input Scaler (the same in both) was applied to the log's values as they \
+             were read, once for both models"
+                .into(),
+        );
+    }
     if let Feeding::Matrix { input, columns } = &primary.feeding {
         compared.notes.push(format!(
             "primary input '{}' took columns {}",
@@ -397,9 +465,8 @@ struct Answering<'a> {
     inputs: &'a Path,
     task: Option<Task>,
     codes: &'a Mutex<ClassCodes>,
-    /// The feature matrices' column lists, in the order of a batch's
-    /// matrices.
-    matrix_columns: &'a [Vec<String>],
+    /// The feature matrices, in the order of a batch's.
+    matrices: &'a [Matrix],
     spare: SpareAnswers,
 }
 
@@ -451,9 +518,9 @@ impl Side<'_> {
         match &self.feeding {
             Feeding::Matrix { input, columns } => {
                 let matrix = answering
-                    .matrix_columns
+                    .matrices
                     .iter()
-                    .position(|c| c == columns)
+                    .position(|m| &m.columns == columns)
                     .map(|i| &batch.matrices[i])
                     .expect("laid out for every matrix feeding");
                 let t = batch_tensor(matrix, start, n, input, answering.device)?;
@@ -710,14 +777,17 @@ impl Reading<'_> {
     /// numeric one (data::FloatRows: no polars frame, and a batch's
     /// matrix is written while its pages are in cache), else from each
     /// range decoded by polars (or sliced from a table in memory).
-    fn source(&self, matrix_columns: &[Vec<String>]) -> Result<Source<'_>> {
-        if self.table.is_in_memory() || matrix_columns.is_empty() {
+    fn source(&self, matrices: &[Matrix]) -> Result<Source<'_>> {
+        if self.table.is_in_memory() || matrices.is_empty() {
             return Ok(Source::Frame(None));
         }
         let mut readers = Vec::new();
-        for columns in matrix_columns {
-            match FloatRows::open(self.table, columns)? {
-                Some(reader) => readers.push(reader),
+        for matrix in matrices {
+            match FloatRows::open(self.table, &matrix.columns)? {
+                Some(reader) => readers.push(match &matrix.scaling {
+                    Some(scaling) => reader.scaled(scaling.clone()),
+                    None => reader,
+                }),
                 None => return Ok(Source::Frame(None)),
             }
         }
@@ -837,8 +907,9 @@ impl Source<'_> {
         n: usize,
     ) -> Result<(Vec<Tensor>, usize)> {
         let mut nulls = 0;
-        let mut matrices = Vec::with_capacity(answering.matrix_columns.len());
-        for (i, columns) in answering.matrix_columns.iter().enumerate() {
+        let mut matrices = Vec::with_capacity(answering.matrices.len());
+        for (i, matrix) in answering.matrices.iter().enumerate() {
+            let columns = &matrix.columns;
             let data = match self {
                 Source::Pages(readers) => {
                     let mut data = Vec::new();
@@ -847,7 +918,10 @@ impl Source<'_> {
                 }
                 Source::Frame(frame) => {
                     let frame = frame.as_ref().expect("decoded for the feature matrices");
-                    let (data, k) = frame.slice(start, n).f32_rows(columns)?;
+                    let (mut data, k) = frame.slice(start, n).f32_rows(columns)?;
+                    if let Some(scaling) = &matrix.scaling {
+                        scaling.scale_rows(&mut data);
+                    }
                     nulls += k;
                     data
                 }
@@ -894,7 +968,7 @@ fn replay_ranges(
     // ranges' answers whatever the log's length.
     let ahead = 2 * pools.len().max(1);
     let sources = (0..pools.len())
-        .map(|_| reading.source(answering.matrix_columns))
+        .map(|_| reading.source(answering.matrices))
         .collect::<Result<Vec<_>>>()?;
     let (to_workers, claims) = sync_channel::<usize>(ahead);
     let claims = Arc::new(Mutex::new(claims));
