@@ -376,7 +376,10 @@ impl Comparison {
 
     pub fn add(&mut self, batch: &Paired) {
         let n = batch.primary.scores.len();
-        if let Some(&top) = batch.slices.and_then(|s| s.iter().max()) {
+        // The largest slice code, by a fold LLVM vectorizes (`max()`'s
+        // compare and move a row was a sixth of this function).
+        if let Some(slices) = batch.slices.filter(|s| !s.is_empty()) {
+            let top = slices.iter().fold(0, |top, &s| top.max(s));
             if top as usize >= self.slices.len() {
                 self.slices.resize(top as usize + 1, Tally::default());
             }
