@@ -1310,6 +1310,67 @@ mod x86 {
         m
     }
 
+    /// What spreads a group of eight `BITS`-bit values (`BITS` bytes) over
+    /// the eight 32-bit lanes of a register.
+    struct Group<const BITS: usize> {
+        selectors: __m256i,
+        shifts: __m256i,
+        mask: __m256i,
+    }
+
+    impl<const BITS: usize> Group<BITS> {
+        #[inline(always)]
+        unsafe fn new() -> Self {
+            let selectors = const { selectors(BITS) };
+            let shifts: [i32; 8] = std::array::from_fn(|j| (j * BITS % 8) as i32);
+            // SAFETY: the loads read the two arrays above, 32 bytes each;
+            // AVX2 is the caller's contract.
+            unsafe {
+                Group {
+                    selectors: _mm256_loadu_si256(selectors.as_ptr() as *const __m256i),
+                    shifts: _mm256_loadu_si256(shifts.as_ptr() as *const __m256i),
+                    mask: _mm256_set1_epi32(((1u32 << BITS) - 1) as i32),
+                }
+            }
+        }
+
+        /// The eight values of the group at `group`: shuffled into lanes,
+        /// shifted and masked.
+        ///
+        /// # Safety
+        /// AVX2; `group` is followed by at least 16 readable bytes.
+        #[inline(always)]
+        unsafe fn indices(&self, group: *const u8) -> __m256i {
+            // SAFETY: the caller's contract.
+            unsafe {
+                let bytes = _mm_loadu_si128(group as *const __m128i);
+                let lanes = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(bytes), self.selectors);
+                _mm256_and_si256(_mm256_srlv_epi32(lanes, self.shifts), self.mask)
+            }
+        }
+    }
+
+    /// Whole groups of eight `BITS`-bit values in `packed` (followed by at
+    /// least 16 bytes) unpacked into `out` (8 a group).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn unpack_groups<const BITS: usize>(packed: &[u8], out: &mut [u32]) {
+        let groups = out.len() / 8;
+        assert!(BITS <= 16 && packed.len() >= groups * BITS + 16);
+        // SAFETY: AVX2 is present (the caller's contract); every group read
+        // is followed by 16 bytes of `packed` (asserted); the stores write
+        // the group's 8 values of `out`.
+        unsafe {
+            let group = Group::<BITS>::new();
+            for g in 0..groups {
+                let values = group.indices(packed.as_ptr().add(g * BITS));
+                _mm256_storeu_si256(out.as_mut_ptr().add(g * 8) as *mut __m256i, values);
+            }
+        }
+    }
+
     /// Whole groups of eight `BITS`-bit indices in `packed` (followed by at
     /// least 16 bytes) gathered from `dictionary` into `out` (8 a group):
     /// each group is shuffled into eight lanes, shifted and masked, then
@@ -1329,22 +1390,16 @@ mod x86 {
         };
         let groups = out.len() / 8;
         assert!(BITS <= 16 && packed.len() >= groups * BITS + 16 && last <= i32::MAX as usize);
-        let selectors = const { selectors(BITS) };
-        let shifts: [i32; 8] = std::array::from_fn(|j| (j * BITS % 8) as i32);
-        // SAFETY: AVX2 is present (the caller's contract); every load reads
-        // 16 bytes at a group's first byte, inside `packed` (asserted); the
-        // gathers read clamped indices, below the dictionary's length; the
-        // stores write the group's 8 values of `out`.
+        // SAFETY: AVX2 is present (the caller's contract); every group read
+        // is followed by 16 bytes of `packed` (asserted); the gathers read
+        // clamped indices, below the dictionary's length; the stores write
+        // the group's 8 values of `out`.
         unsafe {
-            let selectors = _mm256_loadu_si256(selectors.as_ptr() as *const __m256i);
-            let shifts = _mm256_loadu_si256(shifts.as_ptr() as *const __m256i);
-            let mask = _mm256_set1_epi32(((1u32 << BITS) - 1) as i32);
+            let group = Group::<BITS>::new();
             let last_index = _mm256_set1_epi32(last as i32);
             let mut largest = _mm256_setzero_si256();
             for g in 0..groups {
-                let bytes = _mm_loadu_si128(packed.as_ptr().add(g * BITS) as *const __m128i);
-                let lanes = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(bytes), selectors);
-                let indices = _mm256_and_si256(_mm256_srlv_epi32(lanes, shifts), mask);
+                let indices = group.indices(packed.as_ptr().add(g * BITS));
                 largest = _mm256_max_epu32(largest, indices);
                 let clamped = _mm256_min_epu32(indices, last_index);
                 let values = _mm256_i32gather_ps::<4>(dictionary.as_ptr(), clamped);
@@ -1397,10 +1452,32 @@ fn gather_groups_of<const BITS: usize>(packed: &[u8], dictionary: &[f32], out: &
 
 /// Unpacks `out.len()` values of `bits` bits from `data`, the first at bit
 /// `bit` (least significant bits first).
-fn unpack(data: &[u8], bit: usize, bits: u32, out: &mut [u32]) {
+fn unpack(data: &[u8], mut bit: usize, bits: u32, mut out: &mut [u32]) {
     if bits == 0 {
         out.fill(0);
         return;
+    }
+    // Whole groups of eight from a byte's start, followed by 16 bytes of
+    // `data`, eight at a time with AVX2 (a label's or a slice's codes).
+    #[cfg(target_arch = "x86_64")]
+    if bit % 8 == 0 && bits <= 16 && std::arch::is_x86_feature_detected!("avx2") {
+        let packed = data.get(bit / 8..).unwrap_or_default();
+        let groups = (packed.len().saturating_sub(16) / bits as usize).min(out.len() / 8);
+        let (head, rest) = out.split_at_mut(groups * 8);
+        macro_rules! simd_widths {
+            ($($w:literal)*) => {
+                match bits {
+                    // SAFETY: AVX2 is present (checked above).
+                    $($w => unsafe { x86::unpack_groups::<$w>(&packed[..groups * $w + 16], head) },)*
+                    _ => unreachable!("values of 1 to 16 bits"),
+                }
+            };
+        }
+        if groups > 0 {
+            simd_widths!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+        }
+        bit += groups * 8 * bits as usize;
+        out = rest;
     }
     let mask = (1u64 << bits) - 1;
     let bits = bits as usize;
@@ -1768,6 +1845,44 @@ pub(super) mod tests {
                 FloatRows::open(&table, &names).expect("read").is_none(),
                 "{declined}"
             );
+        }
+    }
+
+    #[test]
+    fn packed_values_unpack_from_any_bit_in_any_width() {
+        // Widths 1 to 32 (up to 16 bits, whole groups from a byte's start
+        // go eight at a time with AVX2), from byte starts and from the
+        // middle of a byte, in lengths of whole groups and not, with and
+        // without 16 bytes after them; each value against its bits read
+        // one by one.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let data: Vec<u8> = (0..600)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let value_at = |bit: usize, bits: usize| -> u32 {
+            (0..bits)
+                .filter(|b| data[(bit + b) / 8] >> ((bit + b) % 8) & 1 == 1)
+                .map(|b| 1u32 << b)
+                .sum()
+        };
+        for bits in 1..=32usize {
+            for start in [0usize, 8, 3, 21, 64] {
+                for n in [0, 1, 7, 8, 9, 64, 100] {
+                    for end in [data.len(), start.div_ceil(8) + (n * bits).div_ceil(8)] {
+                        let data = &data[..end.max((start + n * bits).div_ceil(8))];
+                        let mut out = vec![u32::MAX; n];
+                        unpack(data, start, bits as u32, &mut out);
+                        let expected: Vec<u32> =
+                            (0..n).map(|i| value_at(start + i * bits, bits)).collect();
+                        assert_eq!(out, expected, "{bits} bits from bit {start}, {n} values");
+                    }
+                }
+            }
         }
     }
 
