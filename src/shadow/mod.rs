@@ -208,34 +208,36 @@ impl SliceKeys {
     /// `out` is a buffer to fill (a range's before, so that the next range
     /// does not touch new memory).
     pub(crate) fn read_codes(&mut self, groups: &[GroupCodes], mut out: Vec<u32>) -> Vec<u32> {
+        /// An entry not met yet in the group.
+        const UNSEEN: u32 = u32::MAX;
         out.clear();
-        out.reserve(groups.iter().map(|g| g.indices.len()).sum());
+        out.resize(groups.iter().map(|g| g.indices.len()).sum(), 0);
+        let mut rows = out.as_mut_slice();
         for group in groups {
-            let mut keyed: Vec<Option<u32>> = vec![None; group.entries.len()];
-            let mut null = None;
-            for &i in &group.indices {
-                let slot = match i {
-                    NULL => &mut null,
-                    i => &mut keyed[i as usize],
-                };
-                let slice = match *slot {
-                    Some(slice) => slice,
-                    None => {
-                        let text = match (&group.entries, i) {
-                            (_, NULL) => "(null)".to_string(),
-                            (Entries::Text(v), i) => v[i as usize].clone(),
-                            (Entries::Int(v), i) => v[i as usize].to_string(),
-                        };
-                        let slice = match self.index.get(&text) {
-                            Some(&slice) => slice,
-                            None => self.key(text),
-                        };
-                        *slot = Some(slice);
-                        slice
-                    }
-                };
-                out.push(slice);
+            // Each entry's slice, the null's last: a plain table, so that
+            // a row is a load and a store (a slice is keyed on the entry's
+            // first row, the only branch taken).
+            let null_slot = group.entries.len();
+            let mut slices = vec![UNSEEN; null_slot + 1];
+            let (here, rest) = rows.split_at_mut(group.indices.len());
+            for (out, &i) in here.iter_mut().zip(&group.indices) {
+                let at = if i == NULL { null_slot } else { i as usize };
+                let mut slice = slices[at];
+                if slice == UNSEEN {
+                    let text = match (&group.entries, i) {
+                        (_, NULL) => "(null)".to_string(),
+                        (Entries::Text(v), i) => v[i as usize].clone(),
+                        (Entries::Int(v), i) => v[i as usize].to_string(),
+                    };
+                    slice = match self.index.get(&text) {
+                        Some(&slice) => slice,
+                        None => self.key(text),
+                    };
+                    slices[at] = slice;
+                }
+                *out = slice;
             }
+            rows = rest;
         }
         out
     }
