@@ -534,9 +534,10 @@ impl Outcomes {
             let rows = self.bits.iter_mut().zip(&labels[rows]).zip(p).zip(c);
             for (((bits, y), p), c) in rows {
                 if let Some(y) = y {
-                    *bits |= RowOutcome::LABELLED;
-                    *bits |= RowOutcome::PRIMARY_RIGHT * (p == y) as u8;
-                    *bits |= RowOutcome::CANDIDATE_RIGHT * (c == y) as u8;
+                    // One store a row (three `|=` stored three times).
+                    *bits |= RowOutcome::LABELLED
+                        | RowOutcome::PRIMARY_RIGHT * (p == y) as u8
+                        | RowOutcome::CANDIDATE_RIGHT * (c == y) as u8;
                 }
             }
         }
