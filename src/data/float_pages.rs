@@ -1537,7 +1537,7 @@ fn unpack(data: &[u8], mut bit: usize, bits: u32, mut out: &mut [u32]) {
     // Whole groups of eight from a byte's start, followed by 16 bytes of
     // `data`, eight at a time with AVX2 (a label's or a slice's codes).
     #[cfg(target_arch = "x86_64")]
-    if bit % 8 == 0 && bits <= 16 && std::arch::is_x86_feature_detected!("avx2") {
+    if bit.is_multiple_of(8) && bits <= 16 && std::arch::is_x86_feature_detected!("avx2") {
         let packed = data.get(bit / 8..).unwrap_or_default();
         let groups = (packed.len().saturating_sub(16) / bits as usize).min(out.len() / 8);
         let (head, rest) = out.split_at_mut(groups * 8);

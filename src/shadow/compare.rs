@@ -536,8 +536,8 @@ impl Outcomes {
                 if let Some(y) = y {
                     // One store a row (three `|=` stored three times).
                     *bits |= RowOutcome::LABELLED
-                        | RowOutcome::PRIMARY_RIGHT * (p == y) as u8
-                        | RowOutcome::CANDIDATE_RIGHT * (c == y) as u8;
+                        | (RowOutcome::PRIMARY_RIGHT * (p == y) as u8)
+                        | (RowOutcome::CANDIDATE_RIGHT * (c == y) as u8);
                 }
             }
         }
