@@ -75,7 +75,7 @@ pub struct FloatRows<'a> {
     /// Applied to the values as they are read (`scaled`).
     scaling: Option<FeatureScaling>,
     /// The last part's decompression buffers, for this part's columns.
-    spare_buffers: Vec<Vec<u8>>,
+    spare_buffers: Vec<PageBuffer>,
 }
 
 /// Where the rows of the row group being read come from.
@@ -734,7 +734,7 @@ struct ColumnPages {
     scaling: Option<(f32, f32)>,
     page: Option<PageCursor>,
     /// Decompression buffer, reused from page to page.
-    buffer: Vec<u8>,
+    buffer: PageBuffer,
     context: DecompressionContext,
 }
 
@@ -773,7 +773,7 @@ impl ColumnPages {
             dictionary: Vec::new(),
             scaling,
             page: None,
-            buffer: Vec::new(),
+            buffer: PageBuffer::default(),
             context: DecompressionContext::Unset,
         };
         if matches!(pages.front(), Some(CompressedPage::Dict(_))) {
@@ -911,9 +911,10 @@ impl ColumnPages {
     }
 
     /// Its decompression buffer, for another column's pages.
-    fn into_buffer(mut self) -> Vec<u8> {
+    fn into_buffer(mut self) -> PageBuffer {
         if let Some(mut cursor) = self.page.take().filter(|_| self.compressed) {
-            return std::mem::take(cursor.page.buffer_mut());
+            self.buffer
+                .give_back(std::mem::take(cursor.page.buffer_mut()));
         }
         self.buffer
     }
@@ -922,14 +923,20 @@ impl ColumnPages {
     fn next_page(&mut self) -> std::result::Result<(), String> {
         if let Some(mut cursor) = self.page.take().filter(|_| self.compressed) {
             // Its decompressed buffer serves the next page.
-            self.buffer = std::mem::take(cursor.page.buffer_mut());
+            self.buffer
+                .give_back(std::mem::take(cursor.page.buffer_mut()));
         }
         let Some(page) = self.pages.pop_front() else {
             return Err("its pages end before the row group's rows".into());
         };
-        let Page::Data(page) =
-            decompress(page, &mut self.buffer, &mut self.context).map_err(|e| e.to_string())?
-        else {
+        let mut bytes = self.buffer.lend();
+        let page = decompress(page, &mut bytes, &mut self.context).map_err(|e| e.to_string());
+        if bytes.capacity() > 0 {
+            // Not taken into the page (an uncompressed page is read where
+            // it lies).
+            self.buffer.give_back(bytes);
+        }
+        let Page::Data(page) = page? else {
             return Err("a second dictionary page".into());
         };
         let split = split_buffer(&page).map_err(|e| e.to_string())?;
@@ -1000,6 +1007,47 @@ fn spread_present_by_runs(levels: &[u32], values: &[f32], out: &mut [f32]) {
 fn scale((offset, scale): (f32, f32), values: &mut [f32]) {
     for v in values {
         *v = (*v - offset) * scale;
+    }
+}
+
+/// A decompression buffer that knows how much of it has been written.
+/// polars' `decompress` sets a buffer's length to the page's, zeroing what
+/// lies past the buffer's length: a page after a shorter one (the last of a
+/// column chunk, say) would have its bytes zeroed before it is decompressed
+/// over them (a replay of a log with PLAIN pages of a megabyte spent 2%
+/// zeroing them). Lent at its longest written length, the buffer is zeroed
+/// only where it grows.
+#[derive(Default)]
+struct PageBuffer {
+    bytes: Vec<u8>,
+    /// Bytes written at least once (by a page or by zeroing).
+    written: usize,
+    /// The allocation lent, to tell whether the same comes back.
+    lent: usize,
+}
+
+impl PageBuffer {
+    fn lend(&mut self) -> Vec<u8> {
+        let mut bytes = std::mem::take(&mut self.bytes);
+        debug_assert!(self.written <= bytes.capacity());
+        // SAFETY: `written` is at most the allocation's capacity (set from
+        // a length of this allocation), and its first `written` bytes have
+        // all been written: they are initialized.
+        unsafe { bytes.set_len(self.written) };
+        self.lent = bytes.as_ptr() as usize;
+        bytes
+    }
+
+    /// Takes the buffer back, a page's bytes in it.
+    fn give_back(&mut self, bytes: Vec<u8>) {
+        self.written = if bytes.as_ptr() as usize == self.lent {
+            self.written.max(bytes.len())
+        } else {
+            // Another allocation (grown elsewhere): only its length is
+            // known to be written.
+            bytes.len()
+        };
+        self.bytes = bytes;
     }
 }
 
