@@ -38,9 +38,46 @@ pub struct Answers<'a> {
 #[derive(Debug, Clone, Copy)]
 pub enum Labels<'a> {
     None,
-    Classes(&'a [Option<i64>]),
+    Classes(ClassLabels<'a>),
     /// NaN where unknown.
     Values(&'a [f64]),
+}
+
+/// Each row's true class, `missing` where the row has none: a value that
+/// no label holds, so that a row is 8 bytes (an `Option` took 16) and its
+/// outcome is worked out without a branch.
+#[derive(Debug, Clone, Copy)]
+pub struct ClassLabels<'a> {
+    pub values: &'a [i64],
+    pub missing: i64,
+}
+
+impl ClassLabels<'_> {
+    /// Row `i`'s class, if it has one.
+    pub fn get(&self, i: usize) -> Option<i64> {
+        Some(self.values[i]).filter(|&y| y != self.missing)
+    }
+}
+
+/// A value none of `labels` holds, to stand for a missing label: the
+/// largest i64 unless a label is it (text labels' codes count up from the
+/// bottom of i64, integers are rarely near the top).
+pub fn missing_label(labels: impl Iterator<Item = i64> + Clone) -> i64 {
+    if !labels.clone().any(|y| y == i64::MAX) {
+        return i64::MAX;
+    }
+    let mut taken: Vec<i64> = labels.filter(|&y| y < 0).collect();
+    taken.sort_unstable();
+    taken.dedup();
+    // The first value down from -1 that no label holds.
+    let mut missing = -1;
+    for &y in taken.iter().rev() {
+        if y < missing {
+            break;
+        }
+        missing = y - 1;
+    }
+    missing
 }
 
 /// A batch of paired answers for the same rows.
@@ -531,14 +568,13 @@ impl Outcomes {
             }
         }
         if let Labels::Classes(labels) = batch.labels {
-            let rows = self.bits.iter_mut().zip(&labels[rows]).zip(p).zip(c);
-            for (((bits, y), p), c) in rows {
-                if let Some(y) = y {
-                    // One store a row (three `|=` stored three times).
-                    *bits |= RowOutcome::LABELLED
-                        | (RowOutcome::PRIMARY_RIGHT * (p == y) as u8)
-                        | (RowOutcome::CANDIDATE_RIGHT * (c == y) as u8);
-                }
+            let missing = labels.missing;
+            let rows = self.bits.iter_mut().zip(&labels.values[rows]).zip(p).zip(c);
+            for (((bits, &y), &p), &c) in rows {
+                let known = (y != missing) as u8;
+                *bits |= (RowOutcome::LABELLED * known)
+                    | (RowOutcome::PRIMARY_RIGHT * (known & (p == y) as u8))
+                    | (RowOutcome::CANDIDATE_RIGHT * (known & (c == y) as u8));
             }
         }
     }
@@ -561,9 +597,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_missing_label_is_a_value_no_label_holds() {
+        assert_eq!(missing_label([1, -3, i64::MIN].into_iter()), i64::MAX);
+        assert_eq!(missing_label([i64::MAX, 5].into_iter()), -1);
+        assert_eq!(missing_label([i64::MAX, -1, -2, -4, -2].into_iter()), -3);
+        assert_eq!(missing_label([i64::MAX, -3, -1, -2].into_iter()), -4);
+        // A label of i64::MAX is a class like any other.
+        let values = [i64::MAX, 0, i64::MAX, 0];
+        let missing = missing_label(values.into_iter().take(3));
+        let values = [i64::MAX, 0, i64::MAX, missing];
+        let mut cmp = Comparison::new(Task::Classification, false);
+        cmp.add(&Paired {
+            primary: Answers {
+                classes: &[i64::MAX, 0, 0, missing],
+                scores: &[0.9, 0.2, 0.4, 0.8],
+            },
+            candidate: Answers {
+                classes: &[i64::MAX, 1, i64::MAX, 1],
+                scores: &[0.9, 0.7, 0.9, 0.7],
+            },
+            noise: None,
+            labels: Labels::Classes(ClassLabels {
+                values: &values,
+                missing,
+            }),
+            slices: None,
+        });
+        let all = &cmp.overall;
+        assert_eq!(
+            (all.labelled, all.primary_hits, all.candidate_hits),
+            (3, 2, 2)
+        );
+    }
+
+    #[test]
     fn flips_right_and_wrong_pairs_are_counted_per_slice() {
         let mut cmp = Comparison::new(Task::Classification, false);
-        let labels = [Some(1), Some(0), Some(1), None];
+        let labels = [1, 0, 1, i64::MAX];
         cmp.add(&Paired {
             primary: Answers {
                 classes: &[1, 0, 0, 1],
@@ -574,7 +644,10 @@ mod tests {
                 scores: &[0.3, 0.2, 0.6, 0.8],
             },
             noise: None,
-            labels: Labels::Classes(&labels),
+            labels: Labels::Classes(ClassLabels {
+                values: &labels,
+                missing: i64::MAX,
+            }),
             slices: Some(&[0, 0, 1, 1]),
         });
         let all = &cmp.overall;
@@ -664,8 +737,8 @@ mod tests {
         };
         let (pc, cc, qc) = (classes(&mut next), classes(&mut next), classes(&mut next));
         let (ps, cs, qs) = (scores(&mut next), scores(&mut next), scores(&mut next));
-        let labels: Vec<Option<i64>> = (0..n)
-            .map(|_| (next(5) > 0).then(|| next(2) as i64))
+        let labels: Vec<i64> = (0..n)
+            .map(|_| if next(5) > 0 { next(2) as i64 } else { -7 })
             .collect();
         for slice_count in [3u64, 3000] {
             let slices: Vec<u32> = (0..n).map(|_| next(slice_count) as u32).collect();
@@ -697,7 +770,10 @@ mod tests {
                             classes: &c[2],
                             scores: &s[2],
                         }),
-                        labels: Labels::Classes(&l),
+                        labels: Labels::Classes(ClassLabels {
+                            values: &l,
+                            missing: -7,
+                        }),
                         slices: sliced.then_some(&rows_slices[..]),
                     });
                     cmp

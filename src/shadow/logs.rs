@@ -588,6 +588,7 @@ fn compare_part(
     let mut picked_labels = super::LabelValues {
         column: label_values.column.clone(),
         classes: label_values.classes.as_ref().map(|v| pick(v, &rows_p)),
+        missing: label_values.missing,
         numbers: label_values.numbers.as_ref().map(|v| pick(v, &rows_p)),
         integers: label_values.integers,
     };

@@ -20,7 +20,7 @@ mod replay;
 
 use std::path::{Path, PathBuf};
 
-use compare::{Comparison, Labels, Tally, Task};
+use compare::{ClassLabels, Comparison, Labels, Tally, Task};
 use outputs::ClassCodes;
 
 use crate::data::{Entries, Frame, GroupCodes, Values, NULL};
@@ -285,7 +285,9 @@ impl SliceKeys {
 /// The label column's values in a range, in both readings; the task picks.
 pub(crate) struct LabelValues {
     column: Option<String>,
-    classes: Option<Vec<Option<i64>>>,
+    /// Each row's class, `missing` where it has none (see `ClassLabels`).
+    classes: Option<Vec<i64>>,
+    missing: i64,
     numbers: Option<Vec<f64>>,
     /// The classes are the column's integers: their numbers are made from
     /// them when a regression asks (most replays are classifications).
@@ -298,13 +300,33 @@ impl LabelValues {
         LabelValues {
             column: None,
             classes: None,
+            missing: i64::MAX,
             numbers: None,
             integers: false,
         }
     }
 
+    /// Labels from each row's class, if it has one.
+    fn from_options(
+        column: Option<String>,
+        classes: Option<Vec<Option<i64>>>,
+        numbers: Option<Vec<f64>>,
+        integers: bool,
+    ) -> Self {
+        let missing = classes.as_ref().map_or(i64::MAX, |c| {
+            compare::missing_label(c.iter().flatten().copied())
+        });
+        LabelValues {
+            column,
+            classes: classes.map(|c| c.into_iter().map(|y| y.unwrap_or(missing)).collect()),
+            missing,
+            numbers,
+            integers,
+        }
+    }
+
     /// The class buffer, for the next range's labels.
-    pub(crate) fn into_buffer(self) -> Vec<Option<i64>> {
+    pub(crate) fn into_buffer(self) -> Vec<i64> {
         self.classes.unwrap_or_default()
     }
 
@@ -313,6 +335,7 @@ impl LabelValues {
         LabelValues {
             column: self.column.clone(),
             classes: self.classes.as_mut().map(|c| c.split_off(at)),
+            missing: self.missing,
             numbers: self.numbers.as_mut().map(|v| v.split_off(at)),
             integers: self.integers,
         }
@@ -325,12 +348,18 @@ impl LabelValues {
         if let (Task::Regression, None, true, Some(classes)) =
             (task, &self.numbers, self.integers, &self.classes)
         {
-            let numbers = classes.iter().map(|x| x.map_or(f64::NAN, |x| x as f64));
+            let missing = self.missing;
+            let numbers = classes
+                .iter()
+                .map(|&x| if x == missing { f64::NAN } else { x as f64 });
             self.numbers = Some(numbers.collect());
         }
         match task {
             Task::Classification => match &self.classes {
-                Some(c) => Ok(Labels::Classes(&c[start..start + n])),
+                Some(c) => Ok(Labels::Classes(ClassLabels {
+                    values: &c[start..start + n],
+                    missing: self.missing,
+                })),
                 None => Err(Error::input(
                     path,
                     format!("label column '{column}' holds numbers that are not classes; for a regression say --task regression"),
@@ -374,33 +403,45 @@ impl LabelReader {
         &self,
         groups: &[GroupCodes],
         codes: &mut ClassCodes,
-        mut classes: Vec<Option<i64>>,
+        mut classes: Vec<i64>,
     ) -> LabelValues {
         classes.clear();
         classes.reserve(groups.iter().map(|g| g.indices.len()).sum());
         let mut integers = true;
+        // Each group's entries' classes, the missing label's last.
+        let mut labels_met: Vec<i64> = Vec::new();
+        let mut entries: Vec<Vec<i64>> = Vec::with_capacity(groups.len());
         for group in groups {
-            match &group.entries {
-                Entries::Int(values) => classes.extend(
-                    group
-                        .indices
-                        .iter()
-                        .map(|&i| (i != NULL).then(|| values[i as usize])),
-                ),
+            let coded = match &group.entries {
+                Entries::Int(values) => values.clone(),
                 Entries::Text(texts) => {
                     integers = false;
+                    // Coded on each entry's first row, in the rows' order.
                     let mut coded: Vec<Option<i64>> = vec![None; texts.len()];
-                    for &i in &group.indices {
-                        classes.push((i != NULL).then(|| {
-                            *coded[i as usize].get_or_insert_with(|| codes.code(&texts[i as usize]))
-                        }));
+                    for &i in group.indices.iter().filter(|&&i| i != NULL) {
+                        coded[i as usize].get_or_insert_with(|| codes.code(&texts[i as usize]));
                     }
+                    coded.into_iter().map(|c| c.unwrap_or(0)).collect()
                 }
-            }
+            };
+            labels_met.extend(&coded);
+            entries.push(coded);
+        }
+        let missing = compare::missing_label(labels_met.iter().copied());
+        for (group, mut coded) in groups.iter().zip(entries) {
+            let null_slot = coded.len();
+            coded.push(missing);
+            classes.extend(
+                group
+                    .indices
+                    .iter()
+                    .map(|&i| coded[if i == NULL { null_slot } else { i as usize }]),
+            );
         }
         LabelValues {
             column: self.column.clone(),
             classes: Some(classes),
+            missing,
             numbers: None,
             integers,
         }
@@ -440,12 +481,12 @@ impl LabelReader {
                 (classes, Some(numbers), false)
             }
         };
-        Ok(LabelValues {
-            column: Some(column.clone()),
+        Ok(LabelValues::from_options(
+            Some(column.clone()),
             classes,
             numbers,
             integers,
-        })
+        ))
     }
 }
 
@@ -1381,7 +1422,7 @@ mod tests {
         let (mut a, mut b) = (ClassCodes::default(), ClassCodes::default());
         let classes =
             |mut labels: LabelValues| match labels.for_task(Task::Classification, 0, 7, &path) {
-                Ok(Labels::Classes(c)) => c.to_vec(),
+                Ok(Labels::Classes(c)) => (0..7).map(|i| c.get(i)).collect::<Vec<_>>(),
                 _ => panic!("classes"),
             };
         assert_eq!(
@@ -1403,7 +1444,7 @@ mod tests {
             .read(&frame, &mut ClassCodes::default())
             .expect("labels");
         match labels.for_task(Task::Classification, 1, 2, &path) {
-            Ok(Labels::Classes(c)) => assert_eq!(c, &[Some(-1), Some(7)]),
+            Ok(Labels::Classes(c)) => assert_eq!([c.get(0), c.get(1)], [Some(-1), Some(7)]),
             _ => panic!("classes"),
         }
         match labels.for_task(Task::Regression, 0, 3, &path) {
