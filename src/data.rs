@@ -1241,7 +1241,7 @@ impl Frame {
 /// model's input Scaler computes it: applied where rows are laid out (to a
 /// column's dictionary, once, instead of to every row), the model run
 /// without its Scaler gives the same bits (`runtime::graph::Graph::
-/// without_input_scaler`). NaN (a null) stays NaN.
+/// take_input_scaler`). NaN (a null) stays NaN.
 #[derive(Debug, Clone)]
 pub struct FeatureScaling {
     pub offset: Vec<f32>,

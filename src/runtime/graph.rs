@@ -329,17 +329,33 @@ impl Graph {
 
     /// When float input `input`, of `width` features, goes only into an
     /// ONNX-ML Scaler, `(x - offset) * scale` feature by feature: its
-    /// offsets and scales (one each a feature), and the graph that reads
-    /// the scaled values from `input` itself, without the Scaler. A caller
-    /// that lays out the input can then scale it as it does (a shadow
-    /// replay scales a log's dictionaries, not every row). None when the
-    /// input is read otherwise, is not float32, or the Scaler's lists fit
-    /// neither one value nor `width`.
-    pub fn without_input_scaler(
-        &self,
-        input: &str,
-        width: usize,
-    ) -> Option<(Graph, FeatureScaling)> {
+    /// offsets and scales, one each a feature. None when the input is read
+    /// otherwise, is not float32, or the Scaler's lists fit neither one
+    /// value nor `width`.
+    pub fn input_scaler(&self, input: &str, width: usize) -> Option<FeatureScaling> {
+        self.find_input_scaler(input, width)
+            .map(|(_, scaling)| scaling)
+    }
+
+    /// Takes out the Scaler `input_scaler` finds: the nodes that read the
+    /// scaled values read them from `input` itself. A caller that lays out
+    /// the input then scales it as it does (a shadow replay scales a log's
+    /// dictionaries, not every row). Returns the Scaler's offsets and
+    /// scales; None (the graph unchanged) where `input_scaler` finds none.
+    pub fn take_input_scaler(&mut self, input: &str, width: usize) -> Option<FeatureScaling> {
+        let (at, scaling) = self.find_input_scaler(input, width)?;
+        let scaler = self.nodes.remove(at);
+        let scaled = &scaler.outputs[0];
+        for name in self.nodes.iter_mut().flat_map(|n| n.inputs.iter_mut()) {
+            if name == scaled {
+                *name = input.to_string();
+            }
+        }
+        Some(scaling)
+    }
+
+    /// The Scaler on `input` (see `input_scaler`): its node and its map.
+    fn find_input_scaler(&self, input: &str, width: usize) -> Option<(usize, FeatureScaling)> {
         let spec = self.inputs.iter().find(|i| i.name == input)?;
         if spec.elem_type != 1 || width == 0 || self.outputs.iter().any(|o| o.name == input) {
             return None;
@@ -381,15 +397,7 @@ impl Graph {
             offset: per_feature("offset", 0.0)?,
             scale: per_feature("scale", 1.0)?,
         };
-        let mut graph = self.clone();
-        let scaled = scaled.clone();
-        graph.nodes.remove(at);
-        for name in graph.nodes.iter_mut().flat_map(|n| n.inputs.iter_mut()) {
-            if *name == scaled {
-                *name = input.to_string();
-            }
-        }
-        Some((graph, scaling))
+        Some((at, scaling))
     }
 }
 
@@ -465,9 +473,12 @@ mod tests {
             scaler("x", "scaled", &[1.0, 2.0, 3.0], &[0.5]),
             node("b", &["t", "scaled"], &["y"]),
         ]);
-        let (stripped, scaling) = g.without_input_scaler("x", 3).expect("a Scaler on x");
+        let mut stripped = g.clone();
+        let scaling = stripped.take_input_scaler("x", 3).expect("a Scaler on x");
         assert_eq!(scaling.offset, vec![1.0, 2.0, 3.0]);
         assert_eq!(scaling.scale, vec![0.5; 3]);
+        let found = g.input_scaler("x", 3).expect("the same Scaler found");
+        assert!(found.same_as(&scaling));
         let inputs: Vec<Vec<String>> = stripped.nodes.iter().map(|n| n.inputs.clone()).collect();
         assert_eq!(
             inputs,
@@ -479,7 +490,7 @@ mod tests {
             scaler("x", "scaled", &[], &[]),
             node("a", &["scaled"], &["y"]),
         ]);
-        let (_, scaling) = g.without_input_scaler("x", 2).expect("a Scaler on x");
+        let scaling = g.input_scaler("x", 2).expect("a Scaler on x");
         assert_eq!(
             (scaling.offset, scaling.scale),
             (vec![0.0; 2], vec![1.0; 2])
@@ -488,7 +499,11 @@ mod tests {
 
     #[test]
     fn a_scaler_stays_where_it_cannot_be_taken_out() {
-        let uses = |nodes: Vec<Node>| graph(nodes).without_input_scaler("x", 3).is_none();
+        let uses = |nodes: Vec<Node>| {
+            let mut g = graph(nodes);
+            let before = g.nodes.len();
+            g.take_input_scaler("x", 3).is_none() && g.nodes.len() == before
+        };
         // The input read by another node too.
         assert!(uses(vec![
             scaler("x", "s", &[1.0], &[2.0]),
@@ -509,14 +524,14 @@ mod tests {
             dims: None,
             is_map: false,
         });
-        assert!(g.without_input_scaler("x", 3).is_none());
+        assert!(g.input_scaler("x", 3).is_none());
         // A float64 input (the Scaler casts it to float32).
         let mut g = graph(vec![
             scaler("x", "s", &[1.0], &[2.0]),
             node("a", &["s"], &["y"]),
         ]);
         g.inputs[0].elem_type = 11;
-        assert!(g.without_input_scaler("x", 3).is_none());
+        assert!(g.input_scaler("x", 3).is_none());
     }
 
     #[test]

@@ -472,7 +472,7 @@ impl Model {
     }
 
     /// A model file's graph, parsed and checked, not compiled: a caller
-    /// may change it (`Graph::without_input_scaler`) before
+    /// may change it (`Graph::take_input_scaler`) before
     /// `from_graph`.
     pub fn read_graph(path: &Path) -> Result<Graph, LoadError> {
         let bytes = std::fs::read(path).map_err(|e| LoadError(vec![e.to_string()]))?;
@@ -913,8 +913,9 @@ mod tests {
         // infinities, huge and tiny.
         let path = Path::new("sample_data/model.onnx");
         let graph = Model::read_graph(path).expect("the sample model");
-        let (stripped, scaling) = graph
-            .without_input_scaler("X", 30)
+        let mut stripped = graph.clone();
+        let scaling = stripped
+            .take_input_scaler("X", 30)
             .expect("the sample model scales its input first");
         let device = Device::Cpu;
         let whole = Model::from_graph(graph, &device, None, true).expect("compiled");

@@ -64,6 +64,12 @@ struct Matrix {
 /// from a matrix begins with the same Scaler on it, the matrix is laid
 /// out scaled and each of those graphs loses its Scaler.
 fn matrices(graphs: &mut [Graph; 2], feedings: [&Feeding; 2]) -> Vec<Matrix> {
+    fn input_of(feeding: &Feeding) -> Option<&str> {
+        match feeding {
+            Feeding::Matrix { input, .. } => Some(&input.name),
+            Feeding::Named(_) => None,
+        }
+    }
     let mut matrices: Vec<Matrix> = Vec::new();
     for feeding in feedings {
         if let Feeding::Matrix { columns, .. } = feeding {
@@ -79,22 +85,17 @@ fn matrices(graphs: &mut [Graph; 2], feedings: [&Feeding; 2]) -> Vec<Matrix> {
         let fed: Vec<usize> = (0..2)
             .filter(|&i| matches!(feedings[i], Feeding::Matrix { columns, .. } if *columns == matrix.columns))
             .collect();
-        let stripped: Option<Vec<(Graph, FeatureScaling)>> = fed
+        let scalers: Option<Vec<FeatureScaling>> = fed
             .iter()
-            .map(|&i| {
-                let Feeding::Matrix { input, .. } = feedings[i] else {
-                    unreachable!("fed from a matrix")
-                };
-                graphs[i].without_input_scaler(&input.name, matrix.columns.len())
-            })
+            .map(|&i| graphs[i].input_scaler(input_of(feedings[i])?, matrix.columns.len()))
             .collect();
-        let Some(stripped) = stripped else { continue };
-        let first = stripped[0].1.clone();
-        if stripped.iter().all(|(_, s)| s.same_as(&first)) {
-            for (&i, (graph, _)) in fed.iter().zip(stripped) {
-                graphs[i] = graph;
+        let Some(scalers) = scalers else { continue };
+        if scalers.iter().all(|s| s.same_as(&scalers[0])) {
+            for &i in &fed {
+                let input = input_of(feedings[i]).expect("fed from a matrix");
+                graphs[i].take_input_scaler(input, matrix.columns.len());
             }
-            matrix.scaling = Some(first);
+            matrix.scaling = scalers.into_iter().next();
         }
     }
     matrices
