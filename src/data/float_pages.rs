@@ -1020,28 +1020,32 @@ fn scale((offset, scale): (f32, f32), values: &mut [f32]) {
 #[derive(Default)]
 struct PageBuffer {
     bytes: Vec<u8>,
-    /// Bytes written at least once (by a page or by zeroing).
+    /// Bytes of `bytes` written at least once (by a page or by zeroing).
     written: usize,
-    /// The allocation lent, to tell whether the same comes back.
-    lent: usize,
+    /// The allocation lent, and how much of it had been written: a buffer
+    /// not given back (its page dropped on an error) leaves an empty one
+    /// with nothing written.
+    lent: (usize, usize),
 }
 
 impl PageBuffer {
     fn lend(&mut self) -> Vec<u8> {
         let mut bytes = std::mem::take(&mut self.bytes);
-        debug_assert!(self.written <= bytes.capacity());
-        // SAFETY: `written` is at most the allocation's capacity (set from
-        // a length of this allocation), and its first `written` bytes have
-        // all been written: they are initialized.
-        unsafe { bytes.set_len(self.written) };
-        self.lent = bytes.as_ptr() as usize;
+        let written = std::mem::take(&mut self.written);
+        debug_assert!(written <= bytes.capacity());
+        // SAFETY: `written` is at most the allocation's capacity (it was a
+        // length of this allocation), and its first `written` bytes have all
+        // been written: they are initialized.
+        unsafe { bytes.set_len(written) };
+        self.lent = (bytes.as_ptr() as usize, written);
         bytes
     }
 
     /// Takes the buffer back, a page's bytes in it.
     fn give_back(&mut self, bytes: Vec<u8>) {
-        self.written = if bytes.as_ptr() as usize == self.lent {
-            self.written.max(bytes.len())
+        let (allocation, written) = self.lent;
+        self.written = if bytes.as_ptr() as usize == allocation {
+            written.max(bytes.len())
         } else {
             // Another allocation (grown elsewhere): only its length is
             // known to be written.
@@ -1971,6 +1975,25 @@ pub(super) mod tests {
                 "{declined}"
             );
         }
+    }
+
+    #[test]
+    fn a_page_buffer_is_lent_at_its_longest_written_length() {
+        let mut buffer = PageBuffer::default();
+        // A page of 1000 bytes, then one of 10: lent again at 1000, with
+        // the first page's bytes past the second's.
+        let mut bytes = buffer.lend();
+        bytes.resize(1000, 7);
+        buffer.give_back(bytes);
+        let mut bytes = buffer.lend();
+        assert_eq!(bytes.len(), 1000);
+        bytes.truncate(10);
+        buffer.give_back(bytes);
+        let bytes = buffer.lend();
+        assert_eq!((bytes.len(), bytes[999]), (1000, 7));
+        // Not given back (its page dropped): the next is lent empty.
+        drop(bytes);
+        assert!(buffer.lend().is_empty());
     }
 
     #[test]
