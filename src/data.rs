@@ -1256,11 +1256,19 @@ impl FeatureScaling {
         bits(&self.offset) == bits(&other.offset) && bits(&self.scale) == bits(&other.scale)
     }
 
+    /// One value scaled: the arithmetic of the Scaler operator and of
+    /// every layout that stands in for it, in one place, so that they
+    /// give the same bits.
+    #[inline(always)]
+    pub fn scale_one(v: f32, offset: f32, scale: f32) -> f32 {
+        (v - offset) * scale
+    }
+
     /// Scales row-major rows of `offset.len()` features.
     pub fn scale_rows(&self, rows: &mut [f32]) {
         for row in rows.chunks_exact_mut(self.offset.len().max(1)) {
-            for ((v, offset), scale) in row.iter_mut().zip(&self.offset).zip(&self.scale) {
-                *v = (*v - offset) * scale;
+            for ((v, &offset), &scale) in row.iter_mut().zip(&self.offset).zip(&self.scale) {
+                *v = Self::scale_one(*v, offset, scale);
             }
         }
     }

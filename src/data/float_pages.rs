@@ -1006,7 +1006,7 @@ fn spread_present_by_runs(levels: &[u32], values: &[f32], out: &mut [f32]) {
 /// `(v - offset) * scale` for each value (`FeatureScaling`).
 fn scale((offset, scale): (f32, f32), values: &mut [f32]) {
     for v in values {
-        *v = (*v - offset) * scale;
+        *v = FeatureScaling::scale_one(*v, offset, scale);
     }
 }
 

@@ -408,8 +408,7 @@ impl LabelReader {
         classes.clear();
         classes.reserve(groups.iter().map(|g| g.indices.len()).sum());
         let mut integers = true;
-        // Each group's entries' classes, the missing label's last.
-        let mut labels_met: Vec<i64> = Vec::new();
+        // Each group's entries' classes (the missing label's last, below).
         let mut entries: Vec<Vec<i64>> = Vec::with_capacity(groups.len());
         for group in groups {
             let coded = match &group.entries {
@@ -424,10 +423,9 @@ impl LabelReader {
                     coded.into_iter().map(|c| c.unwrap_or(0)).collect()
                 }
             };
-            labels_met.extend(&coded);
             entries.push(coded);
         }
-        let missing = compare::missing_label(labels_met.iter().copied());
+        let missing = compare::missing_label(entries.iter().flatten().copied());
         for (group, mut coded) in groups.iter().zip(entries) {
             let null_slot = coded.len();
             coded.push(missing);

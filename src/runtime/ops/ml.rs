@@ -3,6 +3,7 @@
 use candle_core::{DType, Tensor};
 
 use super::{err, input, int_values, Op, OpResult, Value};
+use crate::data::FeatureScaling;
 use crate::runtime::kernels;
 
 /// Y = (X - offset) * scale, per feature (last axis), as float32.
@@ -53,7 +54,7 @@ impl Scaler {
                 kernels::map_rows(x, width, |_, run, out| {
                     let apply = |o: &mut [f32], v: &[f32]| {
                         for (((o, v), off), s) in o.iter_mut().zip(v).zip(&offset).zip(&scale) {
-                            *o = (v - off) * s;
+                            *o = FeatureScaling::scale_one(*v, *off, *s);
                         }
                     };
                     let mut outs = out.chunks_exact_mut(period);
