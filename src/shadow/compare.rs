@@ -156,6 +156,12 @@ impl RowOutcome {
 /// Distinct outcome codes (8 bits).
 const OUTCOMES: usize = 256;
 
+/// Copies of a histogram of outcome codes, row `i` counted in copy `i %
+/// COPIES`: most rows share an outcome, and with one copy each row's
+/// increment waited for the row before's (a store, then a load of the same
+/// counter).
+const COPIES: usize = 4;
+
 /// Rows whose outcomes are worked out and counted at a time.
 const BLOCK: usize = 4096;
 
@@ -170,9 +176,31 @@ struct Differences {
 impl Differences {
     #[inline(always)]
     fn add(&mut self, row: &RowOutcome) {
-        self.sum += row.difference;
-        self.max = self.max.max(row.difference);
-        self.noise_max = self.noise_max.max(row.noise);
+        self.add_difference(row.difference);
+        self.add_noise(row.noise);
+    }
+
+    /// A row's score difference: added to the sum in the rows' order (the
+    /// sum's bits depend on it), kept when the largest. Differences are
+    /// never NaN (an unscored row's is 0), so a plain comparison keeps the
+    /// largest as `f64::max` would, without its NaN checks.
+    #[inline(always)]
+    fn add_difference(&mut self, difference: f64) {
+        self.sum += difference;
+        self.max = if difference > self.max {
+            difference
+        } else {
+            self.max
+        };
+    }
+
+    #[inline(always)]
+    fn add_noise(&mut self, noise: f64) {
+        self.noise_max = if noise > self.noise_max {
+            noise
+        } else {
+            self.noise_max
+        };
     }
 }
 
@@ -212,6 +240,26 @@ impl Tally {
             self.count(bits as u8, k as u64);
         }
         self.add_differences(differences);
+    }
+
+    /// Counts a block's rows.
+    fn add_block(&mut self, rows: &Outcomes) {
+        let mut codes = [[0u32; OUTCOMES]; COPIES];
+        let mut differences = Differences::default();
+        for (i, (&bits, &difference)) in rows.bits.iter().zip(&rows.difference).enumerate() {
+            codes[i % COPIES][bits as usize] += 1;
+            differences.add_difference(difference);
+        }
+        for &noise in &rows.noise {
+            differences.add_noise(noise);
+        }
+        let mut all = codes[0];
+        for copy in &codes[1..] {
+            for (all, k) in all.iter_mut().zip(copy) {
+                *all += k;
+            }
+        }
+        self.add_counts(&all, &differences);
     }
 
     /// Counts one row.
@@ -430,20 +478,13 @@ impl Comparison {
                 Some(slices) if self.slices.len() * OUTCOMES <= (last - first) * 4 => {
                     self.add_to_slices_and_overall(&rows, &slices[first..last]);
                 }
-                slices => {
-                    let mut codes = [0u32; OUTCOMES];
-                    let mut differences = Differences::default();
-                    for row in rows.iter() {
-                        codes[row.bits as usize] += 1;
-                        differences.add(&row);
-                    }
-                    self.overall.add_counts(&codes, &differences);
-                    if let Some(slices) = slices {
-                        for (row, &s) in rows.iter().zip(&slices[first..last]) {
-                            self.slices[s as usize].add_row(&row);
-                        }
+                Some(slices) => {
+                    self.overall.add_block(&rows);
+                    for (row, &s) in rows.iter().zip(&slices[first..last]) {
+                        self.slices[s as usize].add_row(&row);
                     }
                 }
+                None => self.overall.add_block(&rows),
             }
         }
         if let (Task::Regression, Labels::Values(labels)) = (self.task, batch.labels) {
@@ -468,13 +509,18 @@ impl Comparison {
     /// and of all rows, in the rows' order.
     fn add_to_slices_and_overall(&mut self, rows: &Outcomes, slices: &[u32]) {
         let count = self.slices.len();
-        let mut codes = vec![[0u32; OUTCOMES]; count];
+        let mut codes = vec![[0u32; OUTCOMES]; count * COPIES];
         let mut differences = vec![Differences::default(); count];
         let mut overall = Differences::default();
-        for (row, &s) in rows.iter().zip(slices) {
-            codes[s as usize][row.bits as usize] += 1;
-            differences[s as usize].add(&row);
-            overall.add(&row);
+        let columns = rows.bits.iter().zip(&rows.difference).zip(slices);
+        for (i, ((&bits, &difference), &s)) in columns.enumerate() {
+            codes[s as usize * COPIES + i % COPIES][bits as usize] += 1;
+            differences[s as usize].add_difference(difference);
+            overall.add_difference(difference);
+        }
+        for (&noise, &s) in rows.noise.iter().zip(slices) {
+            differences[s as usize].add_noise(noise);
+            overall.add_noise(noise);
         }
         let mut all = [0u32; OUTCOMES];
         for slice in &codes {
@@ -483,9 +529,15 @@ impl Comparison {
             }
         }
         self.overall.add_counts(&all, &overall);
-        let tallies = self.slices.iter_mut().zip(&codes).zip(&differences);
-        for ((tally, codes), differences) in tallies {
-            tally.add_counts(codes, differences);
+        let slices = codes.chunks_exact(COPIES).zip(&differences);
+        for (tally, (copies, differences)) in self.slices.iter_mut().zip(slices) {
+            let mut codes = [0u32; OUTCOMES];
+            for copy in copies {
+                for (all, k) in codes.iter_mut().zip(copy) {
+                    *all += k;
+                }
+            }
+            tally.add_counts(&codes, differences);
         }
     }
 }
@@ -524,9 +576,11 @@ impl Outcomes {
             .zip(ps)
             .zip(cs)
         {
-            let scored = p.is_finite() && c.is_finite();
-            *difference = if scored { (c - p).abs() } else { 0.0 };
-            let changed = without_noise && *difference > 0.0;
+            // `&`, not `&&`, and a select: no branch a row.
+            let scored = p.is_finite() & c.is_finite();
+            let d = if scored { (c - p).abs() } else { 0.0 };
+            *difference = d;
+            let changed = without_noise & (d > 0.0);
             *bits = (RowOutcome::SCORED * scored as u8) | (RowOutcome::CHANGED * changed as u8);
         }
         self.noise.clear();
@@ -628,6 +682,81 @@ mod tests {
             (all.labelled, all.primary_hits, all.candidate_hits),
             (3, 2, 2)
         );
+    }
+
+    /// A long batch (counted block by block, in copies of the outcome
+    /// histogram, a few slices at once) counts what the same rows count
+    /// one batch a row (each row on its own), with and without a noise
+    /// run: the same counts and largest differences; the sums, added up
+    /// in another grouping, to rounding.
+    #[test]
+    fn a_long_batch_counts_what_its_rows_count_one_by_one() {
+        let n = 5000;
+        let mut state = 7u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let score = |r: u64| match r % 50 {
+            0 => f64::NAN,
+            _ => (r % 1000) as f32 as f64 / 999.0,
+        };
+        let ps: Vec<f64> = (0..n).map(|_| score(next())).collect();
+        let cs: Vec<f64> = (0..n).map(|_| score(next())).collect();
+        let qs: Vec<f64> = (0..n).map(|_| score(next())).collect();
+        let class = |r: u64| (r % 3) as i64;
+        let (pc, cc, qc): (Vec<i64>, Vec<i64>, Vec<i64>) = (
+            (0..n).map(|_| class(next())).collect(),
+            (0..n).map(|_| class(next())).collect(),
+            (0..n).map(|_| class(next())).collect(),
+        );
+        let labels: Vec<i64> = (0..n).map(|_| class(next())).collect();
+        let slices: Vec<u32> = (0..n).map(|_| (next() % 5) as u32).collect();
+        for with_noise in [false, true] {
+            let paired = |rows: std::ops::Range<usize>| Paired {
+                primary: Answers {
+                    classes: &pc[rows.clone()],
+                    scores: &ps[rows.clone()],
+                },
+                candidate: Answers {
+                    classes: &cc[rows.clone()],
+                    scores: &cs[rows.clone()],
+                },
+                noise: with_noise.then(|| Answers {
+                    classes: &qc[rows.clone()],
+                    scores: &qs[rows.clone()],
+                }),
+                labels: Labels::Classes(ClassLabels {
+                    values: &labels[rows.clone()],
+                    missing: 2,
+                }),
+                slices: Some(&slices[rows]),
+            };
+            let mut whole = Comparison::new(Task::Classification, with_noise);
+            whole.add(&paired(0..n));
+            let mut by_row = Comparison::new(Task::Classification, with_noise);
+            for i in 0..n {
+                by_row.add(&paired(i..i + 1));
+            }
+            let tallies = |c: &Comparison| {
+                let mut all = vec![c.overall.clone()];
+                all.extend(c.slices.iter().cloned());
+                all
+            };
+            let (whole, by_row) = (tallies(&whole), tallies(&by_row));
+            assert_eq!(whole.len(), 6);
+            for (mut a, mut b) in whole.into_iter().zip(by_row) {
+                let (x, y) = (a.abs_difference_sum, b.abs_difference_sum);
+                assert!((x - y).abs() <= 1e-12 * y && y > 0.0, "{x} against {y}");
+                (a.abs_difference_sum, b.abs_difference_sum) = (0.0, 0.0);
+                assert_eq!(format!("{a:?}"), format!("{b:?}"));
+                assert!(a.flips > 0 && a.scored < a.rows && a.labelled < a.rows);
+                assert_eq!(a.noise_flips > 0, with_noise);
+                assert_eq!(a.noise_max_abs_difference > 0.0, with_noise);
+            }
+        }
     }
 
     #[test]
