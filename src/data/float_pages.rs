@@ -30,12 +30,13 @@ use std::sync::Arc;
 
 use polars_buffer::Buffer;
 use polars_parquet::parquet::compression::{Compression, DecompressionContext};
-use polars_parquet::parquet::metadata::{ColumnChunkMetadata, FileMetadata};
+use polars_parquet::parquet::metadata::{ColumnChunkMetadata, Descriptor, FileMetadata};
 use polars_parquet::parquet::page::{
     split_buffer, CompressedPage, DataPage, DataPageHeader, FormatEncoding, Page,
 };
 use polars_parquet::parquet::read::{decompress, read_metadata, PageMetaData, PageReader};
 use polars_parquet::parquet::schema::types::{IntegerType, PhysicalType, PrimitiveLogicalType};
+use polars_parquet::parquet::CowBuffer;
 use polars_parquet_format::thrift::protocol::TCompactInputProtocol;
 use polars_parquet_format::{PageHeader, PageType};
 
@@ -736,6 +737,8 @@ struct ColumnPages {
     /// Decompression buffer, reused from page to page.
     buffer: PageBuffer,
     context: DecompressionContext,
+    /// The column's descriptor, for a page read where it lies.
+    descriptor: Descriptor,
 }
 
 /// A decompressed data page and the next of its values.
@@ -745,6 +748,9 @@ struct PageCursor {
     values: Values,
     /// Rows of the page not read yet.
     left: usize,
+    /// Whether the page's bytes are a decompression buffer (given back
+    /// for the next page), not the file's bytes where they lie.
+    decompressed: bool,
 }
 
 enum Values {
@@ -775,6 +781,7 @@ impl ColumnPages {
             page: None,
             buffer: PageBuffer::default(),
             context: DecompressionContext::Unset,
+            descriptor: chunk.descriptor().descriptor.clone(),
         };
         if matches!(pages.front(), Some(CompressedPage::Dict(_))) {
             let page = pages.pop_front().expect("a first page");
@@ -912,7 +919,7 @@ impl ColumnPages {
 
     /// Its decompression buffer, for another column's pages.
     fn into_buffer(mut self) -> PageBuffer {
-        if let Some(mut cursor) = self.page.take().filter(|_| self.compressed) {
+        if let Some(mut cursor) = self.page.take().filter(|cursor| cursor.decompressed) {
             self.buffer
                 .give_back(std::mem::take(cursor.page.buffer_mut()));
         }
@@ -921,23 +928,43 @@ impl ColumnPages {
 
     /// Decompresses the next data page and finds its levels and values.
     fn next_page(&mut self) -> std::result::Result<(), String> {
-        if let Some(mut cursor) = self.page.take().filter(|_| self.compressed) {
+        if let Some(mut cursor) = self.page.take().filter(|cursor| cursor.decompressed) {
             // Its decompressed buffer serves the next page.
             self.buffer
                 .give_back(std::mem::take(cursor.page.buffer_mut()));
         }
-        let Some(page) = self.pages.pop_front() else {
+        let Some(mut page) = self.pages.pop_front() else {
             return Err("its pages end before the row group's rows".into());
         };
-        let mut bytes = self.buffer.lend();
-        let page = decompress(page, &mut bytes, &mut self.context).map_err(|e| e.to_string());
-        if bytes.capacity() > 0 {
-            // Not taken into the page (an uncompressed page is read where
-            // it lies).
-            self.buffer.give_back(bytes);
-        }
-        let Page::Data(page) = page? else {
-            return Err("a second dictionary page".into());
+        let in_place = one_literal(&mut page);
+        let decompressed = self.compressed && in_place.is_none();
+        let page = match in_place {
+            Some(bytes) => {
+                let CompressedPage::Data(compressed) = &page else {
+                    unreachable!("a data page has one literal");
+                };
+                let (header, rows) = (compressed.header().clone(), compressed.num_values());
+                DataPage::new(
+                    header,
+                    CowBuffer::Borrowed(bytes),
+                    self.descriptor.clone(),
+                    rows,
+                )
+            }
+            None => {
+                let mut bytes = self.buffer.lend();
+                let page =
+                    decompress(page, &mut bytes, &mut self.context).map_err(|e| e.to_string());
+                if bytes.capacity() > 0 {
+                    // Not taken into the page (an uncompressed page is read
+                    // where it lies).
+                    self.buffer.give_back(bytes);
+                }
+                let Page::Data(page) = page? else {
+                    return Err("a second dictionary page".into());
+                };
+                page
+            }
         };
         let split = split_buffer(&page).map_err(|e| e.to_string())?;
         let data = page.buffer();
@@ -967,9 +994,53 @@ impl ColumnPages {
             levels,
             values,
             left: rows,
+            decompressed,
         });
         Ok(())
     }
+}
+
+/// A snappy-compressed data page (format v1) whose stream is a single
+/// literal, the page's bytes as they are: its bytes, where they lie, with
+/// no copy. Snappy writes bytes it cannot compress as literals, a literal
+/// a 64 KB block, so the pages of dictionary indices drawn from a few
+/// hundred values (20 KB a page, pyarrow's 20,000 rows) are each one
+/// literal: copying them out was most of their "decompression" and a
+/// twentieth of a replay. Any other page: None, decompressed as usual.
+fn one_literal(page: &mut CompressedPage) -> Option<Buffer<u8>> {
+    let CompressedPage::Data(data) = page else {
+        return None;
+    };
+    if data.compression() != Compression::Snappy || !matches!(data.header(), DataPageHeader::V1(_))
+    {
+        return None;
+    }
+    let size = data.uncompressed_size();
+    let stream: &[u8] = data.slice_mut();
+    let (length, used) = uleb128(stream)?;
+    let tag = *stream.get(used)?;
+    // A literal's tag: low bits 00, then its length less one, in the tag's
+    // upper six bits below 60, else in the 1-4 bytes after it.
+    if tag & 3 != 0 {
+        return None;
+    }
+    let (literal, start) = match (tag >> 2) as usize {
+        short @ 0..60 => (short + 1, used + 1),
+        long => {
+            let bytes = long - 59;
+            let field = stream.get(used + 1..used + 1 + bytes)?;
+            let less_one = field.iter().rev().fold(0usize, |v, &b| v << 8 | b as usize);
+            (less_one + 1, used + 1 + bytes)
+        }
+    };
+    if length != size as u64 || literal != size || start + literal != stream.len() {
+        return None;
+    }
+    let buffer = match std::mem::replace(data.slice_mut(), CowBuffer::Owned(Vec::new())) {
+        CowBuffer::Borrowed(buffer) => buffer,
+        CowBuffer::Owned(bytes) => Buffer::from(bytes),
+    };
+    Some(buffer.sliced(start..))
 }
 
 /// Lays the values of the present rows (`levels[row]` 1, checked to be 0
@@ -1878,6 +1949,49 @@ pub(super) mod tests {
                 }
             })
             .collect()
+    }
+
+    /// A snappy page of one literal is its bytes where they lie, the
+    /// bytes snappy decompresses it to; any other page is left to
+    /// decompression. The fixture has pages of both kinds.
+    #[test]
+    fn a_page_of_one_literal_is_read_where_it_lies() {
+        let (mut f, metadata) = fixture("v1_snappy.parquet");
+        let (mut in_place, mut other, mut first) = (0, 0, None);
+        for group in 0..metadata.row_groups.len() {
+            for name in NUMBERS {
+                let chunk = column_chunk(&metadata, group, name).expect("a chunk");
+                let expected = decoded(read_pages(&mut f, None, chunk).expect("mapped"));
+                let pages = read_pages_copied(&mut f, chunk).expect("read");
+                for (index, (mut page, (bytes, _))) in pages.into_iter().zip(expected).enumerate() {
+                    match one_literal(&mut page) {
+                        Some(found) => {
+                            assert_eq!(&found[..], &bytes[..], "{name}, row group {group}");
+                            in_place += 1;
+                            first.get_or_insert((group, name, index));
+                        }
+                        None => other += 1,
+                    }
+                }
+            }
+        }
+        assert!(in_place > 100 && other > 100, "{in_place} and {other}");
+        // A page whose stream goes on one byte past its literal is not
+        // read in place, and is left as it was, to be decompressed.
+        let (group, name, index) = first.expect("a page of one literal");
+        let chunk = column_chunk(&metadata, group, name).expect("a chunk");
+        let mut pages = read_pages_copied(&mut f, chunk).expect("read");
+        let page = &mut pages[index];
+        let CompressedPage::Data(data) = page else {
+            unreachable!("a data page has one literal");
+        };
+        data.slice_mut().to_mut().push(0);
+        let size = data.compressed_size();
+        assert!(one_literal(page).is_none());
+        let CompressedPage::Data(data) = page else {
+            unreachable!("still a data page");
+        };
+        assert_eq!(data.compressed_size(), size);
     }
 
     #[test]
