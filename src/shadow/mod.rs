@@ -330,17 +330,6 @@ impl LabelValues {
         self.classes.unwrap_or_default()
     }
 
-    /// Rows `at..` of these labels, as labels of their own.
-    pub(crate) fn split_off(&mut self, at: usize) -> LabelValues {
-        LabelValues {
-            column: self.column.clone(),
-            classes: self.classes.as_mut().map(|c| c.split_off(at)),
-            missing: self.missing,
-            numbers: self.numbers.as_mut().map(|v| v.split_off(at)),
-            integers: self.integers,
-        }
-    }
-
     fn for_task(&mut self, task: Task, start: usize, n: usize, path: &Path) -> Result<Labels<'_>> {
         let Some(column) = &self.column else {
             return Ok(Labels::None);

@@ -593,31 +593,27 @@ impl Judge<'_> {
                 .noise
                 .as_ref()
                 .map(|(classes, scores)| Answers { classes, scores }),
-            labels: truth.labels.for_task(task, start, batch.n, self.inputs)?,
+            labels: truth
+                .labels
+                .for_task(task, truth.first + start, batch.n, self.inputs)?,
             slices: truth
                 .slices
                 .as_deref()
-                .map(|slices| &slices[start..start + batch.n]),
+                .map(|slices| &slices[truth.first + start..truth.first + start + batch.n]),
         });
         Ok(())
     }
 }
 
-/// A range's labels and slices.
+/// A unit's labels and slices, and where in them the range being judged
+/// starts: each range cut from a unit is judged with the unit's truth,
+/// its start moved on (a truth of its own for each range was a copy of
+/// the unit's rows after it, in fresh memory).
 struct Truth {
     labels: LabelValues,
     slices: Option<Vec<u32>>,
-}
-
-impl Truth {
-    /// Rows `at..` of the range, as a truth of their own (these rows are
-    /// no longer this one's).
-    fn split_off(&mut self, at: usize) -> Truth {
-        Truth {
-            labels: self.labels.split_off(at),
-            slices: self.slices.as_mut().map(|s| s.split_off(at)),
-        }
-    }
+    /// The range's first row in the unit's.
+    first: usize,
 }
 
 /// The ranges the workers take: a range of the log (whole row groups)
@@ -686,7 +682,7 @@ impl Reading<'_> {
             codes: self.code_readers(),
             units: self.units.iter(),
             ranges: self.ranges.iter().peekable(),
-            parts: Vec::new(),
+            starts: Vec::new(),
             spare: None,
             failed: false,
         }
@@ -719,7 +715,9 @@ impl Reading<'_> {
         spare: Option<Truth>,
     ) -> Result<Truth> {
         let (label_buffer, slice_buffer) = match spare {
-            Some(Truth { labels, slices }) => (labels.into_buffer(), slices.unwrap_or_default()),
+            Some(Truth { labels, slices, .. }) => {
+                (labels.into_buffer(), slices.unwrap_or_default())
+            }
             None => (Vec::new(), Vec::new()),
         };
         let read = |codes: &mut Option<DictionaryCodes>| match codes {
@@ -754,7 +752,11 @@ impl Reading<'_> {
             (None, Some(frame)) => slices.read(frame, self.slice_by)?,
             (None, None) => None,
         };
-        Ok(Truth { labels, slices })
+        Ok(Truth {
+            labels,
+            slices,
+            first: 0,
+        })
     }
 
     /// Rows `offset..offset + len` of `columns`, all of them.
@@ -809,10 +811,11 @@ struct Truths<'r> {
     codes: Result<[Option<DictionaryCodes>; 2]>,
     units: std::slice::Iter<'r, (usize, usize)>,
     ranges: std::iter::Peekable<std::slice::Iter<'r, (usize, usize)>>,
-    /// The unit's truths not handed out yet, cut as the unit is in ranges,
-    /// the next one last.
-    parts: Vec<Result<Truth>>,
-    /// A judged range's truth, its buffers for the next unit's.
+    /// Where the unit's ranges not judged yet start in it, the next one
+    /// last.
+    starts: Vec<usize>,
+    /// A judged range's truth: the unit's for its next range, else its
+    /// buffers for the next unit's.
     spare: Option<Truth>,
     /// After an error, there are no more.
     failed: bool,
@@ -829,8 +832,13 @@ impl Truths<'_> {
     /// The next range's labels and slices; None past the last range or
     /// after an error.
     fn next(&mut self) -> Option<Result<Truth>> {
-        if let Some(part) = self.parts.pop() {
-            return Some(part);
+        if let Some(first) = self.starts.pop() {
+            let mut truth = self
+                .spare
+                .take()
+                .expect("the unit's truth, given back once its range before was judged");
+            truth.first = first;
+            return Some(Ok(truth));
         }
         if self.failed {
             return None;
@@ -844,9 +852,9 @@ impl Truths<'_> {
             }
         };
         let &(offset, len) = self.units.next()?;
-        let mut ends_at = Vec::new();
+        let mut starts = Vec::new();
         while let Some(&&(start, _)) = self.ranges.peek().filter(|r| r.0 < offset + len) {
-            ends_at.push(start - offset);
+            starts.push(start - offset);
             self.ranges.next();
         }
         let spare = self.spare.take();
@@ -858,19 +866,15 @@ impl Truths<'_> {
             codes,
             spare,
         ) {
-            // Cut from its end, so that each part is moved once.
-            Ok(mut whole) => {
-                for &at in ends_at.iter().skip(1).rev() {
-                    self.parts.push(Ok(whole.split_off(at)));
-                }
-                self.parts.push(Ok(whole));
+            Ok(whole) => {
+                self.starts = starts.into_iter().skip(1).rev().collect();
+                Some(Ok(whole))
             }
             Err(e) => {
                 self.failed = true;
-                self.parts.push(Err(e));
+                Some(Err(e))
             }
         }
-        self.parts.pop()
     }
 }
 
