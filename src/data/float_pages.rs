@@ -936,21 +936,10 @@ impl ColumnPages {
         let Some(mut page) = self.pages.pop_front() else {
             return Err("its pages end before the row group's rows".into());
         };
-        let in_place = one_literal(&mut page);
+        let in_place = one_literal(&mut page, &self.descriptor);
         let decompressed = self.compressed && in_place.is_none();
         let page = match in_place {
-            Some(bytes) => {
-                let CompressedPage::Data(compressed) = &page else {
-                    unreachable!("a data page has one literal");
-                };
-                let (header, rows) = (compressed.header().clone(), compressed.num_values());
-                DataPage::new(
-                    header,
-                    CowBuffer::Borrowed(bytes),
-                    self.descriptor.clone(),
-                    rows,
-                )
-            }
+            Some(page) => page,
             None => {
                 let mut bytes = self.buffer.lend();
                 let page =
@@ -1005,9 +994,10 @@ impl ColumnPages {
 /// no copy. Snappy writes bytes it cannot compress as literals, a literal
 /// a 64 KB block, so the pages of dictionary indices drawn from a few
 /// hundred values (20 KB a page, pyarrow's 20,000 rows) are each one
-/// literal: copying them out was most of their "decompression" and a
-/// twentieth of a replay. Any other page: None, decompressed as usual.
-fn one_literal(page: &mut CompressedPage) -> Option<Buffer<u8>> {
+/// literal: copying them out was most of their "decompression" and about
+/// a twentieth of a replay. Any other page: None, left as it was, to be
+/// decompressed as usual.
+fn one_literal(page: &mut CompressedPage, descriptor: &Descriptor) -> Option<DataPage> {
     let CompressedPage::Data(data) = page else {
         return None;
     };
@@ -1040,7 +1030,12 @@ fn one_literal(page: &mut CompressedPage) -> Option<Buffer<u8>> {
         CowBuffer::Borrowed(buffer) => buffer,
         CowBuffer::Owned(bytes) => Buffer::from(bytes),
     };
-    Some(buffer.sliced(start..))
+    Some(DataPage::new(
+        data.header().clone(),
+        CowBuffer::Borrowed(buffer.sliced(start..)),
+        descriptor.clone(),
+        data.num_values(),
+    ))
 }
 
 /// Lays the values of the present rows (`levels[row]` 1, checked to be 0
@@ -1961,12 +1956,14 @@ pub(super) mod tests {
         for group in 0..metadata.row_groups.len() {
             for name in NUMBERS {
                 let chunk = column_chunk(&metadata, group, name).expect("a chunk");
+                let descriptor = &chunk.descriptor().descriptor;
                 let expected = decoded(read_pages(&mut f, None, chunk).expect("mapped"));
                 let pages = read_pages_copied(&mut f, chunk).expect("read");
                 for (index, (mut page, (bytes, _))) in pages.into_iter().zip(expected).enumerate() {
-                    match one_literal(&mut page) {
+                    match one_literal(&mut page, descriptor) {
                         Some(found) => {
-                            assert_eq!(&found[..], &bytes[..], "{name}, row group {group}");
+                            let found = found.buffer();
+                            assert_eq!(found, &bytes[..], "{name}, row group {group}");
                             in_place += 1;
                             first.get_or_insert((group, name, index));
                         }
@@ -1987,7 +1984,7 @@ pub(super) mod tests {
         };
         data.slice_mut().to_mut().push(0);
         let size = data.compressed_size();
-        assert!(one_literal(page).is_none());
+        assert!(one_literal(page, &chunk.descriptor().descriptor).is_none());
         let CompressedPage::Data(data) = page else {
             unreachable!("still a data page");
         };

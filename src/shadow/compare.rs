@@ -162,6 +162,17 @@ const OUTCOMES: usize = 256;
 /// counter).
 const COPIES: usize = 4;
 
+/// Histograms of outcome codes (copies, or slices' copies) added up.
+fn summed(histograms: &[[u32; OUTCOMES]]) -> [u32; OUTCOMES] {
+    let mut all = [0u32; OUTCOMES];
+    for histogram in histograms {
+        for (all, k) in all.iter_mut().zip(histogram) {
+            *all += k;
+        }
+    }
+    all
+}
+
 /// Rows whose outcomes are worked out and counted at a time.
 const BLOCK: usize = 4096;
 
@@ -253,13 +264,7 @@ impl Tally {
         for &noise in &rows.noise {
             differences.add_noise(noise);
         }
-        let mut all = codes[0];
-        for copy in &codes[1..] {
-            for (all, k) in all.iter_mut().zip(copy) {
-                *all += k;
-            }
-        }
-        self.add_counts(&all, &differences);
+        self.add_counts(&summed(&codes), &differences);
     }
 
     /// Counts one row.
@@ -522,22 +527,10 @@ impl Comparison {
             differences[s as usize].add_noise(noise);
             overall.add_noise(noise);
         }
-        let mut all = [0u32; OUTCOMES];
-        for slice in &codes {
-            for (all, k) in all.iter_mut().zip(slice) {
-                *all += k;
-            }
-        }
-        self.overall.add_counts(&all, &overall);
+        self.overall.add_counts(&summed(&codes), &overall);
         let slices = codes.chunks_exact(COPIES).zip(&differences);
         for (tally, (copies, differences)) in self.slices.iter_mut().zip(slices) {
-            let mut codes = [0u32; OUTCOMES];
-            for copy in copies {
-                for (all, k) in codes.iter_mut().zip(copy) {
-                    *all += k;
-                }
-            }
-            tally.add_counts(&codes, differences);
+            tally.add_counts(&summed(copies), differences);
         }
     }
 }
