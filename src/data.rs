@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 mod dictionary_codes;
 mod float_pages;
 pub use dictionary_codes::{DictionaryCodes, Entries, GroupCodes, NULL};
-pub use float_pages::FloatRows;
+pub use float_pages::{column_stride, FloatRows};
 
 /// The broad type of a column, as the commands need it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

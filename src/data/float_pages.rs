@@ -165,13 +165,9 @@ impl<'a> FloatRows<'a> {
             let n = rows.min(self.left);
             match &mut self.group {
                 Group::LaidOut { frame, next } => {
-                    let (mut rows, k) = frame.slice(*next, n).f32_rows(&self.names)?;
-                    if let Some(scaling) = &self.scaling {
-                        scaling.scale_rows(&mut rows);
-                    }
+                    let (rows, k) = laid_out_rows(frame, next, n, &self.names, &self.scaling)?;
                     out.extend_from_slice(&rows);
                     nulls += k;
-                    *next += n;
                 }
                 Group::Pages(columns) => {
                     for first in (0..n).step_by(self.block) {
@@ -199,6 +195,60 @@ impl<'a> FloatRows<'a> {
             }
             self.left -= n;
             rows -= n;
+        }
+        Ok(nulls)
+    }
+
+    /// Appends the next `rows` rows to `out` column by column: column j's
+    /// values at `out[start + j * stride..]`, `start` being `out`'s length
+    /// before and `stride` [`column_stride`]`(rows)` (a matrix a model
+    /// reads where it lies, by columns: each column's values are written
+    /// once, where they stay, instead of gathered into a block and
+    /// transposed into rows). Returns how many of their values were null
+    /// (NaN in `out`).
+    pub fn read_columns(&mut self, rows: usize, out: &mut Vec<f32>) -> Result<usize> {
+        let width = self.names.len();
+        let stride = column_stride(rows);
+        let start = out.len();
+        out.resize(start + stride * width, 0.0);
+        let out = &mut out[start..];
+        let mut nulls = 0;
+        let mut done = 0;
+        while done < rows {
+            if self.left == 0 {
+                self.open_part()?;
+                continue;
+            }
+            let n = (rows - done).min(self.left);
+            match &mut self.group {
+                Group::LaidOut { frame, next } => {
+                    let (rows, k) = laid_out_rows(frame, next, n, &self.names, &self.scaling)?;
+                    for (i, row) in rows.chunks_exact(width).enumerate() {
+                        for (j, &v) in row.iter().enumerate() {
+                            out[j * stride + done + i] = v;
+                        }
+                    }
+                    nulls += k;
+                }
+                Group::Pages(columns) => {
+                    for (j, pages) in columns.iter_mut().enumerate() {
+                        let buffers = Buffers {
+                            levels: &mut self.levels,
+                            present: &mut self.present,
+                        };
+                        let column = &mut out[j * stride + done..j * stride + done + n];
+                        match pages.read(column, buffers) {
+                            Ok(k) => nulls += k,
+                            Err(e) => {
+                                let name = pages.name.clone();
+                                return Err(self.error(&name, e));
+                            }
+                        }
+                    }
+                }
+            }
+            self.left -= n;
+            done += n;
         }
         Ok(nulls)
     }
@@ -349,6 +399,32 @@ impl<'a> FloatRows<'a> {
         self.group = Group::Pages(columns);
         Ok(())
     }
+}
+
+/// The next `n` rows of a row group laid out by polars, from row `next`
+/// on (moved past them), scaled as pages' values are; and how many of
+/// their values were null.
+fn laid_out_rows(
+    frame: &Frame,
+    next: &mut usize,
+    n: usize,
+    names: &[String],
+    scaling: &Option<FeatureScaling>,
+) -> Result<(Vec<f32>, usize)> {
+    let (mut rows, nulls) = frame.slice(*next, n).f32_rows(names)?;
+    if let Some(scaling) = scaling {
+        scaling.scale_rows(&mut rows);
+    }
+    *next += n;
+    Ok((rows, nulls))
+}
+
+/// How far apart `read_columns` lays out the columns of `rows` rows:
+/// whole cache lines, and one more, so that a model reading a value of
+/// every column at each step does not find them all in the same few sets
+/// of its cache (4,096 rows are 16 KB, a multiple of the sets' span).
+pub fn column_stride(rows: usize) -> usize {
+    rows.next_multiple_of(16) + 16
 }
 
 /// Each row group's first row.
@@ -1778,6 +1854,46 @@ pub(super) mod tests {
         }
         // Past the last row: a clear error, not a panic.
         let err = reader.read(1, &mut rows).expect_err("no more rows");
+        assert!(err.to_string().contains("fewer rows"), "{err}");
+
+        // Column by column, in the same pieces: every value where
+        // `column_stride` puts it, the same bits.
+        let mut reader = FloatRows::open(&table, &names)
+            .expect("metadata read")
+            .expect("float columns");
+        if let Some(scaling) = scaling {
+            reader = reader.scaled(scaling.clone());
+        }
+        let (width, mut nulls, mut done) = (names.len(), 0, 0);
+        for n in [1, 7, 300, 4096, 999].iter().cycle() {
+            let n = (*n).min(total - done);
+            let mut columns = vec![7.0f32];
+            nulls += reader.read_columns(n, &mut columns).expect("read");
+            let stride = column_stride(n);
+            assert_eq!(columns.len(), 1 + stride * width, "{file}");
+            for i in 0..n {
+                for (j, name) in names.iter().enumerate() {
+                    let (a, b) = (
+                        columns[1 + j * stride + i],
+                        expected[(done + i) * width + j],
+                    );
+                    assert_eq!(
+                        a.to_bits(),
+                        b.to_bits(),
+                        "{file}: row {}, column {name}",
+                        done + i
+                    );
+                }
+            }
+            done += n;
+            if done == total {
+                break;
+            }
+        }
+        assert_eq!(nulls, expected_nulls, "{file}");
+        let err = reader
+            .read_columns(1, &mut Vec::new())
+            .expect_err("no more rows");
         assert!(err.to_string().contains("fewer rows"), "{err}");
     }
 

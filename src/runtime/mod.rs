@@ -677,6 +677,49 @@ impl Model {
         &self.device
     }
 
+    /// Whether the graph input `name` may be fed as a float32 matrix laid
+    /// out column by column (a transposed view): every step that reads it
+    /// reads it where it lies (`Op::reads_by_columns`), and it is not an
+    /// output. Fed so to any other model it would be copied into rows.
+    pub fn reads_by_columns(&self, name: &str) -> bool {
+        match self.slots.get(name) {
+            Some(&slot) => matches!(self.device, Device::Cpu) && self.slot_read_by_columns(slot),
+            None => false,
+        }
+    }
+
+    /// `reads_by_columns` of a slot: through the steps that pass it on as
+    /// it is (the sample models' Cast to float), to those that read it.
+    fn slot_read_by_columns(&self, slot: usize) -> bool {
+        if self
+            .graph
+            .outputs
+            .iter()
+            .any(|o| self.slots.get(&o.name) == Some(&slot))
+        {
+            return false;
+        }
+        let mut read = false;
+        for step in &self.steps {
+            for (i, input) in step.inputs.iter().enumerate() {
+                if *input != Some(slot) {
+                    continue;
+                }
+                let passed_on = match step.outputs.first() {
+                    Some(&Some(out)) if step.op.passes_on_float32(i) => {
+                        self.slot_read_by_columns(out)
+                    }
+                    _ => false,
+                };
+                if !passed_on && !step.op.reads_by_columns(i) {
+                    return false;
+                }
+                read = true;
+            }
+        }
+        read
+    }
+
     /// The fused steps of the plan, by name, in order.
     pub fn fused_steps(&self) -> Vec<&'static str> {
         self.steps.iter().filter_map(|s| s.fused).collect()
@@ -907,7 +950,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_model_without_its_input_scaler_answers_scaled_rows_with_the_same_bits() {
+    fn a_model_without_its_input_scaler_answers_scaled_rows_with_the_same_bits_by_rows_or_columns()
+    {
         // The sample MLP (Scaler -> Cast -> MatMul ...) on rows of every
         // kind of value: ordinary, zeros of both signs, NaN (a null),
         // infinities, huge and tiny.
@@ -943,10 +987,11 @@ mod tests {
             .collect();
         let mut scaled = rows.clone();
         scaling.scale_rows(&mut scaled);
-        let run = |model: &Model, rows: Vec<f32>| {
-            let x = Tensor::from_vec(rows, (97, 30), &device).expect("a matrix");
+        let run_rows = |model: &Model, rows: &[f32], n: usize| {
+            let x = Tensor::from_vec(rows.to_vec(), (n, 30), &device).expect("a matrix");
             model.run(vec![("X".into(), x)]).expect("answers")
         };
+        let run = |model: &Model, rows: Vec<f32>| run_rows(model, &rows, 97);
         let bits = |outputs: Vec<(String, Value)>| -> Vec<(String, Vec<u64>)> {
             outputs
                 .into_iter()
@@ -964,7 +1009,36 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(bits(run(&whole, rows)), bits(run(&without, scaled)));
+        assert_eq!(bits(run(&whole, rows)), bits(run(&without, scaled.clone())));
+
+        // Without its Scaler the model reads X by columns (Cast to float,
+        // then the first product): fed as a transposed view, with columns
+        // a line further apart than the rows, and narrowed to a part of
+        // the rows as the noise run does, it gives the same bits.
+        assert!(without.reads_by_columns("X"));
+        assert!(!whole.reads_by_columns("X"), "its Scaler reads X");
+        assert!(!without.reads_by_columns("output_label"));
+        let lda = 97 + 16;
+        let mut columns = vec![f32::NAN; 30 * lda];
+        for (i, row) in scaled.chunks_exact(30).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                columns[j * lda + i] = v;
+            }
+        }
+        let view = Tensor::from_vec(columns, (30, lda), &device)
+            .and_then(|t| t.narrow(1, 0, 97))
+            .and_then(|t| t.t())
+            .expect("a view");
+        let by_columns = without
+            .run(vec![("X".into(), view.clone())])
+            .expect("answers");
+        assert_eq!(bits(by_columns), bits(run(&without, scaled.clone())));
+        let part = view.narrow(0, 40, 57).expect("rows 40..97");
+        let by_columns = without.run(vec![("X".into(), part)]).expect("answers");
+        assert_eq!(
+            bits(by_columns),
+            bits(run_rows(&without, &scaled[40 * 30..], 57))
+        );
     }
 
     /// Where each of `runs` runs goes, for a model taking `serial` us on the

@@ -890,6 +890,10 @@ impl Op for MatMulBias {
         self.matmul.pin_weight(inputs.get(1).copied().flatten())
     }
 
+    fn reads_by_columns(&self, input: usize) -> bool {
+        input == 0
+    }
+
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let (a, w, bias) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
         let (k, n) = match w.dims() {

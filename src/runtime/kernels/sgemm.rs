@@ -233,6 +233,19 @@ fn small_batch_rows(isa: Isa, m: usize, mr: usize) -> usize {
     }
 }
 
+/// Where element (i, p) of A lies in its slice: row by row (row i at
+/// `a[i * lda..]`), or column by column (column p at `a[p * lda..]`: a
+/// transposed view, as a replay lays out a batch's features, each
+/// column's values where its pages were decoded).
+#[inline(always)]
+fn at<const BY_COLUMNS: bool>(i: usize, p: usize, lda: usize) -> usize {
+    if BY_COLUMNS {
+        i + p * lda
+    } else {
+        i * lda + p
+    }
+}
+
 /// C (m x n, row-major, `c.len() >= m * n`) = A (m x k, row i at
 /// `a[i * lda..]`) times packed B, plus `bias` (one value per column) when
 /// given. Parallel when `parallel` and large enough.
@@ -253,8 +266,45 @@ pub fn sgemm(
     c: &mut [f32],
     parallel: bool,
 ) {
+    product::<false>(m, a, lda, b, bias, activation, c, parallel);
+}
+
+/// `sgemm` of an A laid out column by column (column p at `a[p * lda..]`,
+/// `lda >= m`): the same multiply-adds in the same order, so the same bits
+/// as `sgemm` of the same A row by row. A micro-kernel reads one value of
+/// each of its rows at each step, here side by side. Columns a multiple of
+/// 4 KB apart all fall in the same few sets of the cache: lay them out a
+/// cache line further apart (4,096 rows: 16 KB; model_v2's 30 x 16 layer
+/// took 54 us a batch against 40 by rows, 43 with the line).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_by_columns(
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    b: &PackedB,
+    bias: Option<&[f32]>,
+    activation: Activation,
+    c: &mut [f32],
+    parallel: bool,
+) {
+    product::<true>(m, a, lda, b, bias, activation, c, parallel);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn product<const BY_COLUMNS: bool>(
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    b: &PackedB,
+    bias: Option<&[f32]>,
+    activation: Activation,
+    c: &mut [f32],
+    parallel: bool,
+) {
     let (k, n) = (b.k, b.n);
-    assert!(c.len() >= m * n && (m == 0 || a.len() >= (m - 1) * lda + k));
+    // A's last value read is (m - 1, k - 1).
+    let in_a = m == 0 || k == 0 || a.len() > at::<BY_COLUMNS>(m - 1, k - 1, lda);
+    assert!(c.len() >= m * n && in_a);
     assert!(bias.is_none_or(|b| b.len() == n));
     if m == 0 || n == 0 {
         return;
@@ -274,7 +324,7 @@ pub fn sgemm(
     let (mr, nr) = tile_shape(b.isa);
     #[cfg(target_arch = "x86_64")]
     if n == 1 && matches!(b.isa, Isa::Avx512Vnni | Isa::Avx2) {
-        column_product(m, a, lda, b, bias, activation, c, parallel);
+        column_product::<BY_COLUMNS>(m, a, lda, b, bias, activation, c, parallel);
         return;
     }
     let mr = small_batch_rows(b.isa, m, mr);
@@ -320,10 +370,11 @@ pub fn sgemm(
                 let bp = &b.data[panel * k * nr + k0 * nr..panel * k * nr + (k0 + kc) * nr];
                 for block in 0..rows_here.div_ceil(mr) {
                     let rows = mr.min(rows_here - block * mr);
-                    let ap = &a[(i0 + block * mr) * lda + k0..];
+                    let ap = &a[at::<BY_COLUMNS>(i0 + block * mr, k0, lda)..];
                     // SAFETY: this unit alone writes rows i0..i0+rows_here
                     // and columns of its panels, inside C's m x n; the
                     // kernels read kc values of `rows` rows of A (lda apart,
+                    // or by columns kc columns lda apart of `rows` values;
                     // inside `a` by the assertion above) and kc x nr of the
                     // panel.
                     unsafe {
@@ -336,22 +387,30 @@ pub fn sgemm(
                             #[cfg(target_arch = "x86_64")]
                             Isa::Avx512Vnni => {
                                 let bias = tile_bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
-                                x86::tile_avx512(kc, ap, lda, bp, cp, n, rows, cols, add, bias);
+                                x86::tile_avx512::<BY_COLUMNS>(
+                                    kc, ap, lda, bp, cp, n, rows, cols, add, bias,
+                                );
                                 true
                             }
                             #[cfg(target_arch = "x86_64")]
                             Isa::Avx2 => {
                                 let bias = tile_bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
-                                x86::tile_avx2(kc, ap, lda, bp, cp, n, rows, cols, add, bias);
+                                x86::tile_avx2::<BY_COLUMNS>(
+                                    kc, ap, lda, bp, cp, n, rows, cols, add, bias,
+                                );
                                 true
                             }
                             #[cfg(target_arch = "aarch64")]
                             Isa::Neon => {
-                                arm::tile_neon(kc, ap, lda, bp, cp, n, rows, cols, add);
+                                arm::tile_neon::<BY_COLUMNS>(
+                                    kc, ap, lda, bp, cp, n, rows, cols, add,
+                                );
                                 false
                             }
                             _ => {
-                                tile_reference(kc, ap, lda, bp, nr, cp, n, rows, cols, add);
+                                tile_reference::<BY_COLUMNS>(
+                                    kc, ap, lda, bp, nr, cp, n, rows, cols, add,
+                                );
                                 false
                             }
                         };
@@ -405,7 +464,7 @@ pub fn sgemm(
 /// before it, then the bias), so the same bits.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-fn column_product(
+fn column_product<const BY_COLUMNS: bool>(
     m: usize,
     a: &[f32],
     lda: usize,
@@ -419,10 +478,11 @@ fn column_product(
     let column: Vec<f32> = (0..k).map(|p| b.data[p * nr]).collect();
     let (depth, bias) = (block_depth(k), bias.map(|b| b[0]));
     let rows = |first: usize, out: &mut [f32]| {
+        let a = &a[at::<BY_COLUMNS>(first, 0, lda)..];
         // SAFETY: AVX2 and FMA are present (both ISAs that come here have
         // them); rows first..first + out.len() of A lie inside `a`
         // (sgemm's assertion).
-        unsafe { x86::column_rows(&a[first * lda..], lda, &column, depth, bias, out) };
+        unsafe { x86::column_rows::<BY_COLUMNS>(a, lda, &column, depth, bias, out) };
         if let Some(f) = activation {
             f(out);
         }
@@ -448,7 +508,7 @@ fn column_product(
 /// # Safety
 /// `c` must hold `rows` rows of `ldc` values with `cols` valid columns.
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_reference(
+unsafe fn tile_reference<const BY_COLUMNS: bool>(
     kc: usize,
     a: &[f32],
     lda: usize,
@@ -463,7 +523,7 @@ unsafe fn tile_reference(
     for r in 0..rows {
         let mut acc = [0f32; 64];
         for p in 0..kc {
-            let x = a[r * lda + p];
+            let x = a[at::<BY_COLUMNS>(r, p, lda)];
             for (j, acc) in acc.iter_mut().enumerate().take(cols) {
                 *acc = x.mul_add(b[p * nr + j], *acc);
             }
@@ -481,7 +541,7 @@ mod arm {
 
     /// Dispatches to the micro-kernel for `rows` rows.
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn tile_neon(
+    pub unsafe fn tile_neon<const BY_COLUMNS: bool>(
         kc: usize,
         a: &[f32],
         lda: usize,
@@ -495,7 +555,7 @@ mod arm {
         macro_rules! by_rows {
             ($($r:literal)*) => {
                 match rows {
-                    $($r => kernel_neon::<$r>(kc, a.as_ptr(), lda, b.as_ptr(), c, ldc, cols, add),)*
+                    $($r => kernel_neon::<$r, BY_COLUMNS>(kc, a.as_ptr(), lda, b.as_ptr(), c, ldc, cols, add),)*
                     _ => unreachable!("at most 8 rows"),
                 }
             };
@@ -507,7 +567,7 @@ mod arm {
     /// 4 lanes).
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "neon")]
-    unsafe fn kernel_neon<const MR: usize>(
+    unsafe fn kernel_neon<const MR: usize, const BY_COLUMNS: bool>(
         kc: usize,
         a: *const f32,
         lda: usize,
@@ -522,7 +582,7 @@ mod arm {
             let b0 = vld1q_f32(b.add(p * 8));
             let b1 = vld1q_f32(b.add(p * 8 + 4));
             for (r, acc) in acc.iter_mut().enumerate() {
-                let x = vdupq_n_f32(*a.add(r * lda + p));
+                let x = vdupq_n_f32(*a.add(super::at::<BY_COLUMNS>(r, p, lda)));
                 acc[0] = vfmaq_f32(acc[0], x, b0);
                 acc[1] = vfmaq_f32(acc[1], x, b1);
             }
@@ -546,14 +606,15 @@ mod x86 {
 
     use crate::simd::x86::transpose8;
 
-    /// `out.len()` rows of A (`lda` apart) times `column`: per block of
-    /// `depth` values of k, a sum from zero by multiply-adds in k's order,
-    /// added to the blocks before it, then `bias`. Eight rows at a time, one
-    /// per lane: eight values of k of each row are loaded together and
-    /// transposed in registers (a row's values are contiguous, a lane's are
-    /// a row apart).
+    /// `out.len()` rows of A (`lda` apart, or by columns `lda` apart) times
+    /// `column`: per block of `depth` values of k, a sum from zero by
+    /// multiply-adds in k's order, added to the blocks before it, then
+    /// `bias`. Eight rows at a time, one per lane: by rows, eight values of
+    /// k of each row are loaded together and transposed in registers (a
+    /// row's values are contiguous, a lane's are a row apart); by columns,
+    /// the eight rows' values at each p lie side by side.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn column_rows(
+    pub unsafe fn column_rows<const BY_COLUMNS: bool>(
         a: &[f32],
         lda: usize,
         column: &[f32],
@@ -566,24 +627,36 @@ mod x86 {
         let rows = out.len();
         let mut first = 0;
         while first + 8 <= rows {
-            // SAFETY (all loads): rows first..first + 8 of A, values p..p + 8
-            // (or p) below k, lie inside `a` (the caller's assertion).
+            // SAFETY (all loads): values p..p + 8 (or p) below k of rows
+            // first..first + 8 of A, or by columns rows first..first + 8 of
+            // column p, lie inside `a` (the caller's assertion).
             let row = |r: usize| a.as_ptr().add((first + r) * lda);
             let mut sum = _mm256_setzero_ps();
             for k0 in (0..k).step_by(depth) {
                 let end = (k0 + depth).min(k);
                 let mut acc = _mm256_setzero_ps();
-                let mut p = k0;
-                while p + 8 <= end {
-                    let by_row = std::array::from_fn(|r| _mm256_loadu_ps(row(r).add(p)));
-                    for (q, values) in transpose8(by_row).into_iter().enumerate() {
-                        acc = _mm256_fmadd_ps(values, _mm256_set1_ps(column[p + q]), acc);
+                if BY_COLUMNS {
+                    for (p, &w) in column.iter().enumerate().take(end).skip(k0) {
+                        let values = _mm256_loadu_ps(a.as_ptr().add(first + p * lda));
+                        acc = _mm256_fmadd_ps(values, _mm256_set1_ps(w), acc);
                     }
-                    p += 8;
-                }
-                for (p, &w) in column.iter().enumerate().take(end).skip(p) {
-                    let values: [f32; 8] = std::array::from_fn(|r| *row(r).add(p));
-                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(values.as_ptr()), _mm256_set1_ps(w), acc);
+                } else {
+                    let mut p = k0;
+                    while p + 8 <= end {
+                        let by_row = std::array::from_fn(|r| _mm256_loadu_ps(row(r).add(p)));
+                        for (q, values) in transpose8(by_row).into_iter().enumerate() {
+                            acc = _mm256_fmadd_ps(values, _mm256_set1_ps(column[p + q]), acc);
+                        }
+                        p += 8;
+                    }
+                    for (p, &w) in column.iter().enumerate().take(end).skip(p) {
+                        let values: [f32; 8] = std::array::from_fn(|r| *row(r).add(p));
+                        acc = _mm256_fmadd_ps(
+                            _mm256_loadu_ps(values.as_ptr()),
+                            _mm256_set1_ps(w),
+                            acc,
+                        );
+                    }
                 }
                 sum = if k0 == 0 {
                     acc
@@ -599,13 +672,13 @@ mod x86 {
         }
         // The last rows one by one, with the same operations.
         for (r, o) in out.iter_mut().enumerate().skip(first) {
-            let values = &a[r * lda..r * lda + k];
+            let value = |p: usize| a[super::at::<BY_COLUMNS>(r, p, lda)];
             let mut sum = 0f32;
             for k0 in (0..k).step_by(depth) {
                 let end = (k0 + depth).min(k);
                 let mut acc = 0f32;
-                for (v, w) in values[k0..end].iter().zip(&column[k0..end]) {
-                    acc = v.mul_add(*w, acc);
+                for (p, w) in column.iter().enumerate().take(end).skip(k0) {
+                    acc = value(p).mul_add(*w, acc);
                 }
                 sum = if k0 == 0 { acc } else { acc + sum };
             }
@@ -651,7 +724,7 @@ mod x86 {
     /// Dispatches to the micro-kernel for `rows` rows (a const generic, so
     /// the accumulators stay in registers).
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn tile_avx512(
+    pub unsafe fn tile_avx512<const BY_COLUMNS: bool>(
         kc: usize,
         a: &[f32],
         lda: usize,
@@ -666,7 +739,7 @@ mod x86 {
         macro_rules! by_rows {
             ($($r:literal)*) => {
                 match rows {
-                    $($r => kernel_avx512::<$r>(kc, a.as_ptr(), lda, b.as_ptr(), c, ldc, cols, add, bias),)*
+                    $($r => kernel_avx512::<$r, BY_COLUMNS>(kc, a.as_ptr(), lda, b.as_ptr(), c, ldc, cols, add, bias),)*
                     _ => unreachable!("at most 12 rows"),
                 }
             };
@@ -674,12 +747,13 @@ mod x86 {
         by_rows!(1 2 3 4 5 6 7 8 9 10 11 12)
     }
 
-    /// MR rows of A, `lda` apart; B 32 columns per step. `bias` (null for
+    /// MR rows of A, `lda` apart (or by columns: each step's MR values side
+    /// by side, steps `lda` apart); B 32 columns per step. `bias` (null for
     /// none) holds `cols` values added to each row as it is stored, after
     /// the earlier blocks' sums, in the order a separate pass adds them.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    unsafe fn kernel_avx512<const MR: usize>(
+    unsafe fn kernel_avx512<const MR: usize, const BY_COLUMNS: bool>(
         kc: usize,
         a: *const f32,
         lda: usize,
@@ -698,7 +772,7 @@ mod x86 {
             let b0 = _mm512_loadu_ps(b.add(p * 32));
             let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
             for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(*a.add(r * lda + p));
+                let x = _mm512_set1_ps(*a.add(super::at::<BY_COLUMNS>(r, p, lda)));
                 acc[0] = _mm512_fmadd_ps(x, b0, acc[0]);
                 acc[1] = _mm512_fmadd_ps(x, b1, acc[1]);
             }
@@ -740,7 +814,7 @@ mod x86 {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn tile_avx2(
+    pub unsafe fn tile_avx2<const BY_COLUMNS: bool>(
         kc: usize,
         a: &[f32],
         lda: usize,
@@ -755,7 +829,7 @@ mod x86 {
         macro_rules! by_rows {
             ($($r:literal)*) => {
                 match rows {
-                    $($r => kernel_avx2::<$r>(kc, a.as_ptr(), lda, b.as_ptr(), c, ldc, cols, add, bias),)*
+                    $($r => kernel_avx2::<$r, BY_COLUMNS>(kc, a.as_ptr(), lda, b.as_ptr(), c, ldc, cols, add, bias),)*
                     _ => unreachable!("at most 6 rows"),
                 }
             };
@@ -763,14 +837,15 @@ mod x86 {
         by_rows!(1 2 3 4 5 6)
     }
 
-    /// MR rows of A, `lda` apart; B 16 columns per step. `bias` (null for
+    /// MR rows of A, `lda` apart (or by columns, as in `kernel_avx512`); B
+    /// 16 columns per step. `bias` (null for
     /// none) as in `kernel_avx512`. A whole tile is stored from its
     /// registers; only the last, narrower panel goes value by value (storing
     /// every tile through a scratch copy, with the bias in a second pass,
     /// cost a tenth of a 1024 x 1536 x 384 product).
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn kernel_avx2<const MR: usize>(
+    unsafe fn kernel_avx2<const MR: usize, const BY_COLUMNS: bool>(
         kc: usize,
         a: *const f32,
         lda: usize,
@@ -788,7 +863,7 @@ mod x86 {
             let b0 = _mm256_loadu_ps(b.add(p * 16));
             let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
             for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm256_set1_ps(*a.add(r * lda + p));
+                let x = _mm256_set1_ps(*a.add(super::at::<BY_COLUMNS>(r, p, lda)));
                 acc[0] = _mm256_fmadd_ps(x, b0, acc[0]);
                 acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
             }
@@ -880,6 +955,62 @@ mod tests {
                             (*x as f64 - e).abs() <= 1e-5 * (1.0 + e.abs()) * k as f64,
                             "{isa:?} {m}x{n}x{k} [{i}]: {x} vs {e}"
                         );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_by_columns_gives_the_bits_of_the_same_a_by_rows() {
+        // Every kernel (one column of B too: column_product), ragged
+        // edges, several blocks of k, columns a cache line further apart
+        // than the rows, with a bias and an activation.
+        let relu = |row: &mut [f32]| row.iter_mut().for_each(|v| *v = v.max(0.0));
+        for isa in Isa::available() {
+            for &(m, n, k) in &[
+                (13, 33, 7),
+                (25, 70, 300),
+                (40, 16, 30),
+                (37, 1, 30),
+                (673, 9, 3),
+            ] {
+                let a = values(m * k, 7 + m as u64);
+                let b = values(k * n, 8 + n as u64);
+                let bias = values(n, 9);
+                let lda = m + 16;
+                let mut columns = vec![f32::NAN; lda * k];
+                for i in 0..m {
+                    for p in 0..k {
+                        columns[p * lda + i] = a[i * k + p];
+                    }
+                }
+                let packed = PackedB::pack_for(isa, &b, k, n, n, 1);
+                for parallel in [false, true] {
+                    let mut by_rows = vec![f32::NAN; m * n];
+                    let mut by_columns = vec![f32::NAN; m * n];
+                    sgemm(
+                        m,
+                        &a,
+                        k,
+                        &packed,
+                        Some(&bias),
+                        Some(&relu),
+                        &mut by_rows,
+                        parallel,
+                    );
+                    sgemm_by_columns(
+                        m,
+                        &columns,
+                        lda,
+                        &packed,
+                        Some(&bias),
+                        Some(&relu),
+                        &mut by_columns,
+                        parallel,
+                    );
+                    for (i, (x, y)) in by_rows.iter().zip(&by_columns).enumerate() {
+                        assert_eq!(x.to_bits(), y.to_bits(), "{isa:?} {m}x{n}x{k} [{i}]");
                     }
                 }
             }

@@ -107,13 +107,29 @@ pub fn matmul_weight_values(
     let m = a.elem_count() / k.max(1);
     let mut dims = a.dims().to_vec();
     *dims.last_mut()? = packed.n;
+    // A matrix laid out column by column (a transposed view: a replay's
+    // batch of features, as its columns are read) is read where it lies.
+    let by_columns = !a.is_contiguous() && a.rank() == 2 && a.stride()[0] == 1;
     // SAFETY: sgemm writes all m x n values (when A is read at all; if not,
     // the buffer is dropped unread).
     let (c, done) = unsafe {
-        kernels::written_by(m * packed.n, |c| {
-            kernels::with_slice::<f32, _>(a, |a| {
+        kernels::written_by(m * packed.n, |c| match by_columns {
+            true => kernels::with_strided::<f32, _>(a, |all, start, strides| {
+                let lda = strides[1];
+                kernels::sgemm::sgemm_by_columns(
+                    m,
+                    &all[start..],
+                    lda,
+                    packed,
+                    bias,
+                    activation,
+                    c,
+                    true,
+                )
+            }),
+            false => kernels::with_slice::<f32, _>(a, |a| {
                 kernels::sgemm::sgemm(m, a, k, packed, bias, activation, c, true)
-            })
+            }),
         })
     };
     done?;
@@ -222,6 +238,11 @@ impl Op for MatMul {
         self.pin_weight(inputs.get(1).copied().flatten())
     }
 
+    /// A by a matrix B: `matmul_weight_values`.
+    fn reads_by_columns(&self, input: usize) -> bool {
+        input == 0
+    }
+
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
         if kernels::on_cpu(a, DType::F32) && kernels::on_cpu(b, DType::F32) {
@@ -286,6 +307,11 @@ impl Gemm {
 }
 
 impl Op for Gemm {
+    /// A untransposed: `matmul_weight_values`.
+    fn reads_by_columns(&self, input: usize) -> bool {
+        input == 0 && !self.trans_a
+    }
+
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let mut y = match self.product_on_cpu(input(inputs, 0)?, input(inputs, 1)?) {
             Some(y) => y,

@@ -55,6 +55,21 @@ pub trait Op: Send + Sync {
     fn pin_weights(&self, _inputs: &[Option<&Value>], _present: &[bool]) -> Vec<usize> {
         Vec::new()
     }
+
+    /// Whether input `input`, a float32 matrix on the CPU, is read where it
+    /// lies when it is laid out column by column (a transposed view), as
+    /// fast as row by row; other operators copy such a view into rows
+    /// first.
+    fn reads_by_columns(&self, _input: usize) -> bool {
+        false
+    }
+
+    /// Whether the first output is input `input` itself, as it is laid out,
+    /// when that is a float32 tensor (a Cast to float32): what reads that
+    /// output reads the input.
+    fn passes_on_float32(&self, _input: usize) -> bool {
+        false
+    }
 }
 
 /// (domain, op type) of every operator mlctl runs (If is built by the model

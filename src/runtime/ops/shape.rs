@@ -34,6 +34,11 @@ impl Cast {
 }
 
 impl Op for Cast {
+    /// A cast to the type it has is the tensor itself (`to_dtype`).
+    fn passes_on_float32(&self, input: usize) -> bool {
+        input == 0 && self.to == DType::F32 && !self.to_bool
+    }
+
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult {
         let x = input(inputs, 0)?;
         let y = if self.to_bool {
