@@ -266,32 +266,19 @@ pub fn sgemm(
     c: &mut [f32],
     parallel: bool,
 ) {
-    product::<false>(m, a, lda, b, bias, activation, c, parallel);
+    sgemm_laid_out::<false>(m, a, lda, b, bias, activation, c, parallel);
 }
 
-/// `sgemm` of an A laid out column by column (column p at `a[p * lda..]`,
-/// `lda >= m`): the same multiply-adds in the same order, so the same bits
-/// as `sgemm` of the same A row by row. A micro-kernel reads one value of
-/// each of its rows at each step, here side by side. Columns a multiple of
-/// 4 KB apart all fall in the same few sets of the cache: lay them out a
-/// cache line further apart (4,096 rows: 16 KB; model_v2's 30 x 16 layer
-/// took 54 us a batch against 40 by rows, 43 with the line).
+/// `sgemm` of A row by row (`BY_COLUMNS` false: `sgemm`) or column by
+/// column (column p at `a[p * lda..]`, `lda >= m`): the same multiply-adds
+/// in the same order either way, so the same bits for the same matrix. A
+/// micro-kernel reads one value of each of its rows at each step: by
+/// columns, side by side. Columns a multiple of 4 KB apart all fall in the
+/// same few sets of the cache: lay them out a cache line further apart
+/// (4,096 rows: 16 KB; model_v2's 30 x 16 layer took 54 us a batch against
+/// 40 by rows, 43 with the line).
 #[allow(clippy::too_many_arguments)]
-pub fn sgemm_by_columns(
-    m: usize,
-    a: &[f32],
-    lda: usize,
-    b: &PackedB,
-    bias: Option<&[f32]>,
-    activation: Activation,
-    c: &mut [f32],
-    parallel: bool,
-) {
-    product::<true>(m, a, lda, b, bias, activation, c, parallel);
-}
-
-#[allow(clippy::too_many_arguments)]
-fn product<const BY_COLUMNS: bool>(
+pub fn sgemm_laid_out<const BY_COLUMNS: bool>(
     m: usize,
     a: &[f32],
     lda: usize,
@@ -999,7 +986,7 @@ mod tests {
                         &mut by_rows,
                         parallel,
                     );
-                    sgemm_by_columns(
+                    sgemm_laid_out::<true>(
                         m,
                         &columns,
                         lda,

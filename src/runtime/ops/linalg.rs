@@ -116,7 +116,7 @@ pub fn matmul_weight_values(
         kernels::written_by(m * packed.n, |c| match by_columns {
             true => kernels::with_strided::<f32, _>(a, |all, start, strides| {
                 let lda = strides[1];
-                kernels::sgemm::sgemm_by_columns(
+                kernels::sgemm::sgemm_laid_out::<true>(
                     m,
                     &all[start..],
                     lda,
