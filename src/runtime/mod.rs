@@ -84,6 +84,39 @@ pub fn keep_freed_memory(heaps: Heaps) {
     let _ = heaps;
 }
 
+/// Asks the kernel to back a long buffer not written yet with huge pages
+/// (2 MB) where it can: a fresh page costs a fault each, and 4 KB ones cost
+/// about 0.4 ms a MB on the machines mlctl was measured on, 2 MB ones a
+/// fifth of that or less. Only the whole 2 MB pages inside the buffer are
+/// asked for; a hint, which does nothing where the system does not allow
+/// it.
+pub fn ask_for_huge_pages<T>(buffer: &[std::mem::MaybeUninit<T>]) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE_PAGE: usize = 2 << 20;
+        let start = buffer.as_ptr() as usize;
+        let end = start + std::mem::size_of_val(buffer);
+        let (first, last) = (
+            start.next_multiple_of(HUGE_PAGE),
+            end / HUGE_PAGE * HUGE_PAGE,
+        );
+        if first < last {
+            // SAFETY: the range lies inside `buffer`'s allocation, and
+            // MADV_HUGEPAGE changes how its pages are backed, not what it
+            // holds.
+            unsafe {
+                libc::madvise(
+                    first as *mut libc::c_void,
+                    last - first,
+                    libc::MADV_HUGEPAGE,
+                );
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = buffer;
+}
+
 /// Hands memory freed so far back to the system (after loading a model,
 /// whose file and parsed form are gone once its weights are converted).
 fn release_freed_memory() {

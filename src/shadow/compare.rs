@@ -333,8 +333,14 @@ impl ScoreSample {
     pub fn expect_rows(&mut self, rows: usize) {
         let more = rows.min(SCORE_SAMPLE).saturating_sub(self.len());
         match &mut self.pairs {
-            Pairs::Narrow(pairs) => pairs.reserve_exact(more),
-            Pairs::Wide(pairs) => pairs.reserve_exact(more),
+            Pairs::Narrow(pairs) => {
+                pairs.reserve_exact(more);
+                crate::runtime::ask_for_huge_pages(pairs.spare_capacity_mut());
+            }
+            Pairs::Wide(pairs) => {
+                pairs.reserve_exact(more);
+                crate::runtime::ask_for_huge_pages(pairs.spare_capacity_mut());
+            }
         }
     }
 
