@@ -1139,4 +1139,19 @@ mod tests {
             "{in_pool}"
         );
     }
+
+    /// The hint leaves a buffer as it was, whatever its length and
+    /// alignment (none, a part of a huge page, several).
+    #[test]
+    fn asking_for_huge_pages_changes_no_value() {
+        for len in [0usize, 1, 3 << 20, (5 << 20) + 7] {
+            let mut buffer: Vec<u8> = Vec::with_capacity(len);
+            ask_for_huge_pages(buffer.spare_capacity_mut());
+            buffer.extend((0..len).map(|i| (i % 251) as u8));
+            assert!(buffer
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == (i % 251) as u8));
+        }
+    }
 }
