@@ -1118,26 +1118,10 @@ fn one_literal(page: &mut CompressedPage, descriptor: &Descriptor) -> Option<Dat
         return None;
     }
     let size = data.uncompressed_size();
-    let stream: &[u8] = data.slice_mut();
-    let (length, used) = uleb128(stream)?;
-    let tag = *stream.get(used)?;
-    // A literal's tag: low bits 00, then its length less one, in the tag's
-    // upper six bits below 60, else in the 1-4 bytes after it.
-    if tag & 3 != 0 {
-        return None;
-    }
-    let (literal, start) = match (tag >> 2) as usize {
-        short @ 0..60 => (short + 1, used + 1),
-        long => {
-            let bytes = long - 59;
-            let field = stream.get(used + 1..used + 1 + bytes)?;
-            let less_one = field.iter().rev().fold(0usize, |v, &b| v << 8 | b as usize);
-            (less_one + 1, used + 1 + bytes)
-        }
+    let start = match literal_pieces(data.slice_mut(), size)?.as_slice() {
+        [literal] => literal.start,
+        _ => return None,
     };
-    if length != size as u64 || literal != size || start + literal != stream.len() {
-        return None;
-    }
     let buffer = match std::mem::replace(data.slice_mut(), CowBuffer::Owned(Vec::new())) {
         CowBuffer::Borrowed(buffer) => buffer,
         CowBuffer::Owned(bytes) => Buffer::from(bytes),
