@@ -8,23 +8,16 @@
 //! `--profile` adds the time per operator type on stderr, and how much of a
 //! run the operators take (the rest is the runtime between them).
 
+mod common;
+
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use mlctl::runtime::{self, Model};
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let flag = |name: &str, default: usize| -> usize {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .map(|v| v.parse().expect("a number"))
-            .unwrap_or(default)
-    };
+    let args = common::args();
+    let flag = |name: &str, default: usize| common::number(&args, name, default);
     let (runs, warmup, threads) = (
         flag("--runs", 50),
         flag("--warmup", 5),

@@ -10,6 +10,8 @@
 //! range of a replay (131,072 rows), which a replay compares while they
 //! are in cache.
 
+mod common;
+
 use std::time::Instant;
 
 use mlctl::shadow::compare::{Answers, ClassLabels, Comparison, Labels, Paired, Task};
@@ -36,17 +38,8 @@ struct Side {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let flag = |name: &str, default: usize| -> usize {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .map(|v| v.parse().expect("a number"))
-            .unwrap_or(default)
-    };
+    let args = common::args();
+    let flag = |name: &str, default: usize| common::number(&args, name, default);
     let (rows, batch, runs) = (
         flag("--rows", 1_000_000),
         flag("--batch", 4096),

@@ -6,21 +6,16 @@
 //!
 //! bench/features_vs_feast.py runs it on the store it materializes.
 
+mod common;
+
 use std::time::Instant;
 
 use mlctl::store::{self, Location};
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = common::args();
     let [path, view] = [&args[0], &args[1]];
-    let reads: usize = args
-        .iter()
-        .position(|a| a == "--reads")
-        .and_then(|i| args.get(i + 1))
-        .map_or(10_000, |v| v.parse().expect("a number"));
+    let reads = common::number(&args, "--reads", 10_000);
     let entities: Vec<String> = {
         let db = rusqlite::Connection::open(path).expect("store");
         let mut query = db
