@@ -1107,13 +1107,28 @@ mod tests {
                 },
                 slices: Some(&slices),
             };
-            let (mut dispatched, mut portable) = (
-                Comparison::new(Task::Classification, false),
-                Comparison::new(Task::Classification, false),
-            );
-            dispatched.add(&paired);
-            portable.add_batch(&paired);
-            for cmp in [&dispatched, &portable] {
+            // The build `add` picks, the baseline's, and each build the
+            // machine can run.
+            let mut builds = vec![Comparison::new(Task::Classification, false); 2];
+            builds[0].add(&paired);
+            builds[1].add_batch(&paired);
+            #[cfg(target_arch = "x86_64")]
+            {
+                use std::arch::is_x86_feature_detected as has;
+                if has!("avx2") {
+                    let mut avx2 = Comparison::new(Task::Classification, false);
+                    // SAFETY: AVX2 is present (checked above).
+                    unsafe { avx2.add_avx2(&paired) };
+                    builds.push(avx2);
+                }
+                if has!("avx512f") && has!("avx512bw") && has!("avx512vl") {
+                    let mut avx512 = Comparison::new(Task::Classification, false);
+                    // SAFETY: AVX-512 F, BW and VL are present (checked above).
+                    unsafe { avx512.add_avx512(&paired) };
+                    builds.push(avx512);
+                }
+            }
+            for cmp in &builds {
                 let tallies = std::iter::once(&cmp.overall).chain(&cmp.slices);
                 for (got, want) in tallies.zip(&expected) {
                     assert_eq!(counters(got), counters(want));
