@@ -942,6 +942,18 @@ mod tests {
         (counts, differences)
     }
 
+    /// A fixed pseudo-random sequence (an LCG seeded with `seed`): each
+    /// call gives a number below its argument.
+    fn below(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut state = seed;
+        move |m| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % m
+        }
+    }
+
     #[test]
     fn slices_counted_together_or_alone_give_the_same_tallies() {
         // Rows of every outcome (flips, labels known or not, unscored rows,
@@ -949,13 +961,7 @@ mod tests {
         // many (row by row): the overall tally is the one counted without
         // slices, bit for bit, and each slice's is its rows' counted alone.
         let n = 5000;
-        let mut state = 7u64;
-        let mut next = |m: u64| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) % m
-        };
+        let mut next = below(7);
         let classes = |next: &mut dyn FnMut(u64) -> u64| -> Vec<i64> {
             (0..n).map(|_| next(2) as i64).collect()
         };
@@ -1044,13 +1050,7 @@ mod tests {
     #[test]
     fn every_build_counts_what_the_rows_say() {
         let n = 3000;
-        let mut state = 11u64;
-        let mut next = |m: u64| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) % m
-        };
+        let mut next = below(11);
         let score = |next: &mut dyn FnMut(u64) -> u64| match next(60) {
             0 => f64::NAN,
             1 => f64::INFINITY,
